@@ -1,0 +1,7 @@
+"""``python -m resnet`` (and ``torchrun -m resnet train ...``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

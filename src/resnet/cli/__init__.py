@@ -1,0 +1,58 @@
+"""The ``resnet`` command. Each subcommand lives in its own ``cmd_<name>.py`` module with
+``add_parser(subparsers)`` and ``run(args) -> int``; this file only dispatches and turns
+:class:`~resnet.errors.ResNetError` into a one-line message and an exit status
+(2 for usage errors, 1 for runtime errors)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from typing import Sequence
+
+from ..errors import ResNetError
+
+COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"resnet: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="resnet", description="Deep residual networks: models, training, evaluation, experiments, deployment.")
+    parser.add_argument("--version", action="version", version=f"resnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module_name = f"{__name__}.cmd_{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ResNetError as err:
+        print(f"resnet {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"resnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ..errors import UsageError
+
+
+def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.ResNet
+    """``create_model`` with bad names or settings turned into a usage error (exit 2)."""
+    from ..models import create_model
+
+    try:
+        return create_model(name, **overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def console():  # noqa: ANN201 - rich.console.Console
+    from rich.console import Console
+
+    return Console(soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Data sets, caches and batched augmentation."""

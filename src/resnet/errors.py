@@ -1,0 +1,21 @@
+"""Exceptions that carry a message meant for the user (the CLI prints them as one line)."""
+
+
+class ResNetError(Exception):
+    """Base class: a problem the user can fix; ``str(err)`` says what and how."""
+
+    exit_code = 1
+
+
+class UsageError(ResNetError):
+    """Nonsense option values or arguments (exit status 2)."""
+
+    exit_code = 2
+
+
+class CheckpointError(ResNetError):
+    """A checkpoint that cannot be read safely or does not fit the model."""
+
+
+class DataError(ResNetError):
+    """Missing, empty or unreadable data."""

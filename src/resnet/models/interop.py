@@ -1,0 +1,240 @@
+"""Reading weights safely and mapping other projects' checkpoints onto our layer names.
+
+Sources understood by :func:`load_pretrained`:
+
+- ``"resnet"``: our own safetensors files (architecture and preprocessing in the metadata);
+- ``"torchvision"`` and ``"timm"``: their ResNet / ResNeXt / Wide ResNet state_dicts, whose
+  names are ours already;
+- ``"akamaster"``: the popular CIFAR ResNet checkpoints (``module.`` prefix, ``linear`` head);
+- ``"auto"``: decided from the keys.
+
+Nothing is ever unpickled beyond tensors and plain containers: ``.pt``/``.pth``/``.th`` files go
+through ``torch.load(weights_only=True)``, which refuses pickles that would construct arbitrary
+objects or run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from ..errors import CheckpointError
+from ..utils.atomic import atomic_write_bytes
+
+SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
+METADATA_KEY = "resnet"
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "model_ema", "state_dict_ema", "net", "weights")
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read tensors from ``path`` without running any code; return (state_dict, metadata).
+
+    ``metadata`` is our safetensors metadata (parsed JSON) when present, else ``{}`` (or the
+    non-tensor entries of a wrapped ``.pth`` file, e.g. ``best_prec1``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {p} does not exist; check the path")
+    if p.is_dir():
+        for candidate in ("best.safetensors", "last.safetensors", "model.safetensors"):
+            if (p / candidate).exists():
+                return read_state_dict(p / candidate)
+        raise CheckpointError(f"{p} is a folder with no best/last/model.safetensors in it; pass a weights file")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {p} is empty (0 bytes); it was probably cut off while being written, use another copy")
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if _looks_like_safetensors(p, head):
+        return _read_safetensors(p)
+    return _read_torch(p)
+
+
+def _looks_like_safetensors(p: Path, head: bytes) -> bool:
+    if p.suffix == ".safetensors":
+        return True
+    # safetensors starts with a little-endian u64 header length followed by '{'.
+    if len(head) == 8:
+        n = int.from_bytes(head, "little")
+        if 0 < n < 100_000_000:
+            with open(p, "rb") as fh:
+                fh.seek(8)
+                return fh.read(1) == b"{"
+    return False
+
+
+def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        tensors = load_file(str(p), device="cpu")
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"cannot read safetensors file {p}: {err} (truncated or corrupt; use another copy)") from None
+    meta: dict[str, Any] = {}
+    if METADATA_KEY in raw:
+        try:
+            meta = json.loads(raw[METADATA_KEY])
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{p}: its '{METADATA_KEY}' metadata is not valid JSON; the file was altered") from None
+    return tensors, meta
+
+
+def _read_torch(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        raise CheckpointError(
+            f"refused to load {p}: it contains Python objects other than tensors ({first}). "
+            "Loading it could run arbitrary code; convert it to safetensors in a trusted environment"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {p}: {msg} (truncated or corrupt?)") from None
+    return _unwrap(obj, p)
+
+
+def _unwrap(obj: Any, p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    meta: dict[str, Any] = {}
+    for _ in range(3):
+        if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return {str(k): v for k, v in obj.items()}, meta
+        if isinstance(obj, Mapping):
+            meta.update({k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool))})
+            inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+            if inner is not None:
+                obj = inner
+                continue
+        break
+    raise CheckpointError(f"{p} holds no state_dict of tensors (looked at the top level and {', '.join(_WRAPPER_KEYS)})")
+
+
+def detect_source(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> str:
+    if metadata.get("format") == "resnet":
+        return "resnet"
+    keys = list(state_dict)
+    if any(k.endswith("linear.weight") for k in keys):
+        return "akamaster"
+    return "torchvision"
+
+
+def convert_state_dict(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """Rename keys of a ``source`` checkpoint to ours."""
+    if source not in SOURCES:
+        raise CheckpointError(f"unknown checkpoint source {source!r}; allowed: {', '.join(SOURCES)}")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.", "_orig_mod.", "model."):
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+        if source == "akamaster" and key.startswith("linear."):
+            key = "fc." + key[len("linear.") :]
+        out[key] = value
+    return out
+
+
+def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, origin: str = "checkpoint") -> None:
+    """``load_state_dict`` with an error that lists mismatched keys and shapes."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if features_only_head(model):
+        unexpected = [k for k in unexpected if not k.startswith("fc.")]
+    if shapes or (strict and (missing or unexpected)):
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(shapes[:8]) + (" ..." if len(shapes) > 8 else ""))
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): " + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else ""))
+        name = getattr(model, "model_name", type(model).__name__)
+        raise CheckpointError(
+            f"{origin} does not fit {name}: " + " | ".join(parts) + ". Pick the matching --model (or num_classes)"
+        )
+    filtered = {k: v for k, v in state_dict.items() if k in own}
+    # num_batches_tracked is absent from some projects' files; it does not affect the forward pass.
+    result = model.load_state_dict(filtered, strict=False)
+    del result
+
+
+def features_only_head(model: torch.nn.Module) -> bool:
+    return bool(getattr(model, "features_only", False))
+
+
+def load_pretrained(
+    model: torch.nn.Module, path: str | os.PathLike[str], source: str = "auto", *, strict: bool = True
+) -> dict[str, Any]:
+    """Load weights from ``path`` into ``model`` in place and return the file's metadata.
+
+    ``source`` is one of ``auto``, ``resnet``, ``torchvision``, ``timm``, ``akamaster``.
+    Raises :class:`~resnet.errors.CheckpointError` (never a raw traceback) for unreadable,
+    unsafe or mismatched files.
+    """
+    if source not in SOURCES:
+        raise CheckpointError(f"unknown checkpoint source {source!r}; allowed: {', '.join(SOURCES)}")
+    state_dict, meta = read_state_dict(path)
+    if source == "auto":
+        source = detect_source(state_dict, meta)
+    load_into(model, convert_state_dict(state_dict, source), strict=strict, origin=str(path))
+    return meta
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
+    """Write ``model``'s weights as safetensors, atomically, with our JSON metadata.
+
+    The metadata carries the architecture (``spec``) and preprocessing so that
+    :func:`model_from_checkpoint` rebuilds the network without flags.
+    """
+    from dataclasses import asdict
+
+    meta: dict[str, Any] = {"format": "resnet", "version": 1}
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        spec_dict = asdict(spec)
+        spec_dict.pop("extra", None)
+        meta["spec"] = spec_dict
+        meta["model"] = getattr(model, "model_name", None)
+    if metadata:
+        meta.update(metadata)
+    module = getattr(model, "module", model)  # unwrap DDP
+    module = getattr(module, "_orig_mod", module)  # unwrap torch.compile
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    atomic_write_bytes(path, save(tensors, metadata={METADATA_KEY: json.dumps(meta)}))
+
+
+def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild one of our networks from its safetensors checkpoint (architecture in the metadata)."""
+    from .network import ResNet
+    from .specs import ModelSpec
+
+    state_dict, meta = read_state_dict(path)
+    if meta.get("format") != "resnet" or "spec" not in meta:
+        raise CheckpointError(f"{path} carries no architecture; name the network with --model")
+    try:
+        spec_fields = dict(meta["spec"])
+        spec_fields["layers"] = tuple(spec_fields["layers"])
+        spec_fields["widths"] = tuple(spec_fields["widths"])
+        spec = ModelSpec(**spec_fields)
+        spec.validate()
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: its architecture metadata is invalid ({err})") from None
+    model = ResNet(spec)
+    model.model_name = meta.get("model") or "resnet"  # type: ignore[assignment]
+    load_into(model, state_dict, origin=str(path))
+    return model, meta

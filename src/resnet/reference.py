@@ -1,0 +1,26 @@
+"""Figures reported by the paper and by torchvision, as data (used by ``summary --paper`` and tests)."""
+
+from __future__ import annotations
+
+# Paper Table 1: multiply-adds (billions) at 224x224.
+PAPER_IMAGENET_GMACS = {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}
+# torchvision's published figures (v1.5 stride placement).
+TORCHVISION_GMACS = {18: 1.814, 34: 3.664, 50: 4.089, 101: 7.801, 152: 11.514}
+TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+TORCHVISION_TOP1_V1 = {18: 69.758, 34: 73.314, 50: 76.130, 101: 77.374, 152: 78.312}
+# Paper Table 4: 10-crop top-1 error (%) on ImageNet validation (ResNet-34 with option B).
+PAPER_IMAGENET_10CROP_TOP1_ERR = {18: 27.88, 34: 24.52, 50: 22.85, 101: 21.75, 152: 21.43}
+PAPER_PLAIN_10CROP_TOP1_ERR = {18: 27.94, 34: 28.54}
+
+# Paper Table 6 (CIFAR-10): params (millions) and test error (%).
+PAPER_CIFAR_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
+PAPER_CIFAR_ERR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+PAPER_CIFAR_110_MEAN_STD = (6.61, 0.16)
+CIFAR_MMACS = {20: 40.55, 56: 125.49, 110: 252.89}
+
+# akamaster checkpoints (CIFAR-10, ImageNet normalisation): reported test error (%).
+AKAMASTER_ERR = {20: 8.27, 32: 7.37, 44: 6.90, 56: 6.61}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
