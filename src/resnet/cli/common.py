@@ -27,4 +27,5 @@ def print_json(obj: Any) -> None:
 def console():  # noqa: ANN201 - rich.console.Console
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    # Piped output (CI logs, files) gets a wide fixed width so tables are never truncated.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)

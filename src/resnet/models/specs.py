@@ -92,10 +92,14 @@ class ModelSpec:
         if self.block == "basic" and (self.groups != 1 or self.base_width != 64):
             raise ValueError("grouped or widened 3x3 convolutions need the 'bottleneck' block (basic allows groups=1, base_width=64)")
         if self.block == "bottleneck":
-            for planes in self.widths:
-                width = int(planes * self.base_width / 64.0) * self.groups
-                if width % self.groups:
-                    raise ValueError(f"groups={self.groups} does not divide the bottleneck width {width}")
+            for i, planes in enumerate(self.widths):
+                per_group = planes * self.base_width / 64.0
+                if per_group < 1 or per_group != int(per_group):
+                    raise ValueError(
+                        f"groups={self.groups} with base_width={self.base_width} does not divide stage {i + 1}'s "
+                        f"bottleneck width evenly ({planes} planes x {self.base_width}/64 = {per_group:g} channels per "
+                        "group); choose base_width so that planes * base_width is a positive multiple of 64"
+                    )
         if self.shortcut == "A" and self.preact is False and self.block == "bottleneck":
             pass  # allowed: zero-pad also works for bottlenecks
         allowed = [self.native_stride >> k for k in range(len(self.layers)) if self.native_stride >> k >= (4 if self.stem == "imagenet" else 1)]

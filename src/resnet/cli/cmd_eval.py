@@ -1,0 +1,151 @@
+"""``resnet eval``: top-1 / top-5 error of one or more networks under a test protocol of the paper."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import UsageError
+from .common import console, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="test error of checkpoints (or an ensemble of them) under center / flip / 10crop / multiscale testing",
+        description=(
+            "Evaluate SOURCE(s): our checkpoints (file or run folder), torchvision / timm / akamaster checkpoints, "
+            "or a model name (random weights, for timing). Several SOURCEs are also evaluated as an ensemble "
+            "(softmax averaged)."
+        ),
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint file, run folder or model name")
+    p.add_argument("--data", default=None, help="data set name: cifar10, cifar100, digits, folder (small images) or imagenet")
+    p.add_argument("--data-dir", default=None, help="data folder (ImageFolder tree, or the data set's archive folder)")
+    p.add_argument("--split", default="test", help="split to evaluate (default test; ImageNet layout: val)")
+    p.add_argument("--protocol", default="center", choices=("center", "flip", "10crop", "multiscale"), help="test protocol (default center)")
+    p.add_argument("--scales", nargs="+", default=None, help="multiscale: shorter sides in pixels, e.g. 224 256 384 480 640 (or 224,256)")
+    p.add_argument("--resize", type=int, default=None, help="override the shorter side images are resized to before cropping")
+    p.add_argument("--crop", type=int, default=None, help="override the crop size")
+    p.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
+    p.add_argument("--source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"), help="checkpoint origin")
+    p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write confusion-matrix PNGs to DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
+    p.set_defaults(func=run)
+
+
+def parse_scales(values: list[str] | None) -> list[int] | None:
+    if not values:
+        return None
+    scales: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or int(part) < 1:
+                raise UsageError(f"--scales takes positive pixel sizes, got {part!r}")
+            scales.append(int(part))
+    return scales or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import get_protocol, resolve_source
+    from ..evaluate.data import open_eval_data
+
+    scales = parse_scales(args.scales)
+    if scales and args.protocol != "multiscale":
+        raise UsageError("--scales applies to --protocol multiscale only")
+    for name in ("resize", "crop", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    protocol = get_protocol(args.protocol, scales)
+    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
+    for m in members:
+        if args.resize or args.crop:
+            m.preprocess = m.preprocess.with_sizes(args.resize, args.crop)
+    channels = members[0].preprocess.channels
+    data = open_eval_data(args.data, args.data_dir, args.split, limit=args.limit, channels=channels)
+    if args.optimize != "none":
+        _optimize(members, data, args.optimize)
+
+    show_progress = not args.json and sys.stderr.isatty()
+    report = _run_with_progress(members, data, protocol, args.batch_size, show_progress)
+    plots = _write_plots(report, args.plots) if args.plots else []
+    if args.json:
+        out = report.as_dict()
+        out["plots"] = [str(p) for p in plots]
+        print_json(out)
+    else:
+        _print_report(report, plots)
+    return 0
+
+
+def _optimize(members: list[Any], data: Any, mode: str) -> None:
+    from ..evaluate import apply_optimize
+    from ..evaluate.preprocess import normalize
+    from ..evaluate.protocols import center_view
+
+    head = data.head(min(64, len(data)))
+    for m in members:
+        calibration = normalize(center_view(head, m.preprocess), m.preprocess) if mode == "int8" else None
+        apply_optimize(m, mode, calibration)
+
+
+def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:
+    from ..evaluate import evaluate
+
+    if not show:
+        return evaluate(members, data, protocol, batch_size=batch_size)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("eval", total=len(data))
+        return evaluate(members, data, protocol, batch_size=batch_size, progress=lambda n: bar.update(task, completed=n))
+
+
+def _write_plots(report: Any, folder: str) -> list[Any]:
+    from pathlib import Path
+
+    from ..evaluate.plots import plot_confusion, safe_filename
+
+    out = []
+    for r in report.results:
+        title = f"{r.name} — {report.protocol}, top-1 error {r.metrics.top1_error:.2f}%"
+        out.append(plot_confusion(r.metrics.confusion, report.classes, Path(folder) / f"confusion_{safe_filename(r.name)}.png", title))
+    return out
+
+
+def _print_report(report: Any, plots: list[Any]) -> None:
+    from rich.table import Table
+
+    con = console()
+    results = report.results
+    con.print(f"[bold]{report.data}[/bold]: {results[0].metrics.count} images, protocol {report.protocol}")
+    summary = Table(show_edge=False)
+    for col in ("source", "model", "protocol", "top-1 err %", f"top-{results[0].metrics.topk} err %", "images/s"):
+        summary.add_column(col, justify="right" if "%" in col or col == "images/s" else "left")
+    for r in results:
+        summary.add_row(r.name, r.model, r.protocol, f"{r.metrics.top1_error:.2f}", f"{r.metrics.top5_error:.2f}", f"{r.images_per_s:,.0f}")
+    con.print(summary)
+
+    per_class = Table(title="per-class accuracy %", show_edge=False)
+    per_class.add_column("class")
+    for r in results:
+        per_class.add_column(r.name, justify="right")
+    accs = [r.metrics.per_class_accuracy() for r in results]
+    rows = list(range(len(report.classes)))
+    if len(rows) > 50:  # a 1000-class table helps no one: show the 25 hardest classes of the last result
+        last = accs[-1]
+        rows = sorted((i for i in rows if last[i] is not None), key=lambda i: last[i])[:25]  # type: ignore[arg-type,return-value]
+        per_class.title = "per-class accuracy %, 25 hardest classes"
+    for i in rows:
+        per_class.add_row(report.classes[i], *("-" if a[i] is None else f"{a[i]:.1f}" for a in accs))
+    con.print(per_class)
+    for p in plots:
+        con.print(f"wrote {p}")

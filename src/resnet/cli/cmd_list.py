@@ -1,0 +1,65 @@
+"""``resnet list [PATTERN]``: registered networks with params and multiply-adds."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import console, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered networks with params and multiply-adds")
+    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*' or 'plain' (substring)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--names-only", action="store_true", help="print names only (fast: builds no model)")
+    p.set_defaults(func=run)
+
+
+def model_rows(names: list[str]) -> list[dict[str, object]]:
+    from ..analysis.complexity import count_macs
+    from ..models import create_model, get_spec
+
+    rows = []
+    for name in names:
+        spec = get_spec(name)
+        size = 224 if spec.stem == "imagenet" else 32
+        model = create_model(name)
+        c = count_macs(model, size)
+        rows.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "depth": spec.depth,
+                "input": size,
+                "params": c.params,
+                "macs": c.macs,
+                "description": spec.description,
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ..models import list_models
+
+    names = list_models(args.pattern)
+    if args.names_only:
+        print("\n".join(names))
+        return 0
+    rows = model_rows(names)
+    if args.json:
+        print_json(rows)
+        return 0
+    table = Table(title=f"{len(rows)} networks" + (f" matching {args.pattern!r}" if args.pattern else ""))
+    for col, just in (("name", "left"), ("family", "left"), ("input", "right"), ("params", "right"), ("multiply-adds", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["family"]), f"{r['input']}px", f"{r['params'] / 1e6:.2f}M", _fmt_macs(int(r["macs"])))
+    console().print(table)
+    return 0
+
+
+def _fmt_macs(macs: int) -> str:
+    return f"{macs / 1e9:.3f}G" if macs >= 1e9 else f"{macs / 1e6:.2f}M"

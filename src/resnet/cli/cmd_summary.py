@@ -1,0 +1,133 @@
+"""``resnet summary``: a per-stage table in the style of the paper's Table 1, or ``--paper``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import UsageError
+from .common import build_model, console, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="per-stage architecture table with params and multiply-adds")
+    p.add_argument("name", nargs="?", help="model name, e.g. resnet50 or resnet110")
+    p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet, 32 CIFAR)")
+    p.add_argument("--version", choices=("v1", "v1.5"), default=None, help="bottleneck stride placement")
+    p.add_argument("--shortcut", choices=("A", "B", "C", "none"), default=None, help="shortcut option")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--paper", action="store_true", help="the paper's ImageNet and CIFAR nets beside its figures")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def model_summary(name: str, input_size: int | None = None, **overrides: Any) -> dict[str, Any]:
+    from ..analysis.complexity import count_macs
+
+    model = build_model(name, **{k: v for k, v in overrides.items() if v is not None})
+    spec = model.spec
+    size = input_size or (224 if spec.stem == "imagenet" else 32)
+    if size < 8:
+        raise UsageError(f"--input-size must be at least 8 pixels, got {size}")
+    c = count_macs(model, size)
+    return {
+        "name": name,
+        "description": spec.description,
+        "block": ("pre-activation " if spec.preact else "") + spec.block,
+        "shortcut": spec.shortcut,
+        "version": spec.version,
+        "input_size": size,
+        "params": c.params,
+        "macs": c.macs,
+        "stages": [
+            {
+                "stage": s.name,
+                "output_size": f"{s.output_size[0]}x{s.output_size[1]}",
+                "blocks": s.blocks,
+                "channels": s.channels,
+                "params": s.params,
+                "macs": s.macs,
+            }
+            for s in c.stages
+        ],
+    }
+
+
+def paper_rows() -> dict[str, list[dict[str, Any]]]:
+    from ..analysis.complexity import count_macs
+    from ..models import create_model
+    from ..reference import PAPER_CIFAR_ERR, PAPER_CIFAR_PARAMS_M, PAPER_IMAGENET_GMACS, TORCHVISION_GMACS, TORCHVISION_PARAMS
+
+    imagenet = []
+    for depth, paper in PAPER_IMAGENET_GMACS.items():
+        v1 = count_macs(create_model(f"resnet{depth}", version="v1"), 224)
+        v15 = count_macs(create_model(f"resnet{depth}"), 224)
+        imagenet.append(
+            {
+                "name": f"resnet{depth}",
+                "params": v15.params,
+                "params_torchvision": TORCHVISION_PARAMS[depth],
+                "gmacs_v1": round(v1.macs / 1e9, 3),
+                "gmacs_paper": paper,
+                "gmacs_v1.5": round(v15.macs / 1e9, 3),
+                "gmacs_torchvision": TORCHVISION_GMACS[depth],
+            }
+        )
+    cifar = []
+    for depth, paper_params in PAPER_CIFAR_PARAMS_M.items():
+        c = count_macs(create_model(f"resnet{depth}"), 32)
+        cifar.append(
+            {
+                "name": f"resnet{depth}",
+                "params": c.params,
+                "params_paper_M": paper_params,
+                "mmacs": round(c.macs / 1e6, 2),
+                "paper_test_error": PAPER_CIFAR_ERR[depth],
+            }
+        )
+    return {"imagenet": imagenet, "cifar": cifar}
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    if args.paper:
+        data = paper_rows()
+        if args.json:
+            print_json(data)
+            return 0
+        t = Table(title="ImageNet networks (224x224): ours beside the paper's Table 1 and torchvision")
+        for col in ("network", "params", "torchvision", "mult-adds v1", "paper", "mult-adds v1.5", "torchvision"):
+            t.add_column(col, justify="left" if col == "network" else "right")
+        for r in data["imagenet"]:
+            t.add_row(
+                r["name"], f"{r['params']:,}", f"{r['params_torchvision']:,}", f"{r['gmacs_v1']:.3f}G",
+                f"{r['gmacs_paper']}G", f"{r['gmacs_v1.5']:.3f}G", f"{r['gmacs_torchvision']:.3f}G",
+            )
+        c = Table(title="CIFAR-10 networks (32x32, option A): ours beside the paper's Table 6")
+        for col in ("network", "params", "paper", "mult-adds", "paper test error"):
+            c.add_column(col, justify="left" if col == "network" else "right")
+        for r in data["cifar"]:
+            c.add_row(r["name"], f"{r['params'] / 1e6:.3f}M", f"{r['params_paper_M']}M", f"{r['mmacs']:.2f}M", f"{r['paper_test_error']}%")
+        out = console()
+        out.print(t)
+        out.print(c)
+        out.print(
+            "v1 = stride in the first 1x1 of each bottleneck (paper); v1.5 = stride in the 3x3 (torchvision, our default).\n"
+            "Multiply-adds are counted from the modules (convolutions and the classifier), never looked up."
+        )
+        return 0
+    if not args.name:
+        raise UsageError("give a model name (e.g. `resnet summary resnet50`) or --paper")
+    s = model_summary(args.name, args.input_size, version=args.version, shortcut=args.shortcut, num_classes=args.num_classes)
+    if args.json:
+        print_json(s)
+        return 0
+    t = Table(title=f"{s['name']}: {s['description']} ({s['block']} blocks, shortcut {s['shortcut']}, {s['version']}), input {s['input_size']}px")
+    for col in ("stage", "output size", "blocks", "channels", "params", "multiply-adds"):
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    for st in s["stages"]:
+        t.add_row(st["stage"], st["output_size"], str(st["blocks"] or ""), str(st["channels"]), f"{st['params']:,}", f"{st['macs'] / 1e6:,.2f}M")
+    t.add_row("total", "", "", "", f"{s['params']:,}", f"{s['macs'] / 1e6:,.2f}M", style="bold")
+    console().print(t)
+    return 0

@@ -1,0 +1,46 @@
+"""Decoding image files into uint8 tensors, with one-line errors that name the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_image(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
+    """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey); :class:`DataError` if it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB" if channels == 3 else "L")
+            array = np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist; check the path") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given (whatever their extension) and the image files found under folders, sorted."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            out.extend(found)
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,189 @@
+"""Turning a SOURCE (checkpoint file, run folder or model name) into a network with its preprocessing.
+
+- our safetensors checkpoints (or a run folder: ``best.safetensors``, else ``last``) carry the
+  architecture, class names and preprocessing in their metadata, so they need no flags;
+- imported checkpoints get the convention of the project that trained them: akamaster → ImageNet
+  mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
+  crop 224, ImageNet class names. The network is named by ``--model`` or read off the file name
+  (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
+- a registered model name gives random weights (for timing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, UsageError
+from ..reference import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from .preprocess import Preprocess
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+IMPORT_SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
+OPTIMIZE_MODES = ("none", "fp32", "bf16", "int8")
+_DATASET_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+
+
+@dataclass
+class Member:
+    """One network ready for evaluation: the model, how to call it and what it expects."""
+
+    name: str  # short label for tables (file stem or model name)
+    source: str  # the SOURCE as given
+    kind: str  # resnet / akamaster / torchvision / timm / random
+    model: nn.Module
+    preprocess: Preprocess
+    classes: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    forward: Callable[[Tensor], Tensor] | None = None  # an optimised callable replacing model.forward
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.model, "num_classes"))
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.model, "model_name", type(self.model).__name__))
+
+    def class_names(self) -> list[str]:
+        return list(self.classes) if self.classes else [f"class_{i}" for i in range(self.num_classes)]
+
+
+def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
+    """Convention for a network that carries none: by dataset when known, else by its stem."""
+    small = getattr(spec, "stem", "imagenet") == "cifar"
+    mean, std = _DATASET_STATS.get(dataset or ("cifar10" if small else "imagenet"), (IMAGENET_MEAN, IMAGENET_STD))
+    channels = getattr(spec, "in_chans", 3)
+    if channels != len(mean):
+        mean, std = (0.5,) * channels, (0.5,) * channels
+    if small:
+        return Preprocess(tuple(mean), tuple(std), 32)
+    return Preprocess(tuple(mean), tuple(std), 224, resize=256, crop=224)
+
+
+def resolve_source(
+    source: str, *, model_name: str | None = None, checkpoint_source: str = "auto", num_classes: int | None = None
+) -> Member:
+    """Build the :class:`Member` described by ``source``; errors are one-line :class:`~resnet.errors.ResNetError`."""
+    if checkpoint_source not in IMPORT_SOURCES:
+        raise UsageError(f"unknown --source {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
+    path = Path(source)
+    if path.exists():
+        return _from_path(path, source, model_name, checkpoint_source)
+    if _is_model_name(source):
+        return _random(source, num_classes)
+    raise UsageError(f"{source!r} is neither a checkpoint file, a run folder nor a model name; check the path (`resnet list` shows model names)")
+
+
+def _build(name: str, **overrides: Any) -> nn.Module:
+    from ..models import create_model
+
+    try:
+        return create_model(name, **overrides)
+    except UsageError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _random(name: str, num_classes: int | None) -> Member:
+    model = _build(name, **({"num_classes": num_classes} if num_classes else {}))
+    model.eval()
+    return Member(name, name, "random", model, default_preprocess(model.spec))
+
+
+def _weights_file(path: Path) -> Path:
+    if not path.is_dir():
+        return path
+    for candidate in ("best.safetensors", "last.safetensors", "model.safetensors"):
+        if (path / candidate).is_file():
+            return path / candidate
+    raise CheckpointError(f"{path} is a folder without best.safetensors or last.safetensors; pass a run folder or a weights file")
+
+
+def _from_path(path: Path, source: str, model_name: str | None, checkpoint_source: str) -> Member:
+    from ..models.interop import convert_state_dict, detect_source, load_into, model_from_checkpoint, read_state_dict
+
+    weights = _weights_file(path)
+    state_dict, meta = read_state_dict(weights)
+    kind = detect_source(state_dict, meta) if checkpoint_source == "auto" else checkpoint_source
+    label = path.name if path.is_dir() else weights.stem
+    if kind == "resnet" and "spec" in meta and model_name is None:
+        model, meta = model_from_checkpoint(weights)
+        pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
+        classes = [str(c) for c in meta["classes"]] if meta.get("classes") else None
+        model.eval()
+        return Member(label, source, kind, model, pre, classes, meta)
+
+    name = model_name or _infer_model_name(weights)
+    if name is None:
+        raise UsageError(f"cannot tell which network {weights} holds; name it with --model (e.g. --model resnet50)")
+    converted = convert_state_dict(state_dict, "akamaster" if kind == "akamaster" else "torchvision")
+    overrides: dict[str, Any] = {}
+    fc = converted.get("fc.weight")
+    if isinstance(fc, torch.Tensor) and fc.ndim == 2:
+        overrides["num_classes"] = int(fc.shape[0])
+    model = _build(name, **overrides)
+    load_into(model, converted, origin=str(weights))
+    model.eval()
+    if kind == "akamaster":
+        pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
+        classes: list[str] | None = CIFAR10_CLASSES if model.num_classes == 10 else None
+    elif kind == "resnet":
+        pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
+        classes = [str(c) for c in meta["classes"]] if meta.get("classes") else None
+    else:
+        pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
+        classes = _imagenet_classes() if model.num_classes == 1000 else None
+    return Member(label, source, kind, model, pre, classes, meta)
+
+
+def _infer_model_name(path: Path) -> str | None:
+    """``resnet56-4bfd9763.th`` → ``resnet56``; ``wide_resnet50_2-95faca4d.pth`` → ``wide_resnet50_2``."""
+    stem = path.name.split(".")[0]
+    candidates = [stem, re.split(r"[-.]", stem)[0]]
+    m = re.match(r"^([a-z_]+\d+(?:_\d+x\d+d|_\d+)?)", stem)
+    if m:
+        candidates.append(m.group(1))
+    for c in candidates:
+        if _is_model_name(c):
+            return c
+    return None
+
+
+def _is_model_name(name: str) -> bool:
+    from ..models.specs import resolve_spec
+
+    try:
+        return resolve_spec(name) is not None
+    except ValueError:  # e.g. a CIFAR-style name whose depth is not 6n+2
+        return False
+
+
+def _imagenet_classes() -> list[str] | None:
+    try:  # torchvision ships the names with its weight descriptions; nothing is downloaded
+        from torchvision.models import ResNet50_Weights
+
+        return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+
+def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None) -> None:
+    """Replace ``member.forward`` by ``resnet.deploy.optimize(model, mode, calibration=...)``."""
+    if mode not in OPTIMIZE_MODES:
+        raise UsageError(f"unknown --optimize {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
+    if mode == "none":
+        return
+    try:
+        from ..deploy import optimize
+    except ImportError:
+        raise UsageError("optimize needs resnet.deploy, which is not installed in this build; use --optimize none") from None
+    optimized = optimize(member.model, mode, calibration=calibration)
+    member.forward = lambda x: optimized(x).float()
+    member.metadata = {**member.metadata, "optimize": mode}

@@ -1,0 +1,48 @@
+"""Shared fixtures. Tests that need the real data in ``../shared`` skip cleanly without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_shared() -> Path | None:
+    candidates = [os.environ.get("RESNET_SHARED_DIR"), REPO.parent / "shared", Path("/work/shared")]
+    for c in candidates:
+        if c and (Path(c) / "data").is_dir():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = find_shared()
+    if path is None:
+        pytest.skip("../shared (real CIFAR-10 and reference weights) is not present on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "cifar10"
+    if not (path / "test").is_dir():
+        pytest.skip("../shared/data/cifar10 is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def akamaster_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "reference-weights" / "akamaster-cifar10"
+    if not path.is_dir():
+        pytest.skip("../shared/data/reference-weights/akamaster-cifar10 is not present")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
