@@ -12,6 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*' or 'plain' (substring)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--names-only", action="store_true", help="print names only (fast: builds no model)")
+    p.add_argument("--markdown", action="store_true", help="a markdown table (the README's model table is made with this)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     rows = model_rows(names)
     if args.json:
         print_json(rows)
+        return 0
+    if args.markdown:
+        print("| name | family | input | params | multiply-adds |\n|---|---|---:|---:|---:|")
+        for r in rows:
+            print(f"| `{r['name']}` | {r['family']} | {r['input']} | {r['params'] / 1e6:.2f}M | {_fmt_macs(int(r['macs']))} |")
         return 0
     table = Table(title=f"{len(rows)} networks" + (f" matching {args.pattern!r}" if args.pattern else ""))
     for col, just in (("name", "left"), ("family", "left"), ("input", "right"), ("params", "right"), ("multiply-adds", "right")):
