@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", type=int, default=None, help="override the shorter side images are resized to before cropping")
     p.add_argument("--crop", type=int, default=None, help="override the crop size")
     p.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N images spread evenly over the data (every len/N-th), for quick runs")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
     p.add_argument("--source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"), help="checkpoint origin")
     p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
@@ -66,11 +66,16 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     protocol = get_protocol(args.protocol, scales)
     members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
+    channels = members[0].preprocess.channels
+    data = open_eval_data(args.data, args.data_dir, args.split, limit=args.limit, channels=channels)
+    # Random-weight networks (timing runs) take the data's class count.
+    members = [
+        resolve_source(m.source, num_classes=len(data.classes)) if m.kind == "random" and m.num_classes != len(data.classes) else m
+        for m in members
+    ]
     for m in members:
         if args.resize or args.crop:
             m.preprocess = m.preprocess.with_sizes(args.resize, args.crop)
-    channels = members[0].preprocess.channels
-    data = open_eval_data(args.data, args.data_dir, args.split, limit=args.limit, channels=channels)
     if args.optimize != "none":
         _optimize(members, data, args.optimize)
 
@@ -91,7 +96,7 @@ def _optimize(members: list[Any], data: Any, mode: str) -> None:
     from ..evaluate.preprocess import normalize
     from ..evaluate.protocols import center_view
 
-    head = data.head(min(64, len(data)))
+    head = data.head(min(256, len(data)))
     for m in members:
         calibration = normalize(center_view(head, m.preprocess), m.preprocess) if mode == "int8" else None
         apply_optimize(m, mode, calibration)
@@ -131,7 +136,8 @@ def _print_report(report: Any, plots: list[Any]) -> None:
     for col in ("source", "model", "protocol", "top-1 err %", f"top-{results[0].metrics.topk} err %", "images/s"):
         summary.add_column(col, justify="right" if "%" in col or col == "images/s" else "left")
     for r in results:
-        summary.add_row(r.name, r.model, r.protocol, f"{r.metrics.top1_error:.2f}", f"{r.metrics.top5_error:.2f}", f"{r.images_per_s:,.0f}")
+        model = r.model + (f" ({r.extra['optimize']})" if r.extra.get("optimize") else "")
+        summary.add_row(r.name, model, r.protocol, f"{r.metrics.top1_error:.2f}", f"{r.metrics.top5_error:.2f}", f"{r.images_per_s:,.0f}")
     con.print(summary)
 
     per_class = Table(title="per-class accuracy %", show_edge=False)

@@ -1,1 +1,14 @@
+"""Fast inference and export: BN folding, fused oneDNN float and int8 runners, ONNX / TorchScript export,
+and the benchmark behind ``resnet bench``.
 
+>>> fast = optimize(model, "int8", calibration=images)   # float NCHW in, logits out
+>>> export_onnx(model, "resnet50.onnx", dynamic_batch=True)
+"""
+
+from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
+from .fold import fold_bn, fold_conv_bn
+from .optimize import MODES, optimize
+
+__all__ = [
+    "FORMATS", "MODES", "ExportReport", "export", "export_onnx", "export_torchscript", "fold_bn", "fold_conv_bn", "optimize",
+]

@@ -2,7 +2,9 @@
 
 ``--data NAME`` goes through :func:`resnet.data.load_arrays` (decoded once, cached); ``--data imagenet``
 or a bare ``--data-dir`` is an ImageNet-layout folder (``ROOT/<split>/<class>/<image>``) whose images
-may differ in size, so they are decoded per batch and handed to the protocols as a list.
+may differ in size, so they are decoded per batch and handed to the protocols as a list. Evaluation
+reads such folders itself rather than through a training data set because it must fail on an image
+that cannot be decoded (naming it) instead of skipping it, which would change the error figures.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, UsageError
-from .images import read_image
+from .images import read_image, scan_class_folders
 from .protocols import ImageBatch
 
 ARRAY_DATASETS = ("cifar10", "cifar100", "digits", "folder")
@@ -84,7 +86,12 @@ def open_eval_data(
         raise DataError(f"data folder {data_dir} does not exist; check --data-dir")
     if name is not None and name not in ARRAY_DATASETS + FOLDER_DATASETS:
         raise UsageError(f"unknown --data {name!r}; choose one of {', '.join(ARRAY_DATASETS + FOLDER_DATASETS)}, or pass --data-dir")
-    data = _open_arrays(name, data_dir, split) if name in ARRAY_DATASETS else _open_folder(Path(data_dir or "."), split, channels)  # type: ignore[arg-type]
+    if name in ARRAY_DATASETS:
+        data = _open_arrays(name, data_dir, split)  # type: ignore[arg-type]
+    elif data_dir is None:
+        raise UsageError(f"--data {name} needs --data-dir PATH (a folder laid out as PATH/{split}/<class>/<image>)")
+    else:
+        data = _open_folder(Path(data_dir), split, channels)
     if len(data) == 0:
         raise DataError(f"{data.description} holds no images; check --data-dir and --split")
     if limit is not None and limit < len(data):
@@ -97,28 +104,34 @@ def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
         from ..data import load_arrays
     except ImportError:
         raise UsageError(f"--data {name} needs resnet.data.load_arrays, which this build lacks; pass an image folder with --data-dir") from None
-    ds = load_arrays(name, split=split, data_dir=data_dir)
+    try:
+        ds = load_arrays(name, split=split, data_dir=data_dir)
+    except (ValueError, KeyError) as err:  # the loader's own ResNetErrors pass through unchanged
+        raise UsageError(f"cannot load --data {name} --split {split}: {err}") from None
     where = f" from {data_dir}" if data_dir else ""
     return ArrayEvalData(ds.images, ds.labels.to(torch.int64), [str(c) for c in ds.classes], f"{name} {split}{where}")
 
 
 def _open_folder(root: Path, split: str, channels: int) -> EvalData:
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; --data-dir takes a folder of class folders (ROOT/{split}/<class>/<image>)")
-    try:
-        from ..data import ImageFolderDataset
-    except ImportError:
-        raise UsageError("--data-dir needs resnet.data.ImageFolderDataset, which this build lacks") from None
-    ds = ImageFolderDataset(root, split)
-    samples = [(Path(p), int(label)) for p, label in ds.samples]
-    return FileEvalData(samples, [str(c) for c in ds.classes], f"image folder {root} ({split})", channels)
+    classes, samples = scan_class_folders(root, split)
+    return FileEvalData(samples, classes, f"image folder {root} ({split})", channels)
+
+
+def spread_indices(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)``, starting at 0."""
+    return [i * total // n for i in range(n)]
 
 
 def _take(data: EvalData, n: int) -> EvalData:
+    # Folders list images class by class, so the first n would often be one or two classes;
+    # every (total/n)-th image keeps the class balance of the whole set.
+    index = spread_indices(len(data), n)
+    label = f"{data.description}, {n} of {len(data)} spread evenly"
     if isinstance(data, ArrayEvalData):
-        return ArrayEvalData(data.images[:n], data.labels[:n], data.classes, f"{data.description}, first {n}")
+        idx = torch.tensor(index, dtype=torch.int64)
+        return ArrayEvalData(data.images[idx], data.labels[idx], data.classes, label)
     if isinstance(data, FileEvalData):
-        return FileEvalData(data.samples[:n], data.classes, f"{data.description}, first {n}", data.channels)
+        return FileEvalData([data.samples[i] for i in index], data.classes, label, data.channels)
     raise TypeError(type(data).__name__)
 
 

@@ -18,7 +18,7 @@ from ..errors import DataError, UsageError
 from .data import EvalData
 from .metrics import Accumulator
 from .preprocess import match_channels
-from .protocols import EvalProtocol, ImageBatch, Network
+from .protocols import EvalProtocol, ImageBatch
 from .sources import Member
 
 
@@ -111,7 +111,7 @@ def evaluate(
         raise UsageError(f"--batch-size must be positive, got {batch_size}")
     classes = list(data.classes)
     perms = [class_permutation(m, classes, data.description) for m in members]
-    nets = [Network.of(m.model, m.forward) for m in members]
+    nets = [m.network() for m in members]
     results = [
         Result(m.name, m.source, m.model_name, protocol.describe(m.preprocess), Accumulator(len(classes)), extra={"kind": m.kind, **_opt(m)})
         for m in members

@@ -44,3 +44,30 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def scan_class_folders(root: str | os.PathLike[str], split: str | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and ``(file, class index)`` pairs of an ImageNet-layout folder ``ROOT/<split>/<class>/<image>``.
+
+    ``ROOT`` itself may hold the class folders when it has no ``<split>`` folder. Classes are sorted by
+    name (torchvision's ImageFolder order); files that are not images by extension are left out, files
+    that are but cannot be decoded fail later, when read, with their name.
+    """
+    base = Path(root)
+    if split and (base / split).is_dir():
+        base = base / split
+    if not base.is_dir():
+        raise DataError(f"{base} is not a folder; expected an image folder laid out as ROOT/{split or '<split>'}/<class>/<image>")
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        hint = f" and no {split}/ folder" if split else ""
+        raise DataError(f"{base} has no class folders{hint}; expected {base}/<class>/<image> (or pass the right --split)")
+    samples = [
+        (f, i)
+        for i, name in enumerate(classes)
+        for f in sorted((base / name).rglob("*"))
+        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+    ]
+    if not samples:
+        raise DataError(f"{base} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its {len(classes)} class folders")
+    return classes, samples

@@ -11,7 +11,7 @@ import torch
 from ..errors import DataError, UsageError
 from .data import stack_or_list
 from .images import read_image
-from .protocols import Center, EvalProtocol, Network
+from .protocols import Center, EvalProtocol
 from .sources import Member
 
 
@@ -49,7 +49,7 @@ def predict_files(
     protocol = protocol or Center()
     names = member.class_names()
     k = min(top, len(names))
-    net = Network.of(member.model, member.forward)
+    net = member.network()
     channels = member.preprocess.channels
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]

@@ -9,12 +9,12 @@ torchvision checkpoint evaluated here sees what its reference pipeline feeds it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DataError
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 
@@ -126,12 +126,5 @@ def match_channels(img: Tensor, channels: int, origin: str = "image") -> Tensor:
         return img
     if c == 1:
         return img.expand(*img.shape[:-3], channels, *img.shape[-2:])
-    from ..errors import DataError
-
     raise DataError(f"{origin} has {c} channels but the network takes {channels}; use data with {channels}-channel images")
 
-
-def stack_views(images: Sequence[Tensor] | Tensor) -> Tensor:
-    if isinstance(images, Tensor):
-        return images
-    return torch.stack(list(images))

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from .preprocess import Preprocess
+from .protocols import Network
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IMPORT_SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
@@ -41,6 +42,7 @@ class Member:
     classes: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     forward: Callable[[Tensor], Tensor] | None = None  # an optimised callable replacing model.forward
+    optimized: nn.Module | None = None  # what resnet.deploy.optimize returned, if used
 
     @property
     def num_classes(self) -> int:
@@ -49,6 +51,13 @@ class Member:
     @property
     def model_name(self) -> str:
         return str(getattr(self.model, "model_name", type(self.model).__name__))
+
+    def network(self) -> Network:
+        """How protocols call this member; the optimised model's feature map is used when it has one."""
+        if self.optimized is None:
+            return Network.of(self.model)
+        dense = Network.of(self.optimized).dense_logits if hasattr(self.optimized, "forward_features") else None
+        return Network(self.forward or self.optimized, dense)
 
     def class_names(self) -> list[str]:
         return list(self.classes) if self.classes else [f"class_{i}" for i in range(self.num_classes)]
@@ -185,5 +194,6 @@ def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None)
     except ImportError:
         raise UsageError("optimize needs resnet.deploy, which is not installed in this build; use --optimize none") from None
     optimized = optimize(member.model, mode, calibration=calibration)
+    member.optimized = optimized
     member.forward = lambda x: optimized(x).float()
     member.metadata = {**member.metadata, "optimize": mode}

@@ -1,0 +1,139 @@
+"""``resnet bench``: inference speed of our optimisation modes beside torchvision and ONNX Runtime, one table from one run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UsageError
+from .common import console, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="images/s and latency of resnet.deploy modes vs torchvision eager and ONNX Runtime fp32 / int8",
+        description=(
+            "Benchmark MODEL (a model name for random weights, or a checkpoint) on random inputs. Rows: torchvision "
+            "eager fp32, ONNX Runtime fp32 and int8 (static, per-channel), and each resnet.deploy mode; columns: "
+            "images/s, p50/p95 latency, speed relative to ONNX Runtime fp32 and the share of this machine's "
+            "matrix-product peak, all measured side by side in one run."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="model name (e.g. resnet50, resnet20) or checkpoint")
+    p.add_argument("--batch", default="1,32", help="comma-separated batch sizes (default 1,32)")
+    p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet / 32 CIFAR)")
+    p.add_argument("--optimize", default="all", help="our modes: all, none, or a comma-separated list of fp32,bf16,int8 (default all)")
+    p.add_argument("--peers", default="all", help="all, none, or a comma-separated list of torchvision,ort-fp32,ort-int8 (default all)")
+    p.add_argument("--repeats", type=int, default=10, help="timed calls per runner and batch size, interleaved (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls per runner first (default 2)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per available core)")
+    p.add_argument("--peak-size", type=int, default=4096, help="side of the matmul that measures the peak (default 4096)")
+    p.add_argument("--model-name", dest="model_name", default=None, help="network name for checkpoints that do not carry one")
+    p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    p.set_defaults(func=run)
+
+
+_PEER_ALIASES = {
+    "torchvision": "torchvision eager fp32", "eager": "torchvision eager fp32",
+    "ort-fp32": "onnxruntime fp32", "onnxruntime-fp32": "onnxruntime fp32",
+    "ort-int8": "onnxruntime int8", "onnxruntime-int8": "onnxruntime int8",
+}
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--batch takes comma-separated positive integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"--batch takes comma-separated positive integers, got {text!r}")
+    return values
+
+
+def parse_modes(text: str) -> list[str]:
+    from ..deploy.bench import OUR_MODES
+
+    if text == "all":
+        return list(OUR_MODES)
+    if text == "none":
+        return []
+    modes = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [m for m in modes if m not in OUR_MODES]
+    if bad:
+        raise UsageError(f"--optimize: unknown mode(s) {', '.join(bad)}; choose all, none or from {', '.join(OUR_MODES)}")
+    return modes
+
+
+def parse_peers(text: str) -> list[str]:
+    from ..deploy.bench import PEERS
+
+    if text == "all":
+        return list(PEERS)
+    if text == "none":
+        return []
+    peers = []
+    for v in (v.strip() for v in text.split(",") if v.strip()):
+        if v not in _PEER_ALIASES:
+            raise UsageError(f"--peers: unknown peer {v!r}; choose all, none or from torchvision, ort-fp32, ort-int8")
+        peers.append(_PEER_ALIASES[v])
+    return peers
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy.bench import run_bench
+    from ..evaluate.sources import resolve_source
+
+    batches = parse_batches(args.batch)
+    modes, peers = parse_modes(args.optimize), parse_peers(args.peers)
+    if not modes and not peers:
+        raise UsageError("nothing to measure: --optimize none and --peers none")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be 0 or more, got {args.warmup}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.peak_size < 16:
+        raise UsageError(f"--peak-size must be at least 16, got {args.peak_size}")
+    if args.input_size is not None and args.input_size < 8:
+        raise UsageError(f"--input-size must be at least 8 pixels, got {args.input_size}")
+    member = resolve_source(args.model, model_name=args.model_name)
+    progress = None if args.quiet else (lambda msg: print(f"resnet bench: {msg}", file=sys.stderr, flush=True))
+    result = run_bench(
+        member.model, batches=batches, input_size=args.input_size or member.preprocess.crop_size, modes=modes, peers=peers,
+        repeats=args.repeats, warmup=args.warmup, threads=args.threads, peak_size=args.peak_size, progress=progress,
+    )
+    if args.json:
+        print_json(result.as_dict())
+        return 0
+    print_table(result)
+    return 0
+
+
+def print_table(result) -> None:  # noqa: ANN001 - resnet.deploy.bench.BenchResult
+    from rich.table import Table
+
+    t = Table(
+        title=(
+            f"{result.model} at {result.input_size}x{result.input_size}, {result.macs_per_image / 1e9:.3f} G multiply-adds/image, "
+            f"{result.threads} threads; matmul peak fp32 {result.peaks_gflops['fp32']:.0f} / bf16 {result.peaks_gflops['bf16']:.0f} GFLOP/s"
+        )
+    )
+    for col in ("batch", "runner", "images/s", "p50 ms", "p95 ms", "vs ORT fp32", "% of peak"):
+        t.add_column(col, justify="left" if col == "runner" else "right")
+    for row in result.rows:
+        if row.error is not None or not row.times:
+            t.add_row(str(row.batch), row.label, "-", "-", "-", "-", f"failed: {row.error or 'not run'}")
+            continue
+        t.add_row(
+            str(row.batch), row.label, f"{row.images_per_s:,.1f}", f"{row.p50 * 1e3:,.2f}", f"{row.p95 * 1e3:,.2f}",
+            "-" if row.vs_baseline is None else f"{row.vs_baseline:.2f}x",
+            "-" if row.peak_share is None else f"{100 * row.peak_share:.1f}% {'fp32' if row.dtype == 'fp32' else 'bf16'}",
+            style="bold" if row.group == "ours" else None,
+        )
+    out = console()
+    out.print(t)
+    for note in result.notes:
+        out.print(f"- {note}")

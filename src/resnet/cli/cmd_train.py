@@ -1,0 +1,67 @@
+"""``resnet train``: train a network with a named recipe; checkpoints, metrics, curves and a results table
+go to ``--out``. Under ``torchrun --nproc_per_node=N -m resnet train ...`` it runs DDP."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..train.recipes import RECIPES
+
+    recipes = ", ".join(f"{r.name}" for r in RECIPES.values())
+    p = sub.add_parser(
+        "train",
+        help="train a network with one of the paper's recipes (checkpoints, metrics, curves, results table)",
+        description=(
+            "Train MODEL on a data set with a named, versioned recipe. Every recipe field can be overridden with "
+            f"--set KEY=VALUE. Recipes: {recipes}. Example: resnet train --model resnet20 --data cifar10 "
+            "--data-dir ../shared/data/cifar10 --recipe cifar-paper --out runs/r20"
+        ),
+    )
+    p.add_argument("model_pos", nargs="?", metavar="MODEL", help="network name (same as --model)")
+    p.add_argument("--model", help="network name, e.g. resnet20, plain56, resnet50 (default: resnet20; resnet50 for imagenet)")
+    p.add_argument("--data", default="digits",
+                   help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/), "
+                   "imagenet (ImageNet layout train/ and val/, decoded per image) (default digits)")
+    p.add_argument("--data-dir", help="where the data is: a CIFAR archive, its extracted folder or an ImageFolder tree")
+    p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits (default: by data set)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set lr=0.05 --set iterations=2000 (repeatable)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<data>)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation (default 0)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (starts fresh if none)")
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out that already holds a run")
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (slower on GPU)")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping it")
+    p.add_argument("--stop-after", type=int, metavar="N", help="checkpoint and stop after iteration N (continue later with --resume)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="checkpoint and stop once this much time has passed")
+    p.add_argument("--no-progress", action="store_true", help="print nothing but errors")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files")
+    p.add_argument("--list-recipes", action="store_true", help="print every recipe in full and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..train import RECIPES, TrainOptions, parse_overrides, train
+
+    if args.list_recipes:
+        for recipe in RECIPES.values():
+            print(f"{recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}\n")
+        return 0
+    if args.model_pos and args.model and args.model_pos != args.model:
+        raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
+    opts = TrainOptions(
+        model=args.model or args.model_pos, data=args.data, data_dir=args.data_dir, recipe=args.recipe,
+        overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
+        resume=args.resume, overwrite=args.overwrite, deterministic=args.deterministic, progress=not args.no_progress,
+        strict=args.strict, tensorboard=not args.no_tensorboard, stop_after=args.stop_after, time_limit=args.time_limit,
+        command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
+    )
+    summary = train(opts)
+    return 0 if summary["finished"] or summary.get("stop_reason") else 1

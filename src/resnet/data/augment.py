@@ -1,0 +1,76 @@
+"""Batched augmentation and normalisation on tensors: one call per batch, never a Python loop per image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """Per-image random choices of :func:`cifar_augment`: crop corner in the padded image, and mirroring."""
+
+    top: Tensor  # int64 [B], 0..2*padding
+    left: Tensor  # int64 [B]
+    flip: Tensor  # bool [B]
+
+
+def draw_crop_flip(batch: int, padding: int, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> CropFlip:
+    """Draws, in a fixed order (top, left, flip), from ``generator`` (on ``device``)."""
+    top = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
+    left = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
+    flip = torch.rand(batch, generator=generator, device=device) < 0.5
+    return CropFlip(top, left, flip)
+
+
+def apply_crop_flip(x: Tensor, params: CropFlip, padding: int) -> Tensor:
+    """Zero-pad by ``padding``, cut each image's window at its own offset, mirror where asked."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    rows = params.top[:, None] + torch.arange(h, device=x.device)  # [B, H]
+    cols = params.left[:, None] + torch.arange(w, device=x.device)  # [B, W]
+    cols = torch.where(params.flip[:, None], cols.flip(1), cols)
+    # Flattened gather: one index per output pixel into each padded image, shared by its channels.
+    pw = w + 2 * padding
+    index = (rows[:, :, None] * pw + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.reshape(b, c, -1).gather(2, index).view(b, c, h, w)
+
+
+def cifar_augment(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
+    """The paper's CIFAR augmentation on a batch ``[B, C, H, W]`` (uint8 or float): 4-pixel zero padding,
+    a random ``HxW`` crop and a horizontal flip with probability 1/2, independently per image.
+
+    Same dtype and device out. ``generator`` must live on ``x.device``; with a seeded one the result
+    is reproducible (the draws are :func:`draw_crop_flip`'s).
+    """
+    if x.ndim != 4:
+        raise ValueError(f"cifar_augment expects a [B, C, H, W] batch, got shape {tuple(x.shape)}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    params = draw_crop_flip(x.shape[0], padding, generator, x.device)
+    return apply_crop_flip(x, params, padding)
+
+
+def normalize(
+    x_uint8: Tensor, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """``(x / 255 - mean) / std`` per channel, for ``[B, C, H, W]`` or ``[C, H, W]`` uint8 images.
+
+    Computed in float32 as one multiply-add (``x * a + b``) and only then cast to ``dtype``, so bf16/fp16
+    output is rounded once.
+    """
+    channels = x_uint8.shape[-3]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels}-channel images")
+    shape = (channels, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=x_uint8.device)
+    std_t = torch.tensor(std, dtype=torch.float32, device=x_uint8.device)
+    scale = 1.0 / (255.0 * std_t)
+    shift = -mean_t / std_t
+    out = torch.addcmul(shift.view(shape), x_uint8.to(torch.float32), scale.view(shape))
+    return out if dtype == torch.float32 else out.to(dtype)

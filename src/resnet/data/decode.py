@@ -1,0 +1,165 @@
+"""Decoding image files to uint8 arrays: any mode (grey, palette, RGBA, CMYK, 16-bit) to grey or RGB.
+
+Small images (CIFAR's 32x32 PNGs) decode fastest with Pillow, one process per core: the per-file
+cost is mostly Python, which threads would serialise on the GIL. Large images for training go
+through :func:`decode_image_tensor` (torchvision's decoders) in DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+# torchvision 0.29 marks its decoders deprecated in favour of TorchCodec, and says so on every call;
+# they still work, and Pillow takes over if they go, so that one message is silenced here.
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
+)
+
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_PARALLEL_FROM = 2048  # below this, starting processes costs more than it saves
+_CHUNK = 512
+
+
+class DecodeFailure(Exception):
+    """One file could not be decoded; ``str()`` is a short reason."""
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def decode_file(path: str | os.PathLike[str], channels: int | None = 3) -> np.ndarray:
+    """uint8 ``[H, W, C]`` with ``C = channels`` (1 or 3); ``None`` keeps grey images grey and makes the rest RGB.
+
+    Raises :class:`DecodeFailure` for missing, truncated, corrupt or non-image files.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()  # Pillow decodes lazily; this is where truncated files fail
+            array = _to_array(img, channels)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
+        text = str(err).strip().splitlines()
+        raise DecodeFailure(text[0] if text else type(err).__name__) from None
+    # Arrays over Pillow's buffer are read-only; torch.from_numpy needs a writable one.
+    return array if array.flags.writeable else array.copy()
+
+
+def _to_array(img: Any, channels: int | None) -> np.ndarray:
+    mode = img.mode
+    grey = mode in _GREY_MODES
+    want = channels if channels is not None else (1 if grey else 3)
+    if mode.startswith("I") or mode == "F":
+        wide = np.asarray(img)
+        if mode == "F":
+            grey_array = np.clip(wide, 0, 255).astype(np.uint8)
+        else:
+            # Pillow's convert("L") clips 16-bit values at 255 instead of scaling them; keep the high byte.
+            grey_array = (np.clip(wide.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+        array = grey_array[:, :, None]
+        return np.ascontiguousarray(np.repeat(array, 3, axis=2) if want == 3 else array)
+    if want == 1:
+        array = np.asarray(img.convert("L"), dtype=np.uint8)[:, :, None]
+    else:
+        if mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")  # avoids Pillow's palette-transparency warning
+        array = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
+    """uint8 ``[C, H, W]`` through torchvision's decoders (PNG, JPEG incl. CMYK, GIF, WebP), Pillow for the rest.
+
+    16-bit images are scaled to 8 bits. Raises :class:`DecodeFailure`.
+    """
+    try:
+        from torchvision.io import ImageReadMode, decode_image
+    except ImportError:
+        return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise DecodeFailure(err.strerror or type(err).__name__) from None
+    if not data:
+        raise DecodeFailure("empty file")
+    try:
+        mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+    except (RuntimeError, ValueError):
+        return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
+    if image.dtype == torch.uint16:
+        image = (image.to(torch.int32) >> 8).to(torch.uint8)
+    elif image.dtype != torch.uint8:
+        raise DecodeFailure(f"unsupported pixel type {image.dtype}")
+    return image
+
+
+def _decode_chunk(job: tuple[Sequence[str], int | None]) -> tuple[np.ndarray | list[np.ndarray | None], list[str]]:
+    paths, channels = job
+    arrays: list[np.ndarray | None] = []
+    reasons: list[str] = []
+    for path in paths:
+        try:
+            arrays.append(decode_file(path, channels))
+            reasons.append("")
+        except DecodeFailure as err:
+            arrays.append(None)
+            reasons.append(str(err))
+    first = arrays[0] if arrays else None
+    if first is not None and all(a is not None and a.shape == first.shape for a in arrays):
+        # One array per chunk pickles back to the parent far faster than hundreds of small ones.
+        return np.stack(arrays), reasons  # type: ignore[arg-type]
+    return arrays, reasons
+
+
+def decode_files(
+    paths: Sequence[str | os.PathLike[str]], channels: int | None = 3, *, workers: int | None = None
+) -> tuple[list[np.ndarray | None], list[str]]:
+    """Decode every file, in order: ``arrays[i]`` is ``None`` where ``reasons[i]`` says why it failed."""
+    names = [str(p) for p in paths]
+    workers = usable_cpus() if workers is None else workers
+    jobs = [(names[i : i + _CHUNK], channels) for i in range(0, len(names), _CHUNK)]
+    if workers > 1 and len(names) >= _PARALLEL_FROM:
+        try:
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_pool_context()) as pool:
+                results = list(pool.map(_decode_chunk, jobs))
+            return _join(results)
+        except (BrokenProcessPool, OSError, PermissionError):
+            pass  # sandboxes without fork/semaphores: decode here instead
+    return _join([_decode_chunk(job) for job in jobs])
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork starts workers without re-importing torch (seconds each under spawn); the workers only
+    # run Pillow and numpy, never torch, so they do not touch the parent's thread pools.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+_Chunk = tuple[np.ndarray | list[np.ndarray | None], list[str]]
+
+
+def _join(results: list[_Chunk]) -> tuple[list[np.ndarray | None], list[str]]:
+    arrays: list[np.ndarray | None] = []
+    reasons: list[str] = []
+    for a, r in results:
+        arrays.extend(list(a))
+        reasons.extend(r)
+    return arrays, reasons

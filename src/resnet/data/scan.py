@@ -1,0 +1,91 @@
+"""Finding the images of an ImageNet-layout folder: ``ROOT/<split>/<class>/<image>``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+
+# Names under which the evaluation split is commonly stored, in the order they are tried.
+SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val"), "val": ("val", "test")}
+
+
+@dataclass
+class FolderScan:
+    """Classes sorted by name (torchvision's ImageFolder order) and the files found under them."""
+
+    root: Path
+    classes: list[str]
+    samples: list[tuple[Path, int]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), found while scanning
+
+
+def split_folder(root: str | os.PathLike[str], split: str) -> Path:
+    """``root/<split>`` (``test`` falls back to ``val`` and back); :class:`DataError` naming what is missing."""
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"data folder {base} does not exist; pass the folder that holds {split}/<class>/<image>")
+    names = SPLIT_FOLDERS.get(split)
+    if names is None:
+        raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLIT_FOLDERS)}")
+    for name in names:
+        if (base / name).is_dir():
+            return base / name
+    wanted = " or ".join(f"{base / n}/" for n in names)
+    raise DataError(f"{wanted} does not exist; expected the layout {base}/{names[0]}/<class>/<image>")
+
+
+def scan_folder(folder: str | os.PathLike[str]) -> FolderScan:
+    """Every image file under ``folder/<class>/`` (recursively). Empty files and files that are not
+    images by their extension are listed in ``skipped`` so callers can report them."""
+    base = Path(folder)
+    if not base.is_dir():
+        raise DataError(f"image folder {base} does not exist; check the data path")
+    classes = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise DataError(f"{base} has no class folders; expected {base}/<class>/<image>")
+    samples: list[tuple[Path, int]] = []
+    skipped: list[tuple[str, str]] = []
+    for label, name in enumerate(classes):
+        for path, size in _files(base / name):
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append((str(path), "not an image file (unknown extension)"))
+            elif size == 0:
+                skipped.append((str(path), "empty file"))
+            else:
+                samples.append((path, label))
+    if not samples:
+        raise DataError(f"{base} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its {len(classes)} class folders")
+    return FolderScan(base, classes, samples, skipped)
+
+
+def _files(folder: Path) -> list[tuple[Path, int]]:
+    out: list[tuple[Path, int]] = []
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                out.extend(_files(Path(entry.path)))
+            elif entry.is_file():
+                out.append((Path(entry.path), entry.stat().st_size))
+    return out
+
+
+class DataWarning(UserWarning):
+    """A file that was skipped (corrupt, empty, not an image); training goes on without it."""
+
+
+def report_skipped(path: str, reason: str, *, strict: bool) -> None:
+    """Warn about one unusable file, or with ``strict`` stop at it."""
+    import warnings
+
+    if strict:
+        raise DataError(
+            f"cannot use image {path}: {reason}; remove or replace the file (or leave strict off to skip it)"
+        )
+    warnings.warn(f"skipping {path}: {reason}", DataWarning, stacklevel=3)

@@ -1,0 +1,261 @@
+"""Inference benchmark: our optimisation modes beside their peers, measured side by side in one run.
+
+Peers: torchvision's eager float32 model (NCHW), ONNX Runtime float32 and ONNX Runtime int8
+(static quantization, per-channel weights). Every runner is warmed up first, then the repeats are
+interleaved (one call of each runner per round), so a load spike on a shared machine hits every
+row alike; the median and the 95th percentile of the per-call latencies are reported. The same run
+measures the machine's matrix-product peak (4096² float32 and bf16 ``torch.mm``) so each row can be
+given as a share of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ResNetError, UsageError
+from .onnx_runtime import OrtModel, machine_threads, quantize_onnx_static
+from .optimize import MODES, optimize
+
+OUR_MODES = tuple(m for m in MODES if m != "eager")
+PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8")
+BASELINE = "onnxruntime fp32"
+
+
+@dataclass
+class Row:
+    label: str
+    group: str  # "peer" or "ours"
+    dtype: str  # the arithmetic: fp32 / bf16 / int8
+    batch: int
+    times: list[float] = field(default_factory=list)  # seconds per call, warm-up excluded
+    error: str | None = None
+    vs_baseline: float | None = None
+    peak_share: float | None = None
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.times) if self.times else float("nan")
+
+    @property
+    def p95(self) -> float:
+        if not self.times:
+            return float("nan")
+        ordered = sorted(self.times)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / self.p50 if self.times else float("nan")
+
+    def as_dict(self) -> dict[str, object]:
+        ok = self.error is None and bool(self.times)
+        return {
+            "label": self.label, "group": self.group, "dtype": self.dtype, "batch": self.batch,
+            "images_per_s": round(self.images_per_s, 3) if ok else None,
+            "p50_ms": round(self.p50 * 1e3, 3) if ok else None, "p95_ms": round(self.p95 * 1e3, 3) if ok else None,
+            "vs_onnxruntime_fp32": None if self.vs_baseline is None else round(self.vs_baseline, 3),
+            "peak_share": None if self.peak_share is None else round(self.peak_share, 4),
+            "repeats": len(self.times), "error": self.error,
+        }
+
+
+@dataclass
+class BenchResult:
+    model: str
+    input_size: int
+    threads: int
+    macs_per_image: int
+    peaks_gflops: dict[str, float]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model, "input_size": self.input_size, "threads": self.threads, "macs_per_image": self.macs_per_image,
+            "peak_gflops": {k: round(v, 2) for k, v in self.peaks_gflops.items()},
+            "rows": [r.as_dict() for r in self.rows], "notes": self.notes, "torch": torch.__version__,
+        }
+
+
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 3) -> float:
+    """Best-of-``repeats`` GFLOP/s of an n x n ``torch.mm`` (2 n³ FLOPs), after one warm-up call."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def pin_threads(threads: int | None = None) -> int:
+    """Use one intra-op thread per core this process may run on (and no inter-op pool)."""
+    n = threads or machine_threads()
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # only settable before the first parallel region
+        torch.set_num_interop_threads(1)
+    return n
+
+
+def torchvision_twin(model: nn.Module) -> tuple[nn.Module, str]:
+    """torchvision's own module with ``model``'s weights when torchvision has that network, else ``model``."""
+    name = getattr(model, "model_name", None)
+    spec = getattr(model, "spec", None)
+    try:
+        import torchvision.models as tvm
+
+        builder = getattr(tvm, str(name), None) if name else None
+        if builder is not None and spec is not None and spec.stem == "imagenet" and not spec.preact and spec.version == "v1.5":
+            twin = builder(weights=None, num_classes=spec.num_classes)
+            twin.load_state_dict(model.state_dict())
+            return twin.eval(), "torchvision"
+    except (ImportError, RuntimeError, TypeError, ValueError):
+        pass
+    return model.eval(), "ours (torchvision-style eager)"
+
+
+def _export_for_ort(model: nn.Module, folder: Path, example: Tensor, calibration: list[Tensor]) -> dict[str, Path]:
+    from .export import _onnx_program
+
+    fp32 = folder / "model.onnx"
+    _onnx_program(model.eval(), example, True, None).save(fp32, external_data=False)
+    paths = {"onnxruntime fp32": fp32}
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths["onnxruntime int8"] = quantize_onnx_static(fp32, folder / "model.int8.onnx", calibration, per_channel=True)
+    return paths
+
+
+def _safe(build: Callable[[], Callable[[Tensor], Tensor]]) -> tuple[Callable[[Tensor], Tensor] | None, str | None]:
+    try:
+        return build(), None
+    except (ResNetError, RuntimeError, ValueError, NotImplementedError) as err:
+        return None, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def run_bench(
+    model: nn.Module,
+    *,
+    batches: Sequence[int] = (1, 32),
+    input_size: int | None = None,
+    modes: Sequence[str] = OUR_MODES,
+    peers: Sequence[str] = PEERS,
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+    peak_size: int = 4096,
+    calibration_images: int = 32,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Time ``peers`` and our ``modes`` for each batch size; see the module docstring for the method."""
+    from ..analysis.complexity import count_macs
+
+    say = progress or (lambda msg: None)
+    for m in modes:
+        if m not in OUR_MODES:
+            raise UsageError(f"unknown mode {m!r}; choose from {', '.join(OUR_MODES)} (or 'all')")
+    for p in peers:
+        if p not in PEERS:
+            raise UsageError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
+    if not batches or any(b < 1 for b in batches):
+        raise UsageError(f"batch sizes must be positive integers, got {list(batches)}")
+    if repeats < 1 or warmup < 0:
+        raise UsageError("--repeats must be at least 1 and warm-up non-negative")
+    spec = getattr(model, "spec", None)
+    size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
+    channels = getattr(spec, "in_chans", 3)
+    model = model.eval()
+    n_threads = pin_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    # Speed does not depend on the calibration images; random ones keep the benchmark self-contained.
+    calibration = [torch.randn(calibration_images, channels, size, size, generator=gen)]
+    macs = count_macs(model, size).macs
+    say(f"measuring the matrix-product peak ({peak_size}² fp32 and bf16)")
+    peaks = {"fp32": matmul_peak_gflops(torch.float32, peak_size), "bf16": matmul_peak_gflops(torch.bfloat16, peak_size)}
+    notes = [
+        f"{n_threads} threads (one per core this process may use); warm-up {warmup} call(s) per runner excluded; "
+        f"{repeats} interleaved repeats; p50/p95 are per-call latencies of the whole batch",
+        "peak share = 2 x multiply-adds x images/s over the 4096² matmul peak of the row's arithmetic "
+        "(int8 rows: the bf16 peak, the fastest measured; int8 has no torch matmul peak worth the name)",
+        "int8 rows calibrate on random images: speed does not depend on them (accuracy: benchmarks/inference_accuracy.py)",
+    ]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
+        ort_paths: dict[str, Path] = {}
+        ort_error = None
+        if any(p.startswith("onnxruntime") for p in peers):
+            say("exporting to ONNX and quantizing with ONNX Runtime")
+            try:
+                ort_paths = _export_for_ort(model, Path(tmp), torch.randn(1, channels, size, size, generator=gen), calibration)
+            except (ResNetError, RuntimeError, ValueError) as err:
+                ort_error = str(err).strip().splitlines()[0]
+        ort_models: dict[str, Callable[[Tensor], Tensor] | None] = {}
+        ort_errors: dict[str, str | None] = {}
+        for p in peers:
+            if p.startswith("onnxruntime"):
+                if p in ort_paths:
+                    ort_models[p], ort_errors[p] = _safe(lambda p=p: OrtModel(ort_paths[p], n_threads))
+                else:
+                    ort_models[p], ort_errors[p] = None, ort_error or "not exported"
+        twin, twin_kind = torchvision_twin(model)
+        if twin_kind != "torchvision":
+            notes.append(f"torchvision has no {getattr(model, 'model_name', 'such')} network: its eager row runs our module the same way (NCHW, fp32)")
+        for batch in batches:
+            x = torch.randn(batch, channels, size, size, generator=gen)
+            runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]] = []
+            for p in peers:
+                dtype = "int8" if p.endswith("int8") else "fp32"
+                if p == "torchvision eager fp32":
+                    runners.append((Row(p, "peer", dtype, batch), twin))
+                else:
+                    runners.append((Row(p, "peer", dtype, batch, error=ort_errors[p]), ort_models[p]))
+            for m in modes:
+                say(f"preparing mode {m} for batch {batch}")
+                fn, err = _safe(lambda m=m: optimize(model, m, calibration=calibration, example_input=x))
+                runners.append((Row(f"resnet.deploy {m}", "ours", m, batch, error=err), fn))
+            _time_interleaved(runners, x, repeats, warmup, say)
+            rows.extend(row for row, _ in runners)
+    _ratios(rows, macs, peaks)
+    name = str(getattr(model, "model_name", type(model).__name__))
+    return BenchResult(name, size, n_threads, macs, peaks, rows, notes)
+
+
+def _time_interleaved(runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]], x: Tensor, repeats: int, warmup: int, say: Callable[[str], None]) -> None:
+    live = [(row, fn) for row, fn in runners if fn is not None and row.error is None]
+    with torch.inference_mode():
+        for row, fn in live:
+            say(f"warming up {row.label} (batch {row.batch})")
+            try:
+                for _ in range(warmup):
+                    fn(x)
+            except (RuntimeError, ValueError, ResNetError) as err:
+                row.error = str(err).strip().splitlines()[0]
+        live = [(row, fn) for row, fn in live if row.error is None]
+        say(f"timing {len(live)} runners x {repeats} repeats (batch {x.shape[0]})")
+        for _ in range(repeats):
+            for row, fn in live:
+                start = time.perf_counter()
+                fn(x)
+                row.times.append(time.perf_counter() - start)
+
+
+def _ratios(rows: list[Row], macs: int, peaks: dict[str, float]) -> None:
+    for row in rows:
+        if row.error is not None or not row.times:
+            continue
+        base = next((r for r in rows if r.label == BASELINE and r.batch == row.batch and r.times), None)
+        row.vs_baseline = base.p50 / row.p50 if base is not None else None
+        peak = peaks["fp32"] if row.dtype == "fp32" else peaks["bf16"]
+        row.peak_share = 2 * macs * row.images_per_s / (peak * 1e9)

@@ -1,0 +1,178 @@
+"""Export to ONNX and TorchScript, checked against PyTorch before the file is put in place.
+
+Each export is written to a temporary file beside the destination, loaded back into its runtime
+(ONNX Runtime for ONNX, ``torch.jit.load`` for TorchScript), run on the example batch (and, with a
+dynamic batch, on a second batch size) and compared with the PyTorch model's logits. Only an
+export whose largest absolute difference is within ``atol`` replaces the destination; otherwise
+:class:`~resnet.errors.ResNetError` says by how much it missed and nothing is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ResNetError, UsageError
+from ..utils.atomic import atomic_path
+from .fold import fold_bn
+
+FORMATS = ("onnx", "torchscript")
+DEFAULT_ATOL = 1e-4
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    format: str
+    max_abs_diff: float
+    batch_sizes: list[int]
+    input_shape: list[int]
+    dynamic_batch: bool
+    folded_bn: bool
+    details: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path), "format": self.format, "max_abs_diff": self.max_abs_diff, "batch_sizes": self.batch_sizes,
+            "input_shape": self.input_shape, "dynamic_batch": self.dynamic_batch, "folded_bn": self.folded_bn, **self.details,
+        }
+
+
+def default_example(model: nn.Module, batch: int = 1, input_size: int | None = None) -> Tensor:
+    """A random batch of the input size the network's spec implies (224 ImageNet, 32 CIFAR)."""
+    spec = getattr(model, "spec", None)
+    channels = getattr(spec, "in_chans", 3)
+    size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
+    return torch.randn(batch, channels, size, size)
+
+
+def _prepare(model: nn.Module, fold: bool) -> nn.Module:
+    if getattr(model, "features_only", False):
+        raise UsageError("cannot export a features_only network (it returns a list of maps); build it with logits")
+    return fold_bn(model) if fold else model.eval()
+
+
+def _check_batches(example: Tensor, dynamic_batch: bool) -> list[Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    checks = [example]
+    if dynamic_batch:
+        other = 3 if len(example) != 3 else 1
+        checks.append(torch.randn((other, *example.shape[1:]), generator=gen))
+    return checks
+
+
+def _verify(run: Callable[[Tensor], Tensor], model: nn.Module, inputs: list[Tensor], atol: float, what: str) -> float:
+    worst = 0.0
+    with torch.inference_mode():
+        for x in inputs:
+            expected = model(x).float()
+            try:
+                got = run(x).float()
+            except Exception as err:  # runtimes raise their own exception types
+                raise ResNetError(f"the exported {what} fails on a batch of {len(x)}: {str(err).splitlines()[0]}") from None
+            if got.shape != expected.shape:
+                raise ResNetError(f"the exported {what} returns shape {tuple(got.shape)} for a batch of {len(x)}, PyTorch {tuple(expected.shape)}")
+            worst = max(worst, float((got - expected).abs().max()))
+    if not worst <= atol:  # also catches NaN
+        raise ResNetError(
+            f"the exported {what} differs from PyTorch by {worst:.3g} (max abs logit difference, allowed {atol:g}); "
+            "nothing was written. Try without --fold-bn, another opset, or the other --format"
+        )
+    return worst
+
+
+def _onnx_program(model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None):  # noqa: ANN202 - torch.onnx.ONNXProgram
+    kwargs: dict[str, object] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": True, "external_data": False}
+    if opset is not None:
+        kwargs["opset_version"] = opset
+    if dynamic_batch:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
+    # The exporter narrates its phases on stdout; keep it for the error message only.
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (example,), None, **kwargs)
+    except Exception as err:  # torch.onnx raises many exception types
+        raise ResNetError(f"ONNX export failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+    if program is None:
+        raise ResNetError("ONNX export produced no program")
+    return program
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    example_input: Tensor | None = None,
+    dynamic_batch: bool = False,
+    fold: bool = False,
+    opset: int | None = None,
+    atol: float = DEFAULT_ATOL,
+) -> ExportReport:
+    """Export ``model`` to ONNX at ``path`` (input ``input``, output ``logits``), verified with ONNX Runtime."""
+    from .onnx_runtime import OrtModel
+
+    model = _prepare(model, fold)
+    example = default_example(model) if example_input is None else example_input.float()
+    program = _onnx_program(model, example, dynamic_batch, opset)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        program.save(tmp, external_data=False)
+        runtime = OrtModel(tmp)
+        diff = _verify(runtime, model, _check_batches(example, dynamic_batch), atol, "ONNX model (ONNX Runtime)")
+        del runtime
+    return ExportReport(
+        target, "onnx", diff, [len(x) for x in _check_batches(example, dynamic_batch)], list(example.shape), dynamic_batch, fold,
+        {"runtime": "onnxruntime"},
+    )
+
+
+def export_torchscript(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    example_input: Tensor | None = None,
+    dynamic_batch: bool = False,
+    fold: bool = False,
+    atol: float = DEFAULT_ATOL,
+) -> ExportReport:
+    """Trace ``model`` to TorchScript at ``path``, verified by loading it back with ``torch.jit.load``.
+
+    A traced ResNet has no batch-dependent code, so the file accepts any batch size; with
+    ``dynamic_batch`` that is checked on a second batch size.
+    """
+    model = _prepare(model, fold)
+    example = default_example(model) if example_input is None else example_input.float()
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(model, (example,), check_trace=False)
+    except Exception as err:  # noqa: BLE001 - the tracer raises many types
+        raise ResNetError(f"TorchScript export failed: {str(err).strip().splitlines()[0]}") from None
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export, still the portable format
+            warnings.simplefilter("ignore")
+            torch.jit.save(traced, str(tmp))
+            loaded = torch.jit.load(str(tmp), map_location="cpu")
+        diff = _verify(loaded, model, _check_batches(example, dynamic_batch), atol, "TorchScript model")
+    return ExportReport(
+        target, "torchscript", diff, [len(x) for x in _check_batches(example, dynamic_batch)], list(example.shape), dynamic_batch, fold,
+        {"runtime": "torch.jit"},
+    )
+
+
+def export(model: nn.Module, path: str | os.PathLike[str], fmt: str, **kwargs: object) -> ExportReport:
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    fn = export_onnx if fmt == "onnx" else export_torchscript
+    return fn(model, path, **kwargs)  # type: ignore[arg-type]

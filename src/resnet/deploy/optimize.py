@@ -1,0 +1,130 @@
+"""``optimize(model, mode)``: the model as a fast inference callable.
+
+Modes (all take float NCHW input normalised as for the original model and return float32 logits):
+
+- ``eager``: the model in evaluation mode, unchanged (the baseline);
+- ``fp32``: BN folded into the convolutions, weights prepacked for oneDNN, activations
+  channels_last, ReLU and residual additions fused into the convolutions; the predictions
+  equal the unoptimised model's up to float rounding;
+- ``bf16``: the same with bfloat16 weights and activations (float32 head);
+- ``int8``: post-training static quantization calibrated on real images (see :mod:`.quantize`).
+
+Networks the fused runners do not cover (pre-activation blocks, ``features_only``) fall back to
+BN folding + channels_last (+ bf16 autocast) in eager PyTorch; ``compile=True`` then adds
+``torch.compile`` with Inductor, which needs a C++ compiler and minutes on a small machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UsageError
+from .fold import fold_bn
+from .fused import FusedResNet, onednn_available
+from .plan import build_plan
+from .quantize import OBSERVERS, quantize_int8
+from .shard import BatchSharded
+
+MODES = ("eager", "fp32", "bf16", "int8")
+CALIBRATION_BATCH = 32
+
+
+class ChannelsLast(nn.Module):
+    """Fallback runner: a (folded) model fed channels_last input, optionally under bf16 autocast."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+        self.dtype = dtype
+
+    @torch.inference_mode()
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype == torch.bfloat16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.model(x).float()
+        return self.model(x)
+
+
+def calibration_batches(calibration: Tensor | Iterable[Tensor] | None, batch_size: int = CALIBRATION_BATCH) -> list[Tensor]:
+    """Normalise ``calibration`` (one ``[N, C, H, W]`` tensor or an iterable of them) to a list of float batches."""
+    if calibration is None:
+        raise UsageError(
+            "mode 'int8' needs calibration images: optimize(model, 'int8', calibration=<normalised float [N, C, H, W] images>)"
+        )
+    if isinstance(calibration, Tensor):
+        if calibration.ndim != 4 or not calibration.is_floating_point():
+            raise UsageError(f"calibration must be normalised float images [N, C, H, W], got {calibration.dtype} {tuple(calibration.shape)}")
+        return [b.float() for b in calibration.split(batch_size)]
+    batches = [b if isinstance(b, Tensor) else b[0] for b in calibration]  # (images, labels) pairs are accepted
+    if not batches:
+        raise UsageError("calibration is empty; pass at least one batch of normalised images")
+    return [b.float() for b in batches]
+
+
+def _compiled(module: nn.Module) -> nn.Module:
+    try:
+        import torch._inductor.config as inductor_config
+
+        # Freezing turns weights into constants so Inductor can fold BN and prepack oneDNN weights.
+        inductor_config.freezing = True
+        return torch.compile(module, backend="inductor")  # type: ignore[return-value]
+    except Exception as err:  # noqa: BLE001 - any failure to set up compilation falls back to eager
+        warnings.warn(f"torch.compile is unavailable ({type(err).__name__}: {err}); running uncompiled", stacklevel=3)
+        return module
+
+
+def optimize(
+    model: nn.Module,
+    mode: str,
+    *,
+    calibration: Tensor | Iterable[Tensor] | None = None,
+    example_input: Tensor | None = None,
+    observer: str = "histogram",
+    compile: bool = False,
+    shard: bool | None = None,
+) -> nn.Module:
+    """Return an inference module for ``model`` in ``mode`` (one of :data:`MODES`); ``model`` is not modified.
+
+    ``example_input`` (a batch of the shape you will run) lets oneDNN prepack weights for that shape,
+    which matters most for int8. ``shard`` splits large batches over the cores, one thread each
+    (:mod:`.shard`); by default on for the float modes, where it measured faster, and off for int8,
+    where it did not. ``calibration`` (normalised float images, a tensor or an iterable
+    of batches) is required for ``int8``; a few hundred images are plenty.
+    """
+    if mode not in MODES:
+        raise UsageError(f"unknown optimization mode {mode!r}; choose one of {', '.join(MODES)}")
+    if observer not in OBSERVERS:
+        raise UsageError(f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}")
+    if mode == "eager":
+        return model.eval()
+    shape = list(example_input.shape) if example_input is not None else None
+    try:
+        plan = build_plan(model) if onednn_available() else None
+        fallback_reason = "" if plan is not None else "this PyTorch has no oneDNN kernels"
+    except UsageError as err:
+        plan, fallback_reason = None, str(err)
+    workers = torch.get_num_threads()
+    shard = (mode != "int8" and workers > 1) if shard is None else shard
+    if shard and shape is not None and shape[0] >= 2 * workers:
+        shape = [-(-shape[0] // workers), *shape[1:]]  # each worker prepacks for its slice
+    if mode == "int8":
+        if plan is None:
+            raise UsageError(f"mode 'int8' is not available for this network: {fallback_reason}")
+        quantized = quantize_int8(plan, calibration_batches(calibration), observer, shape)
+        return BatchSharded(quantized, workers) if shard else quantized
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float32
+    if plan is not None and not compile:
+        fused = FusedResNet(plan, dtype, shape)
+        return BatchSharded(fused, workers) if shard else fused
+    runner = ChannelsLast(fold_bn(model), dtype)
+    if compile:
+        runner = _compiled(runner)
+    elif fallback_reason:
+        print(f"resnet.deploy: {fallback_reason}; using BN folding + channels_last instead", file=sys.stderr)
+    return runner

@@ -1,0 +1,100 @@
+"""Recipes and learning-rate schedules: plain data, overridable, and the paper's rules exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from resnet.errors import UsageError
+from resnet.train import RECIPES, parse_overrides, resolve_recipe
+from resnet.train.schedule import LRSchedule
+
+
+def test_cifar_paper_recipe_is_the_papers() -> None:
+    r = RECIPES["cifar-paper"]
+    assert (r.batch_size, r.lr, r.momentum, r.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (r.iterations, r.milestones, r.gamma, r.holdout) == (64_000, (32_000, 48_000), 0.1, 5_000)
+    assert (r.warmup_min_depth, r.warmup_factor, r.warmup_until_error) == (110, 0.1, 80.0)
+    im = RECIPES["imagenet-paper"]
+    assert (im.batch_size, im.lr, im.iterations, im.schedule, im.augment) == (256, 0.1, 600_000, "plateau", "imagenet")
+
+
+def test_step_schedule_divides_by_ten_at_the_milestones() -> None:
+    s = LRSchedule(RECIPES["cifar-paper"], depth=20)
+    assert [s.lr(i) for i in (0, 31_999, 32_000, 47_999, 48_000, 63_999)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
+
+
+def test_deep_nets_warm_up_until_training_error_is_below_80_percent() -> None:
+    s = LRSchedule(RECIPES["cifar-paper"], depth=110)
+    assert s.lr(0) == pytest.approx(0.01)
+    assert not s.observe_training_error(10, 85.0)
+    assert s.lr(11) == pytest.approx(0.01)
+    assert s.observe_training_error(12, 79.0)
+    assert s.lr(13) == pytest.approx(0.1)
+    shallow = LRSchedule(RECIPES["cifar-paper"], depth=56)
+    assert not shallow.warming_up and shallow.lr(0) == pytest.approx(0.1)
+
+
+def test_warm_up_has_a_cap_and_survives_a_state_round_trip() -> None:
+    s = LRSchedule(RECIPES["cifar-paper"], depth=1202)
+    assert s.observe_training_error(400, 90.0)  # the cap: error never fell, the warm-up ends anyway
+    again = LRSchedule(RECIPES["cifar-paper"], depth=1202)
+    again.load_state_dict(s.state_dict())
+    assert again.lr(401) == pytest.approx(0.1)
+
+
+def test_onecycle_rises_then_falls_to_zero() -> None:
+    r = resolve_recipe("cifar-fast", {"iterations": "1000"})
+    s = LRSchedule(r)
+    peak = round(r.pct_start * 1000)
+    assert s.lr(0) == pytest.approx(r.lr * r.warmup_factor)
+    assert s.lr(peak) == pytest.approx(r.lr)
+    assert s.lr(1000) == pytest.approx(0.0)
+    assert s.lr(peak // 2) < s.lr(peak) and s.lr(900) < s.lr(peak)
+
+
+def test_plateau_drops_after_patience_evaluations_without_improvement() -> None:
+    s = LRSchedule(resolve_recipe("imagenet-paper", {"patience": "2"}))
+    assert not s.observe_holdout_error(50.0)
+    assert not s.observe_holdout_error(50.5)
+    assert s.observe_holdout_error(50.2)
+    assert s.lr(0) == pytest.approx(0.01)
+    assert not s.observe_holdout_error(40.0)  # improvement resets the count
+
+
+def test_overriding_iterations_rescales_milestones() -> None:
+    r = resolve_recipe("cifar-paper", parse_overrides(["iterations=1300"]))
+    assert r.milestones == (650, 975)
+    explicit = resolve_recipe("cifar-paper", parse_overrides(["iterations=1300", "milestones=100,200"]))
+    assert explicit.milestones == (100, 200)
+    assert r.extra["overrides"] == {"iterations": "1300"}
+
+
+def test_override_values_are_typed() -> None:
+    r = resolve_recipe("cifar-paper", parse_overrides(["lr=0.05", "nesterov=true", "batch_size=64", "augment=flip"]))
+    assert (r.lr, r.nesterov, r.batch_size, r.augment) == (0.05, True, 64, "flip")
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["lr=-1"], "lr must be positive"),
+        (["batch_size=-8"], "batch_size must be at least 1"),
+        (["batch_size=abc"], "batch_size takes a int"),
+        (["nesterov=maybe"], "nesterov takes a bool"),
+        (["learning_rate=0.1"], "did you mean lr"),
+        (["schedule=cosine"], "schedule must be one of"),
+        (["milestones=300,200"], "milestones must be increasing"),
+        (["name=x"], "cannot be overridden"),
+        (["lr"], "KEY=VALUE"),
+    ],
+)
+def test_bad_overrides_are_usage_errors_naming_the_field(items: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve_recipe("cifar-paper", parse_overrides(items))
+
+
+def test_unknown_recipe_lists_the_known_ones() -> None:
+    with pytest.raises(UsageError, match="cifar-paper"):
+        resolve_recipe("cifar-slow")
