@@ -118,7 +118,7 @@ def main() -> int:
             if r.error is not None or not r.times:
                 lines.append(f"| {r.label} | {r.batch} | failed: {r.error} | | | | |")
                 continue
-            share = "" if r.peak_share is None else f"{100 * r.peak_share:.1f}% {'fp32' if r.dtype == 'fp32' else 'bf16'}"
+            share = "" if r.peak_share is None else f"{100 * r.peak_share:.1f}% {r.peak_dtype}"
             vs = "" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x"
             lines.append(f"| {r.label} | {r.batch} | {r.images_per_s:,.1f} | {r.p50 * 1e3:,.2f} | {r.p95 * 1e3:,.2f} | {vs} | {share} |")
         lines += [f"- {n}" for n in result.notes]

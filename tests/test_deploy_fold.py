@@ -9,7 +9,7 @@ from torch import nn
 import resnet
 from resnet.deploy import fold_bn, fold_conv_bn
 from resnet.deploy.fold import count_batchnorms
-from resnet.deploy.fused import FusedResNet
+from resnet.deploy.fused import FusedResNet, onednn_bf16_available
 from resnet.deploy.plan import build_plan, run_plan
 from resnet.errors import UsageError
 
@@ -81,6 +81,10 @@ def test_plan_and_fused_fp32_runner_match_the_model(name: str, overrides: dict, 
         # Prepacked for another batch and size: the runner must still be exact on this one.
         fused = FusedResNet(plan, torch.float32, [5, 3, size * 2, size * 2])
         assert (fused(x) - expected).abs().max().item() <= 1e-4 * scale
+        if not onednn_bf16_available():  # AVX2-only CPUs: PyTorch has no oneDNN bf16 convolutions there
+            with pytest.raises(UsageError, match="bfloat16"):
+                FusedResNet(plan, torch.bfloat16)
+            return
         bf16 = FusedResNet(plan, torch.bfloat16)(x)
     assert bf16.dtype == torch.float32
     assert (bf16 - expected).abs().max().item() <= 0.1 * scale

@@ -29,8 +29,12 @@ def test_gradients_on_digits_writes_figures_table_and_json(tmp_path: Path) -> No
     ]
     first = runs[0]
     assert [s["step"] for s in first["snapshots"]] == [0, 2]
-    assert len(first["snapshots"][0]["layers"]) == 8  # stem, 6 block convs, classifier
-    assert "| plain-14 | no | 0.01 |" in (out / "gradients.md").read_text()
+    assert first["layers"] == ["conv1"] + [f"layer{i}.0.conv{j}" for i in (1, 2, 3) for j in (1, 2)] + ["fc"]
+    assert all(len(s["weight"]) == len(s["backprop"]) == 8 for s in first["snapshots"])
+    assert all(v > 0 for s in first["snapshots"] for v in s["weight"] + s["backprop"])
+    assert [r["lr"] for r in runs[:4]] == [0.1, 0.1, 0.01, 0.01]
+    table = (out / "gradients.md").read_text()
+    assert "| plain-14 | no | 0.01 |" in table and "| ResNet-8 | yes | 0.1 |" in table
 
 
 def test_gradients_rejects_depths_that_are_not_6n_plus_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,3 +77,9 @@ def test_responses_of_a_run_folder_and_a_model_name_with_weights(tmp_path: Path)
 def test_responses_model_name_without_weights_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("responses", "resnet20", "--data", "digits", "--out", str(tmp_path)) == 2
     assert "--weights" in capsys.readouterr().err
+
+
+def test_depth_table_on_imagenet_layout_data_takes_the_imagenet_depths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("depth-table", "--data", "imagenet", "--depths", "20", "--out", str(tmp_path)) == 2
+    assert "--depths from 18, 34, 50, 101, 152" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

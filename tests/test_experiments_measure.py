@@ -163,3 +163,47 @@ def test_gradient_run_round_trips_through_json() -> None:
     )
     back = run_from_dict(json.loads(json.dumps(run.as_dict())))
     assert back.as_dict() == run.as_dict()
+
+
+def test_gradient_study_uses_the_papers_warm_up_rate_for_110_layers() -> None:
+    from resnet.analysis.gradients import gradient_study
+    from resnet.data import ArrayDataset
+
+    images = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    data = ArrayDataset(images, torch.arange(8) % 10, [str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, name="t", source="t")
+    runs = gradient_study(data, [8, 110], steps=0, batch_size=4, lr=0.1, lr_no_bn=0.02, no_bn=True)
+    assert [(r.label, r.batchnorm, r.lr) for r in runs] == [
+        ("plain-8", True, 0.1), ("ResNet-8", True, 0.1), ("plain-8", False, 0.02), ("ResNet-8", False, 0.02),
+        ("plain-110", True, pytest.approx(0.01)), ("ResNet-110", True, pytest.approx(0.01)),
+        ("plain-110", False, 0.02), ("ResNet-110", False, 0.02),
+    ]
+    assert all(len(r.snapshots) == 1 for r in runs)  # steps=0: measured at initialisation only
+    assert [r.lr for r in gradient_study(data, [110], steps=0, batch_size=4, lr=0.1, warmup=False)] == [0.1, 0.1]
+    # With the same seed a plain net and its option-A twin start from identical weights.
+    plain, res = runs[0].snapshots[0].layers, runs[1].snapshots[0].layers
+    assert [g.name for g in plain] == [g.name for g in res]
+
+
+def test_summary_of_a_run_that_diverged_at_its_first_step() -> None:
+    from resnet.analysis.gradients import GradientRun, GradientSnapshot, LayerGradient, summarize
+
+    layers = [LayerGradient("conv1", 4.0, 8.0), LayerGradient("layer1.0.conv1", 2.0, 1.0), LayerGradient("fc", 1.0, 1.0)]
+    run = GradientRun("resnet8", 8, True, False, 0.01, diverged_at=1)
+    run.snapshots = [GradientSnapshot(0, 2.3, layers), GradientSnapshot(0, float("nan"), [LayerGradient(g.name, math.nan, math.nan) for g in layers])]
+    s = summarize(run)
+    # The second measurement (also after 0 completed steps) must not overwrite the one at initialisation.
+    assert (s["init_loss"], s["init_ratio"], s["init_bp_ratio"]) == (2.3, 2.0, 8.0)
+    assert (s["trained_loss"], s["trained_ratio"], s["trained_bp_ratio"]) == (None, None, None)
+    table = gradients_markdown([run], "x", 1, 4)
+    assert "| ResNet-8 | no | 0.01 | 2.300 | n/a | 2.000 | n/a | 8.000 | n/a | 1 |" in table
+
+
+def test_json_text_keeps_lists_of_numbers_on_one_line() -> None:
+    from resnet.analysis.experiments import json_text
+
+    obj = {"runs": [{"name": "a", "values": [1.5, None, 3]}], "n": 2}
+    text = json_text(obj)
+    assert json.loads(text) == obj
+    assert '"values": [1.5, null, 3]' in text and text.count("\n") == 8
+    with pytest.raises(ValueError):
+        json_text({"runs": [{"v": [float("inf")]}]})

@@ -19,8 +19,27 @@ from .gradients import GradientRun, summarize
 from .responses import ResponseProfile
 
 
+def json_text(obj: Any, level: int = 0) -> str:
+    """Indented JSON whose innermost containers (only numbers, strings, null) stay on one line.
+
+    Per-layer measurements are long lists of numbers; one number per line would make the committed
+    results files ten times longer without making them easier to read. NaN and infinity are refused.
+    """
+    pad, end = "  " * (level + 1), "  " * level
+    if isinstance(obj, dict) and obj and not all(_scalar(v) for v in obj.values()):
+        items = [f"{pad}{json.dumps(str(k))}: {json_text(v, level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    if isinstance(obj, (list, tuple)) and obj and not all(_scalar(v) for v in obj):
+        return "[\n" + ",\n".join(pad + json_text(v, level + 1) for v in obj) + "\n" + end + "]"
+    return json.dumps(obj, allow_nan=False)
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json_text(obj) + "\n")
     return Path(path)
 
 
@@ -75,30 +94,30 @@ def gradients_markdown(runs: Sequence[GradientRun], data_description: str, steps
     lines = [
         "# Gradient flow: plain vs residual, with and without BatchNorm",
         "",
-        f"Data: {data_description}; one fixed batch of {batch_size} images for every measurement; SGD (momentum 0.9, "
-        f"weight decay 1e-4) for {steps} steps between the two measurements.",
-        "`first` / `last` are the L2 norms of the loss gradient w.r.t. the weights of the first and the last convolution; "
-        "their ratio tells vanishing (<< 1) or exploding (>> 1) gradients. Per-layer values (weights and back-propagated "
-        "signal) are in `gradients.json`.",
+        f"Data: {data_description}; one fixed batch of {batch_size} images for every measurement (BN in training mode); "
+        f"SGD (momentum 0.9, weight decay 1e-4, learning rate `lr` below) for {steps} steps between the two measurements.",
         "",
-        "| network | BN | lr | loss at init | first / last at init | ratio at init | loss after | first / last after | ratio after | diverged at step |",
+        "Columns: `dL/dW` is the L2 norm of the loss gradient w.r.t. a layer's weights, `dL/dr` w.r.t. its response "
+        "(the BN output, or the conv output without BN: the signal propagated backwards). `first ÷ last` divides the "
+        "first convolution's norm by the last one's: far below 1 means the gradient vanishes towards the input, far "
+        "above 1 that it explodes. Per-layer values are in `gradients.json`.",
+        "",
+        "| network | BN | lr | loss at init | loss after | dL/dW first ÷ last, init | after | dL/dr first ÷ last, init | after | diverged at step |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         s = summarize(r)
-        after = "trained_loss" in s
-        lines.append(
-            f"| {r.label} | {'yes' if r.batchnorm else 'no'} | {r.lr:g} | {_fmt(s['init_loss'])} | "
-            f"{_fmt(s['init_first'])} / {_fmt(s['init_last'])} | {_fmt(s['init_ratio'])} | "
-            + (f"{_fmt(s['trained_loss'])} | {_fmt(s['trained_first'])} / {_fmt(s['trained_last'])} | {_fmt(s['trained_ratio'])} | "
-               if after else "- | - | - | ")
-            + f"{r.diverged_at if r.diverged_at is not None else '-'} |"
-        )
+        after = len(r.snapshots) > 1
+        cells = [r.label, "yes" if r.batchnorm else "no", f"{r.lr:g}", _fmt(s["init_loss"]), _fmt(s["trained_loss"]) if after else "-"]
+        for key in ("ratio", "bp_ratio"):
+            cells += [_fmt(s[f"init_{key}"]), _fmt(s[f"trained_{key}"]) if after else "-"]
+        cells.append(str(r.diverged_at) if r.diverged_at is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "The paper (Sec. 4.1) argues that its plain nets, trained with BN, do not suffer from vanishing gradients: "
-        "\"the backward propagated gradients exhibit healthy norms with BN\", so their higher training error is an "
-        "optimisation difficulty, not a vanishing-gradient problem.",
+        "\"we also verify that the backward propagated gradients exhibit healthy norms with BN\", so their higher "
+        "training error is an optimisation difficulty, not a vanishing-gradient problem.",
     ]
     return "\n".join(lines)
 
@@ -153,8 +172,8 @@ def degradation_markdown(curves: Sequence[dict[str, Any]], setup: str) -> str:
         "",
         setup,
         "",
-        "Final errors (%): training error as logged by the trainer over the last logging interval (augmented mini-batches), "
-        "test error on the whole test set at the last evaluation.",
+        "Final errors (%) at the last evaluation: training error = mean top-1 error of the (augmented) mini-batches of the "
+        "last evaluation interval, test error = the whole test set.",
         "",
         "| depth | plain train | plain test | ResNet train | ResNet test | paper ResNet test | iterations (plain / ResNet) |",
         "|---:|---:|---:|---:|---:|---:|---|",
@@ -182,13 +201,17 @@ def degradation_markdown(curves: Sequence[dict[str, Any]], setup: str) -> str:
 def _iters(c: dict[str, Any] | None) -> str:
     if not c:
         return "-"
-    text = str(c.get("iterations", "?"))
-    return text if c.get("status") == "done" else f"{text} (unfinished)"
+    text = str(c.get("iterations") or "?")
+    return text if c.get("status") == "done" else f"{c.get('steps', '?')} of {text} (unfinished)"
 
 
-def depth_table_rows(curves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (kind, depth): test errors of its runs, mean, std (sample, as the paper's ±) and best."""
-    from ..reference import PAPER_CIFAR_110_MEAN_STD, PAPER_CIFAR_ERR
+def depth_table_rows(curves: Sequence[dict[str, Any]], *, imagenet: bool = False) -> list[dict[str, Any]]:
+    """One row per (kind, depth): test errors of its finished runs, mean, std (sample, as the paper's ±) and best.
+
+    ``paper``: Table 6 (CIFAR-10 ResNets), or with ``imagenet`` the 10-crop top-1 errors of Table 2
+    (plain-18/34, ResNet-18) and Table 4 (ResNet-34 and deeper, option B like our ResNets).
+    """
+    from ..reference import PAPER_CIFAR_110_MEAN_STD, PAPER_CIFAR_ERR, PAPER_IMAGENET_10CROP_TOP1_ERR, PAPER_PLAIN_10CROP_TOP1_ERR
 
     groups: dict[tuple[bool, int], list[float]] = {}
     for c in curves:
@@ -203,18 +226,25 @@ def depth_table_rows(curves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row["mean"] = statistics.fmean(errs) if errs else None
         row["std"] = statistics.stdev(errs) if len(errs) > 1 else None
         row["best"] = min(errs) if errs else None
-        row["paper"] = PAPER_CIFAR_ERR.get(depth) if residual else None
-        if residual and depth == 110:
+        if imagenet:
+            row["paper"] = (PAPER_IMAGENET_10CROP_TOP1_ERR if residual else PAPER_PLAIN_10CROP_TOP1_ERR).get(depth)
+        else:
+            row["paper"] = PAPER_CIFAR_ERR.get(depth) if residual else None
+        if residual and depth == 110 and not imagenet:
             row["paper_mean_std"] = list(PAPER_CIFAR_110_MEAN_STD)
         rows.append(row)
     return rows
 
 
-def depth_table_markdown(rows: Sequence[dict[str, Any]], setup: str) -> str:
+def depth_table_markdown(rows: Sequence[dict[str, Any]], setup: str, *, imagenet: bool = False) -> str:
+    title = "# Error against depth (paper Table 2, ImageNet layout)" if imagenet else "# Test error against depth (paper Table 6, CIFAR-10)"
     lines = [
-        "# Test error against depth (paper Table 6, CIFAR-10)",
+        title,
         "",
         setup,
+        "",
+        "Error = top-1 error (%) of the final weights on the test split (`val/` for ImageNet-layout data), as the trainer "
+        "evaluates it (one centre view)." + (" The paper's ImageNet figures are 10-crop top-1 errors." if imagenet else ""),
         "",
         "| network | finished runs | test error % (mean ± std) | best | per run | paper |",
         "|---|---:|---:|---:|---|---|",

@@ -29,14 +29,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+# The paper's warm-up for very deep CIFAR nets (Sec. 4.2, ResNet-110), as in the cifar-paper recipe.
+WARMUP_MIN_DEPTH = 110
+WARMUP_FACTOR = 0.1
+
+
 @dataclass
 class LayerGradient:
     name: str
     weight: float  # ||dL/dW||
     backprop: float  # ||dL/d(response)||: after the layer's BN
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "weight": _finite_or_none(self.weight), "backprop": _finite_or_none(self.backprop)}
 
 
 @dataclass
@@ -46,7 +49,11 @@ class GradientSnapshot:
     layers: list[LayerGradient]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "loss": _finite_or_none(self.loss), "layers": [x.as_dict() for x in self.layers]}
+        # One list per quantity, in layer order (names are kept once per run): a 110-layer run stays a few kB.
+        return {
+            "step": self.step, "loss": _finite_or_none(self.loss),
+            "weight": [_sig(x.weight) for x in self.layers], "backprop": [_sig(x.backprop) for x in self.layers],
+        }
 
 
 @dataclass
@@ -69,7 +76,8 @@ class GradientRun:
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "depth": self.depth, "residual": self.residual, "batchnorm": self.batchnorm, "lr": self.lr,
-            "diverged_at": self.diverged_at, "losses": [_finite_or_none(v) for v in self.losses],
+            "diverged_at": self.diverged_at, "losses": [_sig(v) for v in self.losses],
+            "layers": [g.name for g in self.snapshots[0].layers] if self.snapshots else [],
             "snapshots": [s.as_dict() for s in self.snapshots],
         }
 
@@ -83,8 +91,9 @@ def run_from_dict(d: dict[str, Any]) -> GradientRun:
     run = GradientRun(str(d["model"]), int(d["depth"]), bool(d["residual"]), bool(d["batchnorm"]), float(d["lr"]))
     run.diverged_at = d.get("diverged_at")
     run.losses = [num(v) for v in d.get("losses", [])]
+    names = [str(n) for n in d.get("layers", [])]
     for s in d.get("snapshots", []):
-        layers = [LayerGradient(str(g["name"]), num(g["weight"]), num(g["backprop"])) for g in s["layers"]]
+        layers = [LayerGradient(n, num(w), num(b)) for n, w, b in zip(names, s["weight"], s["backprop"], strict=True)]
         run.snapshots.append(GradientSnapshot(int(s["step"]), num(s["loss"]), layers))
     return run
 
@@ -92,6 +101,11 @@ def run_from_dict(d: dict[str, Any]) -> GradientRun:
 def _finite_or_none(v: float) -> float | None:
     # JSON has no inf/nan; a missing value marks a diverged measurement.
     return v if math.isfinite(v) else None
+
+
+def _sig(v: float) -> float | None:
+    """4 significant digits: what a log-scale plot shows, at a fraction of the JSON size (idempotent)."""
+    return float(f"{v:.4g}") if math.isfinite(v) else None
 
 
 def strip_batchnorm(model: nn.Module) -> nn.Module:
@@ -230,23 +244,27 @@ def run_gradient_experiment(
 
 
 def summarize(run: GradientRun) -> dict[str, Any]:
-    """Figures for the table: losses and the first-to-last-conv gradient ratio at each snapshot.
+    """Figures for the table: losses and first-to-last-conv gradient ratios at each snapshot.
 
-    The ratio of the first conv's weight gradient to the last conv's tells vanishing (<< 1) or
-    exploding (>> 1) gradients at a glance; healthy nets stay within an order of magnitude or two.
+    ``*_ratio``: the first conv's weight-gradient norm over the last conv's; ``*_bp_ratio``: the same
+    for the gradient w.r.t. their responses (the back-propagated signal). Far below 1 means vanishing
+    towards the input, far above 1 exploding; healthy nets stay within an order of magnitude or two.
     """
     out: dict[str, Any] = {"network": run.label, "batchnorm": run.batchnorm, "diverged_at": run.diverged_at}
-    for snap in run.snapshots:
+    for i, snap in enumerate(run.snapshots):
         convs = [g for g in snap.layers if g.name != "fc"]
-        key = "init" if snap.step == 0 else "trained"
-        first, last = convs[0].weight, convs[-1].weight
+        key = "init" if i == 0 else "trained"  # a run that diverged at its first step is measured after 0 steps too
         out[f"{key}_step"] = snap.step
         out[f"{key}_loss"] = _finite_or_none(snap.loss)
-        out[f"{key}_first"] = _finite_or_none(first)
-        out[f"{key}_last"] = _finite_or_none(last)
-        ratio = first / last if last > 0 and math.isfinite(first) and math.isfinite(last) else float("nan")
-        out[f"{key}_ratio"] = _finite_or_none(ratio)
+        out[f"{key}_first"] = _finite_or_none(convs[0].weight)
+        out[f"{key}_last"] = _finite_or_none(convs[-1].weight)
+        out[f"{key}_ratio"] = _ratio(convs[0].weight, convs[-1].weight)
+        out[f"{key}_bp_ratio"] = _ratio(convs[0].backprop, convs[-1].backprop)
     return out
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return _finite_or_none(a / b) if b > 0 and math.isfinite(a) and math.isfinite(b) else None
 
 
 def _normalise(images: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
@@ -284,11 +302,17 @@ def gradient_study(
     lr: float = 0.1,
     lr_no_bn: float = 0.01,
     no_bn: bool = False,
+    warmup: bool = True,
     seed: int = 0,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> list[GradientRun]:
     """Plain and residual CIFAR nets of each depth, with BN (and without BN if ``no_bn``).
+
+    With ``warmup``, nets of :data:`WARMUP_MIN_DEPTH` layers or more train with BN at ``lr`` x
+    :data:`WARMUP_FACTOR`: the paper starts ResNet-110 at 0.01 for its first ~400 iterations because
+    0.1 "is slightly too large to start converging" (Sec. 4.2), and the ``cifar-paper`` recipe does the
+    same for every net that deep; a few measured steps all fall inside that warm-up.
 
     ``dataset`` is a :class:`resnet.data.ArrayDataset` (training split). Every network of one depth
     starts from the same seed, so a plain net and its residual twin share their initial weights
@@ -300,20 +324,24 @@ def gradient_study(
     n = len(dataset)
     if n < batch_size:
         raise ValueError(f"the data hold {n} images, fewer than one batch of {batch_size}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    images = _normalise(dataset.images, tuple(dataset.mean), tuple(dataset.std))
+    # One measurement batch, then `steps` training batches, drawn at random (seeded) without repeats
+    # while the data last; only those images are normalised (all of CIFAR-10 in float32 is 600 MB).
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: (steps + 1) * batch_size]
+    images = _normalise(dataset.images[order], tuple(dataset.mean), tuple(dataset.std))
+    labels = dataset.labels[order].to(torch.int64)
 
-    def batch(idx: Tensor) -> tuple[Tensor, Tensor]:
-        return images[idx].to(device), dataset.labels[idx].to(device, torch.int64)
+    def batch(start: int) -> tuple[Tensor, Tensor]:
+        return images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
 
-    measure = batch(order[:batch_size])
+    measure = batch(0)
+    first_train = batch_size if len(order) >= 2 * batch_size else 0  # too few images: train on the measured ones too
 
     def train_batches() -> Iterator[tuple[Tensor, Tensor]]:
-        start = 0
+        start = first_train
         while True:
-            if start + batch_size > n:
-                start = 0
-            yield batch(order[start : start + batch_size])
+            if start + batch_size > len(order):
+                start = first_train
+            yield batch(start)
             start += batch_size
 
     runs: list[GradientRun] = []
@@ -328,9 +356,10 @@ def gradient_study(
                     torch.manual_seed(seed)
                     return create_model(name, num_classes=dataset.num_classes, in_chans=dataset.channels).to(device)
 
+                rate = (lr * (WARMUP_FACTOR if warmup and depth >= WARMUP_MIN_DEPTH else 1.0)) if bn else lr_no_bn
                 runs.append(
                     run_gradient_experiment(
-                        factory, measure, train_batches(), steps=steps, lr=lr if bn else lr_no_bn, batchnorm=bn,
+                        factory, measure, train_batches(), steps=steps, lr=rate, batchnorm=bn,
                         model_name=name, depth=depth, residual=residual,
                     )
                 )

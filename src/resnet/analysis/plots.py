@@ -32,7 +32,7 @@ def depth_colours(depths: Sequence[int]) -> dict[int, str]:
     return {d: _PALETTE[i % len(_PALETTE)] for i, d in enumerate(sorted(set(depths)))}
 
 
-def _save(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+def _save(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     plt = _pyplot()
     out = Path(path)
     try:
@@ -124,6 +124,8 @@ def plot_gradients(runs: Sequence[GradientRun], path: str | Path, quantity: str 
     colours = depth_colours([r.depth for r in runs])
     fig, axes = plt.subplots(len(bn_rows), n_cols, figsize=(6.2 * n_cols, 4.4 * len(bn_rows)), squeeze=False)
     for row, bn in enumerate(bn_rows):
+        # Nets trained at different rates in one panel (the 110-layer warm-up) say which rate was theirs.
+        show_lr = len({r.lr for r in runs if r.batchnorm == bn}) > 1
         for col in range(n_cols):
             ax = axes[row][col]
             # Runs that diverged stop early; the column is named after the steps the others completed.
@@ -134,7 +136,8 @@ def plot_gradients(runs: Sequence[GradientRun], path: str | Path, quantity: str 
                 snap = r.snapshots[col]
                 values = [getattr(g, quantity) for g in snap.layers]
                 pts = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v) and v > 0]
-                label = r.label + (f" (diverged at step {r.diverged_at})" if r.diverged_at is not None and col > 0 else "")
+                label = r.label + (f", lr {r.lr:g}" if show_lr and col > 0 else "")
+                label += f" (diverged at step {r.diverged_at})" if r.diverged_at is not None and col > 0 else ""
                 if not pts:
                     ax.plot([], [], "-" if r.residual else "--", color=colours[r.depth], label=label + " (no finite value)")
                     continue
@@ -165,10 +168,11 @@ def plot_depth_table(rows: Sequence[dict[str, Any]], path: str | Path, title: st
                 [r["depth"] for r in chosen], [r["mean"] for r in chosen], yerr=[r["std"] or 0.0 for r in chosen],
                 fmt=f"-{marker}", color=colour, capsize=4, linewidth=1.8, label=f"{'ResNet' if residual else 'plain'} (this run, mean ± std)",
             )
-    paper = sorted((r["depth"], r["paper"]) for r in rows if r["residual"] and r["paper"] is not None)
-    if paper:
-        xs, ys = zip(*paper)
-        ax.plot(xs, ys, ":^", color="black", linewidth=1.2, label="ResNet (paper Table 6)")
+    for residual, marker in ((True, "^"), (False, "v")):
+        paper = sorted((r["depth"], r["paper"]) for r in rows if r["residual"] == residual and r["paper"] is not None)
+        if paper:
+            xs, ys = zip(*paper)
+            ax.plot(xs, ys, f":{marker}", color="black", linewidth=1.2, label=f"{'ResNet' if residual else 'plain'} (paper)")
     ax.set_xscale("log")
     depths = sorted({r["depth"] for r in rows})
     ax.set_xticks(depths, labels=[str(d) for d in depths])

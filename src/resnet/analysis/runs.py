@@ -1,8 +1,9 @@
 """Training many networks for one experiment: plan, resume, run (one by one or N at once), read back.
 
-Every network trains into ``OUT/runs/<name>/`` through the trainer (:mod:`resnet.train`). A small
-``experiment.json`` in that folder records what the experiment asked for (budget, iterations, seed,
-data) and whether the training finished, so that rerunning the experiment
+Every network trains into ``OUT/runs/<name>/`` through the trainer (:mod:`resnet.train`, see
+``docs/dev/trainer-contract.md``). A small ``experiment.json`` in that folder records what the
+experiment asked for (budget, iterations, seed, data) and whether the training finished, so that
+rerunning the experiment
 
 - never redoes a finished run,
 - resumes an unfinished one (the trainer's ``--resume``),
@@ -15,18 +16,21 @@ with N = 1 the trainer runs in this process.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-from ..errors import ResNetError, UsageError
+from ..errors import DataError, ResNetError, UsageError
 from ..utils.atomic import atomic_write_text
 
 MARKER = "experiment.json"
+METRICS = "metrics.jsonl"  # the trainer's log (trainer contract)
+STATE = "last.state.pt"  # the trainer's resumable state (trainer contract)
 Status = Literal["done", "partial", "new"]
 ProgressFn = Callable[[str], None]
 
@@ -51,11 +55,18 @@ class TrainSettings:
     iterations: int
     overrides: tuple[str, ...] = ()  # recipe fields as KEY=VALUE, budget's first, then the user's --set
     device: str = "cpu"
+    budget: str = ""  # name only, for the tables; what it means is in iterations and overrides
 
     def identity(self, plan: RunPlan) -> dict[str, Any]:
         # Device and data location may change between sessions (resume on another machine); these may not.
         return {"model": plan.model, "seed": plan.seed, "data": self.data, "recipe": self.recipe,
                 "iterations": self.iterations, "overrides": list(self.overrides)}
+
+
+class ExperimentInterrupted(ResNetError):
+    """Ctrl-C / SIGTERM while training: the current run checkpointed; rerunning the command resumes it."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -100,7 +111,8 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 
 
 def write_marker(plan: RunPlan, settings: TrainSettings, status: Status, **extra: Any) -> None:
-    record = {"status": status, **settings.identity(plan), "device": settings.device, **extra}
+    record = {"status": status, **settings.identity(plan), "device": settings.device, "data_dir": settings.data_dir,
+              "budget": settings.budget, **extra}
     atomic_write_text(plan.folder / MARKER, json.dumps(record, indent=2) + "\n")
 
 
@@ -108,12 +120,15 @@ def run_status(plan: RunPlan, settings: TrainSettings) -> Status:
     """``done`` (finished under these settings), ``partial`` (has a checkpoint to resume) or ``new``.
 
     A folder trained under other settings (another budget, seed, recipe) is an error, not something
-    to silently resume or mix into the figure.
+    to silently resume or mix into the figure, unless it holds nothing to lose (a run that failed
+    before its first checkpoint): that one simply starts again under the new settings.
     """
     marker = read_marker(plan.folder)
     if marker is not None:
         wanted = settings.identity(plan)
         differs = {k: (marker.get(k), v) for k, v in wanted.items() if marker.get(k) != v}
+        if differs and marker.get("status") != "done" and not has_checkpoint(plan.folder):
+            return "new"
         if differs:
             what = "; ".join(f"{k}: folder {a!r} vs now {b!r}" for k, (a, b) in differs.items())
             raise UsageError(
@@ -126,7 +141,7 @@ def run_status(plan: RunPlan, settings: TrainSettings) -> Status:
 
 def has_checkpoint(folder: Path) -> bool:
     """Whether the trainer left a state to resume from (``last.state.pt``)."""
-    return (folder / "last.state.pt").is_file()
+    return (folder / STATE).is_file()
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -136,7 +151,8 @@ def execute(
     """Train every plan that is not finished yet; returns one outcome per plan (in order).
 
     A failing run does not stop the others; its outcome carries the error. Ctrl-C stops the
-    subprocesses this function started (they resume on the next invocation) and re-raises.
+    training (the trainer, and every subprocess this function started, checkpoints first, so the
+    next invocation resumes) and raises :class:`ExperimentInterrupted`.
     """
     say = progress or (lambda _m: None)
     if parallel < 1:
@@ -150,12 +166,15 @@ def execute(
             outcomes[plan.name] = RunOutcome(plan, "done", skipped=True)
         else:
             todo.append((plan, status == "partial"))
-    if parallel == 1:
-        for plan, resume in todo:
-            outcomes[plan.name] = _run_here(plan, settings, resume, say)
-    else:
-        for outcome in _run_subprocesses(todo, settings, parallel, say):
-            outcomes[outcome.plan.name] = outcome
+    try:
+        if parallel == 1:
+            for plan, resume in todo:
+                outcomes[plan.name] = _run_here(plan, settings, resume, say)
+        else:
+            for outcome in _run_subprocesses(todo, settings, parallel, say):
+                outcomes[outcome.plan.name] = outcome
+    except KeyboardInterrupt:
+        raise ExperimentInterrupted("interrupted; the unfinished runs kept their checkpoints: rerun the same command to resume") from None
     return [outcomes[p.name] for p in plans]
 
 
@@ -165,13 +184,35 @@ def _run_here(plan: RunPlan, settings: TrainSettings, resume: bool, say: Progres
     write_marker(plan, settings, "partial")
     start = time.monotonic()
     try:
-        train_in_process(plan, settings, resume)
+        summary = train_in_process(plan, settings)
+    except (UsageError, DataError):
+        raise  # bad settings or data: every other run would fail the same way
     except ResNetError as err:
-        say(f"{plan.name}: failed: {err}")
+        if getattr(err, "exit_code", 1) == 130:  # the trainer checkpointed after Ctrl-C: stop everything
+            raise KeyboardInterrupt from None
+        say(f"{plan.name}: failed: {err}")  # e.g. diverged: the other networks still tell their story
         return RunOutcome(plan, run_status(plan, settings), error=str(err), seconds=time.monotonic() - start)
-    write_marker(plan, settings, "done", seconds=round(time.monotonic() - start, 1))
-    say(f"{plan.name}: done in {time.monotonic() - start:.0f} s")
-    return RunOutcome(plan, "done", seconds=time.monotonic() - start)
+    if not summary.get("finished", True):
+        reason = summary.get("stop_reason") or f"stopped at iteration {summary.get('steps')}"
+        say(f"{plan.name}: not finished: {reason}")
+        return RunOutcome(plan, run_status(plan, settings), error=str(reason), seconds=time.monotonic() - start)
+    return _finished(plan, settings, summary, time.monotonic() - start, say)
+
+
+def _finished(plan: RunPlan, settings: TrainSettings, summary: dict[str, Any], seconds: float, say: ProgressFn) -> RunOutcome:
+    # The trainer's own total counts the sessions before a resume too.
+    total = _finite(summary.get("seconds")) or seconds
+    write_marker(plan, settings, "done", seconds=round(total, 1))
+    say(f"{plan.name}: done in {seconds:.0f} s")
+    return RunOutcome(plan, "done", seconds=seconds)
+
+
+def _read_summary(folder: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def _child_env(parallel: int) -> dict[str, str]:
@@ -195,7 +236,7 @@ def _run_subprocesses(todo: list[tuple[RunPlan, bool]], settings: TrainSettings,
                 plan, resume = pending.pop(0)
                 plan.folder.mkdir(parents=True, exist_ok=True)
                 write_marker(plan, settings, "partial")
-                cmd = train_command(plan, settings, resume)
+                cmd = train_command(plan, settings)
                 log = open(plan.folder / "train.log", "ab")  # noqa: SIM115 - closed when the child ends
                 log.write(f"\n$ {' '.join(cmd)}\n".encode())
                 log.flush()
@@ -210,26 +251,43 @@ def _run_subprocesses(todo: list[tuple[RunPlan, bool]], settings: TrainSettings,
                 log.close()
                 del running[name]
                 seconds = time.monotonic() - start
-                if rc == 0:
-                    write_marker(plan, settings, "done", seconds=round(seconds, 1))
-                    say(f"{plan.name}: done in {seconds:.0f} s")
-                    done.append(RunOutcome(plan, "done", seconds=seconds))
+                summary = _read_summary(plan.folder)
+                if rc == 0 and summary.get("finished"):
+                    done.append(_finished(plan, settings, summary, seconds, say))
+                elif rc == 0:
+                    reason = summary.get("stop_reason") or "the trainer exited before the last iteration"
+                    say(f"{plan.name}: not finished: {reason}")
+                    done.append(RunOutcome(plan, run_status(plan, settings), error=str(reason), seconds=seconds))
                 else:
                     tail = _log_tail(plan.folder / "train.log")
                     say(f"{plan.name}: failed (exit {rc}): {tail}")
                     done.append(RunOutcome(plan, run_status(plan, settings), error=f"exit {rc}: {tail}", seconds=seconds))
-    except BaseException:
-        for proc, plan, _, log in running.values():
-            proc.terminate()
-        for proc, plan, _, log in running.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+    except BaseException as err:
+        _stop_children([(proc, log) for proc, _, _, log in running.values()], from_terminal=isinstance(err, KeyboardInterrupt))
         raise
     return done
+
+
+def _stop_children(children: list[tuple[subprocess.Popen[bytes], Any]], *, from_terminal: bool) -> None:
+    """Let every child checkpoint and exit; kill only those that do not within a minute.
+
+    A Ctrl-C at the terminal reaches the children too (same process group), and the trainer takes a
+    *second* signal as "stop now, without a checkpoint", so they get time to act on the first one
+    before SIGTERM is sent.
+    """
+    deadline = time.monotonic() + (30.0 if from_terminal else 0.0)
+    while from_terminal and time.monotonic() < deadline and any(proc.poll() is None for proc, _ in children):
+        time.sleep(0.2)
+    for proc, _ in children:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc, log in children:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def _log_tail(path: Path) -> str:
@@ -240,25 +298,264 @@ def _log_tail(path: Path) -> str:
     return lines[-1][:300] if lines else "(empty log)"
 
 
+
+# -- the trainer (docs/dev/trainer-contract.md) -------------------------------------------------------
+def _override_pairs(overrides: Sequence[str]) -> dict[str, str]:
+    """``["iterations=1300", "eval_every=130"]`` → dict; later entries win, as with repeated ``--set``."""
+    pairs: dict[str, str] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set lr=0.05)")
+        pairs[key.strip().replace("-", "_")] = value.strip()
+    return pairs
+
+
+def train_in_process(plan: RunPlan, settings: TrainSettings) -> dict[str, Any]:
+    """Train (or resume) one run with :func:`resnet.train.train`; returns the trainer's summary.
+
+    ``resume=True`` always: the trainer resumes from ``last.state.pt`` when there is one and starts
+    fresh otherwise, which also covers a folder whose earlier attempt died before its first checkpoint.
+    """
+    try:
+        from ..train import TrainOptions, train
+    except ImportError as err:
+        raise ResNetError(f"training needs the trainer (resnet.train), which this build lacks ({err})") from None
+    opts = TrainOptions(
+        model=plan.model, data=settings.data, data_dir=settings.data_dir, recipe=settings.recipe,
+        overrides=_override_pairs(settings.overrides), out=plan.folder, seed=plan.seed, device=settings.device,
+        resume=True, deterministic=False, progress=True,
+    )
+    summary = train(opts)
+    return summary if isinstance(summary, dict) else {}
+
+
+def train_command(plan: RunPlan, settings: TrainSettings) -> list[str]:
+    """The ``resnet train`` command line that trains (or resumes) ``plan`` in a subprocess."""
+    cmd = [sys.executable, "-m", "resnet", "train", plan.model, "--data", settings.data]
+    if settings.data_dir is not None:
+        cmd += ["--data-dir", settings.data_dir]
+    cmd += ["--recipe", settings.recipe]
+    for item in settings.overrides:
+        cmd += ["--set", item]
+    cmd += ["--out", str(plan.folder), "--seed", str(plan.seed), "--device", settings.device, "--resume"]
+    return cmd
+
+
 # -- budgets ----------------------------------------------------------------------------------------
-# Reduced budget, worked out from throughput measured on the 2-core CPU this project is developed on
-# (DESIGN.md §5): ResNet-20 trains at ~600 img/s at batch 128 (bf16 autocast + channels_last), and a
-# CIFAR net's cost grows ~linearly with depth, plain or residual. The 8 nets of depths 20/32/44/56 cost
-# 2 * (20 + 32 + 44 + 56) / 20 = 15.2 ResNet-20s, so 90 minutes buy 5400 s * 600 / 128 / 15.2 ≈ 1665
-# iterations each; a fifth of that goes to the test/hold-out evaluations that draw the curves
-# (~25k images every tenth of the run at ~3x the training speed), leaving 1300.
+# Reduced budget, from the CIFAR-10 throughput of the trainer on the 2-core CPU this project is
+# developed on (~600 img/s for ResNet-20 at batch 128; a CIFAR net's cost grows about linearly with
+# depth, plain or residual). The 8 nets of depths 20/32/44/56 cost 2 * (20 + 32 + 44 + 56) / 20 =
+# 15.2 ResNet-20s, so 90 minutes buy 5400 s * 600 / 128 / 15.2 ≈ 1665 iterations each; about a fifth
+# of that goes to the evaluations that draw the test curves (hold-out and test set every tenth of the
+# run, at ~3x the training speed), leaving 1300.
+BUDGETS = ("paper", "reduced", "tiny")
 REDUCED_ITERATIONS = 1300
 TINY_ITERATIONS = 24
-PAPER_ITERATIONS = 64_000
 EVALUATIONS_PER_RUN = 10  # points on each test-error curve (the paper's Fig. 6 curves are smooth; 10 show the shape)
+# The recipe each data set trains with, and its full length (the `paper` budget changes nothing).
+IMAGENET_DATA = ("imagenet",)
+RECIPE_ITERATIONS = {"cifar-paper": 64_000, "imagenet-paper": 600_000}
+PAPER_ITERATIONS = RECIPE_ITERATIONS["cifar-paper"]
+# Data sets too small for the recipe's 5k hold-out: keep this many training images aside instead.
+SMALL_DATA_HOLDOUT = {"digits": 150}
 
 
-def budget_iterations(budget: str, override: int | None = None) -> int:
+def recipe_for(data: str) -> str:
+    return "imagenet-paper" if data in IMAGENET_DATA else "cifar-paper"
+
+
+def budget_iterations(budget: str, override: int | None = None, recipe: str = "cifar-paper") -> int:
     if override is not None:
         if override < 1:
             raise UsageError(f"--iterations must be positive, got {override}")
         return override
+    if budget == "paper":
+        return RECIPE_ITERATIONS[recipe]
     try:
-        return {"paper": PAPER_ITERATIONS, "reduced": REDUCED_ITERATIONS, "tiny": TINY_ITERATIONS}[budget]
+        return {"reduced": REDUCED_ITERATIONS, "tiny": TINY_ITERATIONS}[budget]
     except KeyError:
         raise UsageError(f"unknown --budget {budget!r}; choose paper, reduced or tiny") from None
+
+
+def budget_settings(
+    budget: str,
+    *,
+    data: str,
+    data_dir: str | None = None,
+    iterations: int | None = None,
+    device: str = "cpu",
+    overrides: Sequence[str] = (),
+) -> TrainSettings:
+    """What every run of the experiment trains with.
+
+    ``paper`` is the data set's recipe untouched. Any other length overrides only ``iterations``
+    (the trainer then scales the lr milestones, so the schedule keeps its shape: ÷10 at 50 % and
+    75 %) and ``eval_every`` (:data:`EVALUATIONS_PER_RUN` points per test curve). The user's
+    ``--set`` items come last, so they win; the run length itself is set with ``--iterations`` only,
+    since it is part of what identifies a finished run.
+    """
+    recipe = recipe_for(data)
+    n = budget_iterations(budget, iterations, recipe)
+    user = _override_pairs(overrides)
+    if "iterations" in user:
+        raise UsageError("give the run length with --iterations N (or --budget), not --set iterations=...")
+    items: list[str] = []
+    if n != RECIPE_ITERATIONS[recipe]:
+        items += [f"iterations={n}", f"eval_every={max(1, n // EVALUATIONS_PER_RUN)}"]
+    if data in SMALL_DATA_HOLDOUT and "holdout" not in user:
+        items.append(f"holdout={SMALL_DATA_HOLDOUT[data]}")
+    items += [f"{k}={v}" for k, v in user.items()]
+    settings = TrainSettings(data, data_dir, recipe, n, tuple(items), device, budget)
+    _resolved_recipe(settings)  # a misspelt --set fails now, not after the first network has trained
+    return settings
+
+
+def _resolved_recipe(settings: TrainSettings) -> Any:
+    """The trainer's resolved recipe for ``settings`` (None where this build has no trainer)."""
+    try:
+        from ..train.recipes import resolve_recipe
+    except ImportError:
+        return None
+    return resolve_recipe(settings.recipe, _override_pairs(settings.overrides))
+
+
+def describe_settings(settings: TrainSettings | None, budget: str | None = None) -> str:
+    """One paragraph for the tables: recipe, length, schedule, evaluations, data, seed."""
+    if settings is None:
+        return f"No run folder recorded its settings (budget {budget or '?'} asked for)."
+    recipe = None
+    try:
+        recipe = _resolved_recipe(settings)
+    except ResNetError:
+        pass
+    schedule = ""
+    if recipe is not None and getattr(recipe, "schedule", None) == "step" and getattr(recipe, "milestones", None):
+        marks = " and ".join(f"{m:,}" for m in recipe.milestones)
+        schedule = f" (SGD, batch {recipe.batch_size}, lr {recipe.lr:g} ÷{1 / recipe.gamma:g} at iterations {marks})"
+    every = getattr(recipe, "evaluation_interval", None)
+    evals = "" if every is None else f", evaluated every {'iteration' if every == 1 else f'{every:,} iterations'}"
+    changed = ", ".join(f"`{o}`" for o in settings.overrides) or "none"
+    where = f" from `{settings.data_dir}`" if settings.data_dir else ""
+    name = f"budget `{settings.budget}`, " if settings.budget else ""
+    return (
+        f"Training: recipe `{settings.recipe}`{schedule}, {settings.iterations:,} iterations ({name}recipe overrides: "
+        f"{changed}){evals}. Data: {settings.data}{where}. Every network trains from the same seed (the k-th repeat of a "
+        f"network from seed + k - 1); device {settings.device}."
+    )
+
+
+def settings_from_markers(plans: Sequence[RunPlan]) -> TrainSettings | None:
+    """The settings the existing run folders were trained with (``--plot-only``), None without any.
+
+    Folders trained under different settings are refused: one figure shows one training setup.
+    """
+    found: list[tuple[RunPlan, dict[str, Any]]] = [(p, m) for p in plans if (m := read_marker(p.folder)) is not None]
+    if not found:
+        return None
+    settings = []
+    for plan, m in found:
+        try:
+            s = TrainSettings(
+                data=str(m["data"]), data_dir=m.get("data_dir"), recipe=str(m["recipe"]), iterations=int(m["iterations"]),
+                overrides=tuple(str(o) for o in m.get("overrides", [])), device=str(m.get("device", "cpu")),
+                budget=str(m.get("budget", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ResNetError(f"{plan.folder / MARKER} lacks data/recipe/iterations; delete it and rerun that network") from None
+        settings.append((plan, s))
+    first_plan, first = settings[0]
+    key = lambda s: (s.data, s.recipe, s.iterations, s.overrides)  # noqa: E731 - what makes runs comparable
+    for plan, s in settings[1:]:
+        if key(s) != key(first):
+            raise UsageError(
+                f"{first_plan.folder} and {plan.folder} were trained under different settings "
+                f"({first.iterations} vs {s.iterations} iterations, overrides {list(first.overrides)} vs {list(s.overrides)}); "
+                "plot them from separate --out folders"
+            )
+    return first
+
+
+# -- reading runs back -----------------------------------------------------------------------------
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Complete JSON lines of a ``metrics.jsonl`` (a line cut short by a kill is skipped)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    return records
+
+
+def _finite(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _points(records: Sequence[dict[str, Any]], key: str) -> list[list[float]]:
+    return [[r["step"], v] for r in records if (v := _finite(r.get(key))) is not None]
+
+
+def read_curves(plans: Sequence[RunPlan]) -> list[dict[str, Any]]:
+    """Error curves of every planned run that has a training log, in plan order.
+
+    Each curve: ``name``, ``model``, ``depth``, ``residual``, ``seed``, ``status`` (``done`` /
+    ``partial``), ``iterations`` (asked for), ``steps`` (reached), ``train``, ``test`` and ``holdout``
+    as ``[[iteration, error %], ...]``, and ``final_{train,test,holdout}_error`` from the last
+    evaluation (training error = mean mini-batch error over the last evaluation interval).
+
+    ``train`` is the trainer's training log (one point per logging interval, denser than the
+    evaluations); a run shorter than one logging interval uses the evaluations' training windows.
+    """
+    curves = []
+    for plan in plans:
+        by_key: dict[tuple[str, int], dict[str, Any]] = {}
+        for r in read_records(plan.folder / METRICS):
+            by_key[(str(r.get("kind")), r["step"])] = r  # a record repeated by a resume counts once
+        records = sorted(by_key.values(), key=lambda r: r["step"])
+        train = [r for r in records if r.get("kind") == "train"]
+        evals = [r for r in records if r.get("kind") == "eval"]
+        if not train and not evals:
+            continue
+        train_points = _points(train, "error")
+        if len(train_points) < len(evals):
+            train_points = _points(evals, "train_error")
+        last = evals[-1] if evals else {}
+        marker = read_marker(plan.folder) or {}
+        curves.append({
+            "name": plan.name, "model": plan.model, "depth": plan.depth, "residual": plan.residual, "seed": plan.seed,
+            "status": _status(plan.folder, marker),
+            "iterations": marker.get("iterations") or _recipe_iterations(plan.folder),
+            "steps": records[-1]["step"],
+            "train": train_points, "test": _points(evals, "test_error"), "holdout": _points(evals, "holdout_error"),
+            "final_train_error": _finite(last.get("train_error")), "final_test_error": _finite(last.get("test_error")),
+            "final_holdout_error": _finite(last.get("holdout_error")),
+            "seconds": _finite(marker.get("seconds")),
+        })
+    return curves
+
+
+def _status(folder: Path, marker: dict[str, Any]) -> Status:
+    if marker:
+        return "done" if marker.get("status") == "done" else "partial"
+    # A folder trained by hand with `resnet train` has no marker; its summary says whether it finished.
+    try:
+        return "done" if json.loads((folder / "summary.json").read_text()).get("finished") else "partial"
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return "partial"
+
+
+def _recipe_iterations(folder: Path) -> int | None:
+    try:
+        value = json.loads((folder / "recipe.json").read_text())["recipe"]["iterations"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) else None

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
+from ..evaluate.preprocess import MAX_SIDE
 from .common import console, print_json
 
 
@@ -47,8 +48,8 @@ def parse_scales(values: list[str] | None) -> list[int] | None:
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit() or int(part) < 1:
-                raise UsageError(f"--scales takes positive pixel sizes, got {part!r}")
+            if not part.isdigit() or not 1 <= int(part) <= MAX_SIDE:
+                raise UsageError(f"--scales takes pixel sizes from 1 to {MAX_SIDE}, got {part!r}")
             scales.append(int(part))
     return scales or None
 
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if name != "batch_size" and value is not None and value > MAX_SIDE:
+            raise UsageError(f"--{name} must be at most {MAX_SIDE} pixels, got {value}")
     protocol = get_protocol(args.protocol, scales)
     members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
     channels = members[0].preprocess.channels

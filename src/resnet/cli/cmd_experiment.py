@@ -2,7 +2,7 @@
 the raw JSON into ``--out DIR``.
 
 - ``degradation``: plain vs residual nets of several depths trained alike (Fig. 6);
-- ``depth-table``: test error against depth, mean ± std over runs (Table 6);
+- ``depth-table``: test error against depth, mean ± std over runs (Table 6; Table 2 on ImageNet-layout data);
 - ``responses``: std of the 3x3 layers' responses (Fig. 7);
 - ``gradients``: per-layer gradient norms with and without BN (Sec. 4.1).
 """
@@ -17,6 +17,8 @@ from typing import Any
 from ..errors import UsageError
 
 DEFAULT_DEPTHS = [20, 32, 44, 56]
+IMAGENET_DEPTHS = [18, 34]  # Table 2: plain-18/34 against ResNet-18/34
+IMAGENET_ALLOWED = (18, 34, 50, 101, 152)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,14 +35,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_gradients(exp)
 
 
-def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int]) -> None:
-    p.add_argument("--data", default="cifar10", help="data set name (cifar10, digits, ...; default cifar10)")
+def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int], imagenet_depths: str = "") -> None:
+    p.add_argument("--data", default="cifar10", help="data set name (cifar10, cifar100, digits, folder" + (", imagenet" if imagenet_depths else "") + "; default cifar10)")
     p.add_argument("--data-dir", default=None, help="data folder, e.g. an ImageFolder tree DATA/{train,test}/<class>/*.png")
-    p.add_argument("--depths", type=int, nargs="+", default=default_depths, help=f"CIFAR depths 6n+2 (default {' '.join(map(str, default_depths))})")
+    p.add_argument(
+        "--depths", type=int, nargs="+", default=None,
+        help=f"CIFAR depths 6n+2 (default {' '.join(map(str, default_depths))}){imagenet_depths}",
+    )
     p.add_argument(
         "--budget", default="reduced", choices=("paper", "reduced", "tiny"),
-        help="paper: the full cifar-paper recipe (64k iterations); reduced: the same schedule shape scaled to finish the "
-        "8 nets of depths 20-56 in about 90 minutes on a 2-core CPU; tiny: a few iterations, for tests (default reduced)",
+        help="paper: the data set's full recipe (cifar-paper: 64k iterations); reduced: 1,300 iterations with the same "
+        "schedule shape, sized to train the 8 nets of depths 20-56 in about 90 minutes on a 2-core CPU; tiny: 24 "
+        "iterations, a smoke test (default reduced)",
     )
     p.add_argument("--iterations", type=int, default=None, help="override the budget's iteration count (lr ÷10 at 50%% and 75%%)")
     p.add_argument("--seed", type=int, default=0, help="seed shared by every network (default 0)")
@@ -58,10 +64,13 @@ def _add_degradation(exp: argparse._SubParsersAction) -> None:
 
 
 def _add_depth_table(exp: argparse._SubParsersAction) -> None:
-    p = exp.add_parser("depth-table", help="test error against depth beside the paper's Table 6 (mean ± std over --runs)")
-    _add_training_options(p, DEFAULT_DEPTHS + [110])
+    p = exp.add_parser(
+        "depth-table",
+        help="test error against depth beside the paper's Table 6 (mean ± std over --runs); Table 2 with --data imagenet",
+    )
+    _add_training_options(p, DEFAULT_DEPTHS + [110], f"; with --data imagenet {' '.join(map(str, IMAGENET_DEPTHS))} (Table 2)")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds) per depth; the table reports mean ± std (default 1)")
-    p.add_argument("--plain", action="store_true", help="train the plain twins too and list them beside the ResNets")
+    p.add_argument("--plain", action="store_true", help="train the plain twins too and list them beside the ResNets (always on with --data imagenet)")
     p.add_argument("--out", default="experiments/depth-table", help="output folder (default experiments/depth-table)")
     p.set_defaults(func=run_depth_table)
 
@@ -96,7 +105,11 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bn", action="store_true", help="also measure every network with BatchNorm replaced by the identity (second row)")
     p.add_argument("--steps", type=int, default=20, help="SGD steps between the two measurements (default 20; 0: only at init)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate with BN (default 0.1, the paper's)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate with BN (default 0.1, the paper's; nets of 110 layers or more use a tenth, see --no-warmup)")
+    p.add_argument(
+        "--no-warmup", dest="warmup", action="store_false",
+        help="train nets of 110+ layers at --lr too, instead of the paper's warm-up rate (--lr / 10) that the steps measured here fall into",
+    )
     p.add_argument("--lr-no-bn", type=float, default=0.01, help="learning rate without BN (default 0.01, the paper's warm-up rate)")
     p.add_argument("--data", default=None, help="data set name (cifar10, digits, ...); or give only --data-dir for an image folder")
     p.add_argument(
@@ -115,6 +128,19 @@ def check_depths(depths: list[int]) -> list[int]:
     if bad:
         raise UsageError(f"--depths must be CIFAR depths 6n+2 (8, 14, 20, 32, 44, 56, 110, ...), got {', '.join(map(str, bad))}")
     return list(dict.fromkeys(depths))  # drop repeats, keep the order
+
+
+def _training_depths(args: argparse.Namespace, default: list[int]) -> list[int]:
+    """``--depths`` checked against the data: CIFAR-style 6n+2 nets, or the ImageNet nets for --data imagenet."""
+    from ..analysis.runs import IMAGENET_DATA
+
+    if args.data in IMAGENET_DATA:
+        depths = args.depths or IMAGENET_DEPTHS
+        bad = [d for d in depths if d not in IMAGENET_ALLOWED]
+        if bad:
+            raise UsageError(f"--data {args.data} trains the ImageNet nets: --depths from {', '.join(map(str, IMAGENET_ALLOWED))}, got {', '.join(map(str, bad))}")
+        return list(dict.fromkeys(depths))
+    return check_depths(args.depths or default)
 
 
 def _positive(name: str, value: int | None, allow_zero: bool = False) -> None:
@@ -196,7 +222,7 @@ def run_gradients(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(dataset)} training images")
     runs = gradient_study(
         dataset, depths, steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_no_bn=args.lr_no_bn,
-        no_bn=args.no_bn, seed=args.seed, device=device, progress=_say,
+        no_bn=args.no_bn, warmup=args.warmup, seed=args.seed, device=device, progress=_say,
     )
     out = Path(args.out)
     files = [
@@ -265,14 +291,15 @@ def run_degradation(args: argparse.Namespace) -> int:
     from ..analysis.runs import plan_runs, read_curves
 
     out = Path(args.out)
-    plans = plan_runs(out, check_depths(args.depths), seed=args.seed)
+    plans = plan_runs(out, _training_depths(args, DEFAULT_DEPTHS), seed=args.seed)
     settings, setup = _training_setup(args, plans)
     outcomes = _train_all(args, plans, settings)
     curves = read_curves(plans)
     if not curves:
         raise UsageError(f"no run folders with training logs under {out / 'runs'}; run without --plot-only first")
+    data_name = settings.data if settings is not None else args.data
     files = [
-        plot_degradation(curves, out / "degradation.png"),
+        plot_degradation(curves, out / "degradation.png", title=_degradation_title(data_name, curves)),
         write_text(out / "degradation.md", degradation_markdown(curves, setup)),
         write_json(out / "degradation.json", {"setup": setup, "settings": _settings_dict(settings), "curves": curves}),
     ]
@@ -283,23 +310,30 @@ def run_degradation(args: argparse.Namespace) -> int:
 def run_depth_table(args: argparse.Namespace) -> int:
     from ..analysis.experiments import depth_table_markdown, depth_table_rows, write_json, write_text
     from ..analysis.plots import plot_depth_table
-    from ..analysis.runs import plan_runs, read_curves
+    from ..analysis.runs import IMAGENET_DATA, plan_runs, read_curves
 
     out = Path(args.out)
-    plans = plan_runs(out, check_depths(args.depths), plain=args.plain, runs=args.runs, seed=args.seed)
+    imagenet = args.data in IMAGENET_DATA
+    plans = plan_runs(out, _training_depths(args, DEFAULT_DEPTHS + [110]), plain=args.plain or imagenet, runs=args.runs, seed=args.seed)
     settings, setup = _training_setup(args, plans)
     outcomes = _train_all(args, plans, settings)
     curves = read_curves(plans)
     if not curves:
         raise UsageError(f"no run folders with training logs under {out / 'runs'}; run without --plot-only first")
-    rows = depth_table_rows(curves)
+    rows = depth_table_rows(curves, imagenet=imagenet)
+    title = "ImageNet-layout data: validation error against depth (paper Table 2)" if imagenet else ""
     files = [
-        plot_depth_table(rows, out / "depth_table.png"),
-        write_text(out / "depth_table.md", depth_table_markdown(rows, setup)),
+        plot_depth_table(rows, out / "depth_table.png", title=title),
+        write_text(out / "depth_table.md", depth_table_markdown(rows, setup, imagenet=imagenet)),
         write_json(out / "depth_table.json", {"setup": setup, "settings": _settings_dict(settings), "rows": rows, "curves": curves}),
     ]
     _report_files(files)
     return _failures(outcomes)
+
+
+def _degradation_title(data: str, curves: list[dict[str, Any]]) -> str:
+    steps = max((int(c.get("steps") or 0) for c in curves), default=0)
+    return f"Training on {data} (paper Fig. 6, {steps:,} iterations): dashed = training error, bold = test error"
 
 
 def _settings_dict(settings: Any) -> dict[str, Any] | None:

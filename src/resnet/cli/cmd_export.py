@@ -37,12 +37,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..deploy.export import export
+    from ..evaluate.preprocess import MAX_SIDE
     from ..evaluate.sources import resolve_source
 
     if args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
-    if args.input_size is not None and args.input_size < 8:
-        raise UsageError(f"--input-size must be at least 8 pixels, got {args.input_size}")
+    if args.input_size is not None and not 8 <= args.input_size <= MAX_SIDE:
+        raise UsageError(f"--input-size must be from 8 to {MAX_SIDE} pixels, got {args.input_size}")
     if args.opset is not None and args.format != "onnx":
         raise UsageError("--opset applies to --format onnx only")
     if not args.atol > 0:

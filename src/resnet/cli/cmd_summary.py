@@ -22,14 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def model_summary(name: str, input_size: int | None = None, **overrides: Any) -> dict[str, Any]:
-    from ..analysis.complexity import count_macs
+    import torch
 
+    from ..analysis.complexity import count_macs
+    from ..evaluate.preprocess import MAX_SIDE
+
+    if input_size is not None and not 8 <= input_size <= MAX_SIDE:
+        raise UsageError(f"--input-size must be from 8 to {MAX_SIDE} pixels, got {input_size}")
     model = build_model(name, **{k: v for k, v in overrides.items() if v is not None})
     spec = model.spec
     size = input_size or (224 if spec.stem == "imagenet" else 32)
-    if size < 8:
-        raise UsageError(f"--input-size must be at least 8 pixels, got {size}")
-    c = count_macs(model, size)
+    with torch.no_grad():  # one forward pass to count; no activations kept for a backward pass
+        c = count_macs(model, size)
     return {
         "name": name,
         "description": spec.description,

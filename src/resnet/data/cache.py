@@ -105,8 +105,20 @@ class CacheEntry:
             warnings.warn(f"ignoring unreadable data cache {path} ({err}); it will be rebuilt", stacklevel=3)
             return None
 
-    def save(self, ds: ArrayDataset) -> Path:
-        """Write atomically, then drop older entries of the same source (they can never match again)."""
+    def save(self, ds: ArrayDataset) -> Path | None:
+        """Write atomically, then drop older entries of the same source (they can never match again).
+
+        A cache that cannot be written (disk full, read-only folder) is warned about, not fatal:
+        the data set is in memory already; ``None`` is returned then.
+        """
+        try:
+            return self._save(ds)
+        except OSError as err:
+            warnings.warn(f"cannot write the data cache {self.path} ({err}); going on without it "
+                          "(set RESNET_CACHE_DIR to a writable folder)", stacklevel=3)
+            return None
+
+    def _save(self, ds: ArrayDataset) -> Path:
         meta = {
             "key": self.key,
             "classes": list(ds.classes),

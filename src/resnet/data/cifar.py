@@ -122,7 +122,7 @@ def locate_cifar(
         raise DataError(
             f"no {spec.name} data {where}; pass a folder with train/<class>/*.png and test/, "
             f"the archive {spec.archive}, or its extracted {spec.folder}/, "
-            "or allow downloading it (download=True / --download)"
+            "or let load_arrays download it (download=True)"
         )
     return CifarSource("archive", download(spec.url, target_dir / spec.archive, spec.archive_md5))
 

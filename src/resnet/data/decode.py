@@ -7,6 +7,7 @@ through :func:`decode_image_tensor` (torchvision's decoders) in DataLoader worke
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import sys
@@ -27,6 +28,7 @@ warnings.filterwarnings(
     "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
 )
 
+_JPEG_MAGIC = b"\xff\xd8\xff"
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _PARALLEL_FROM = 2048  # below this, starting processes costs more than it saves
 _CHUNK = 512
@@ -84,8 +86,10 @@ def _to_array(img: Any, channels: int | None) -> np.ndarray:
 
 
 def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
-    """uint8 ``[C, H, W]`` through torchvision's decoders (PNG, JPEG incl. CMYK, GIF, WebP), Pillow for the rest.
+    """uint8 ``[C, H, W]``: JPEG (incl. CMYK) through torchvision's decoder, everything else through Pillow.
 
+    torchvision 0.29's PNG decoder crashes the whole process (SIGSEGV) on a PNG whose compressed data
+    is damaged, and a training run over a folder must survive one bad file; Pillow raises instead.
     16-bit images are scaled to 8 bits. Raises :class:`DecodeFailure`.
     """
     try:
@@ -98,6 +102,9 @@ def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tens
         raise DecodeFailure(err.strerror or type(err).__name__) from None
     if not data:
         raise DecodeFailure("empty file")
+    _refuse_decompression_bomb(data)
+    if not data.startswith(_JPEG_MAGIC):
+        return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
     try:
         mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
         image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
@@ -108,6 +115,21 @@ def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tens
     elif image.dtype != torch.uint8:
         raise DecodeFailure(f"unsupported pixel type {image.dtype}")
     return image
+
+
+def _refuse_decompression_bomb(data: bytes) -> None:
+    """torchvision's decoders allocate whatever size a header claims; Pillow reads only the header here
+    and refuses images over twice ``PIL.Image.MAX_IMAGE_PIXELS`` (a small file claiming gigapixels)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.open(io.BytesIO(data)).close()
+    except Image.DecompressionBombError as err:
+        raise DecodeFailure(str(err).strip().splitlines()[0]) from None
+    except Exception:  # noqa: BLE001 - not Pillow's to judge: the decoders below report unreadable files
+        pass
 
 
 def _decode_chunk(job: tuple[Sequence[str], int | None]) -> tuple[np.ndarray | list[np.ndarray | None], list[str]]:

@@ -63,7 +63,7 @@ class ImageFolderDataset(Dataset):
         """Count one unusable file (once) and warn, or raise when strict."""
         if self.strict:
             raise DataError(
-                f"cannot use image {path}: {reason}; remove or replace the file (or leave strict off to skip it)"
+                f"cannot use image {path}: {reason}; remove or replace the file"
             )
         if any(p == path for p, _ in self.skipped):
             return

@@ -86,6 +86,6 @@ def report_skipped(path: str, reason: str, *, strict: bool) -> None:
 
     if strict:
         raise DataError(
-            f"cannot use image {path}: {reason}; remove or replace the file (or leave strict off to skip it)"
+            f"cannot use image {path}: {reason}; remove or replace the file"
         )
     warnings.warn(f"skipping {path}: {reason}", DataWarning, stacklevel=3)

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
 from .onnx_runtime import OrtModel, machine_threads, quantize_onnx_static
-from .optimize import MODES, optimize
+from .fused import onednn_bf16_available
+from .optimize import BF16_FALLBACK_NOTE, MODES, optimize
 
 OUR_MODES = tuple(m for m in MODES if m != "eager")
 PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8")
@@ -42,6 +43,7 @@ class Row:
     error: str | None = None
     vs_baseline: float | None = None
     peak_share: float | None = None
+    peak_dtype: str | None = None  # which measured matmul peak peak_share is relative to
 
     @property
     def p50(self) -> float:
@@ -65,7 +67,7 @@ class Row:
             "images_per_s": round(self.images_per_s, 3) if ok else None,
             "p50_ms": round(self.p50 * 1e3, 3) if ok else None, "p95_ms": round(self.p95 * 1e3, 3) if ok else None,
             "vs_onnxruntime_fp32": None if self.vs_baseline is None else round(self.vs_baseline, 3),
-            "peak_share": None if self.peak_share is None else round(self.peak_share, 4),
+            "peak_share": None if self.peak_share is None else round(self.peak_share, 4), "peak_dtype": self.peak_dtype,
             "repeats": len(self.times), "error": self.error,
         }
 
@@ -88,8 +90,17 @@ class BenchResult:
         }
 
 
+EMULATED_BF16_PEAK_SIZE = 256
+
+
 def matmul_peak_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 3) -> float:
-    """Best-of-``repeats`` GFLOP/s of an n x n ``torch.mm`` (2 n³ FLOPs), after one warm-up call."""
+    """Best-of-``repeats`` GFLOP/s of an n x n ``torch.mm`` (2 n³ FLOPs), after one warm-up call.
+
+    Without native bfloat16 (AVX2-only CPUs) a bf16 product runs at well under 1 GFLOP/s, so one
+    4096² call would take many minutes: there ``n`` is capped at :data:`EMULATED_BF16_PEAK_SIZE`.
+    """
+    if dtype == torch.bfloat16 and not onednn_bf16_available():
+        n = min(n, EMULATED_BF16_PEAK_SIZE)
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     torch.mm(a, b)
     best = float("inf")
@@ -187,10 +198,14 @@ def run_bench(
     notes = [
         f"{n_threads} threads (one per core this process may use); warm-up {warmup} call(s) per runner excluded; "
         f"{repeats} interleaved repeats; p50/p95 are per-call latencies of the whole batch",
-        "peak share = 2 x multiply-adds x images/s over the 4096² matmul peak of the row's arithmetic "
-        "(int8 rows: the bf16 peak, the fastest measured; int8 has no torch matmul peak worth the name)",
+        f"peak share = 2 x multiply-adds x images/s over the {peak_size}² matmul peak of the row's arithmetic "
+        "(int8 rows: the faster of the fp32 and bf16 peaks; int8 has no torch matmul peak worth the name)",
         "int8 rows calibrate on random images: speed does not depend on them (accuracy: benchmarks/inference_accuracy.py)",
     ]
+    if not onednn_bf16_available():
+        notes.append(f"no native bfloat16 on this CPU: the bf16 matmul peak is measured at {min(peak_size, EMULATED_BF16_PEAK_SIZE)}²")
+        if "bf16" in modes:
+            notes.append(BF16_FALLBACK_NOTE)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
         ort_paths: dict[str, Path] = {}
@@ -257,5 +272,8 @@ def _ratios(rows: list[Row], macs: int, peaks: dict[str, float]) -> None:
             continue
         base = next((r for r in rows if r.label == BASELINE and r.batch == row.batch and r.times), None)
         row.vs_baseline = base.p50 / row.p50 if base is not None else None
-        peak = peaks["fp32"] if row.dtype == "fp32" else peaks["bf16"]
-        row.peak_share = 2 * macs * row.images_per_s / (peak * 1e9)
+        if row.dtype == "int8":
+            row.peak_dtype = max(peaks, key=peaks.__getitem__)
+        else:
+            row.peak_dtype = "fp32" if row.dtype == "fp32" else "bf16"
+        row.peak_share = 2 * macs * row.images_per_s / (peaks[row.peak_dtype] * 1e9)

@@ -19,6 +19,20 @@ def onednn_available() -> bool:
     return bool(torch.backends.mkldnn.is_available()) and hasattr(_mkldnn, "_convolution_pointwise")
 
 
+BF16_NEEDS = "AVX512-BW/VL/DQ (AVX512-BF16 or AMX for full speed) or AVX-NE-CONVERT"
+
+
+def onednn_bf16_available() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions on this CPU (PyTorch refuses them below AVX-512 / AVX-NE-CONVERT)."""
+    if not onednn_available():
+        return False
+    check = getattr(_mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
 class FusedConv(nn.Module):
     """One folded convolution with its weight pre-reordered for oneDNN."""
 
@@ -56,6 +70,8 @@ class FusedResNet(nn.Module):
             raise UsageError("this PyTorch build has no oneDNN (mkldnn) kernels; use mode 'eager'")
         if dtype not in (torch.float32, torch.bfloat16):
             raise ValueError(f"dtype must be float32 or bfloat16, got {dtype}")
+        if dtype == torch.bfloat16 and not onednn_bf16_available():
+            raise UsageError(f"this CPU has no oneDNN bfloat16 convolutions (they need {BF16_NEEDS}); use float32")
         self.dtype = dtype
         shapes = conv_input_shapes(plan, torch.zeros(example_shape)) if example_shape else {}
         self.stem = FusedConv(plan.stem, dtype, shapes.get(id(plan.stem)))

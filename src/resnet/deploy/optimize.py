@@ -6,7 +6,9 @@ Modes (all take float NCHW input normalised as for the original model and return
 - ``fp32``: BN folded into the convolutions, weights prepacked for oneDNN, activations
   channels_last, ReLU and residual additions fused into the convolutions; the predictions
   equal the unoptimised model's up to float rounding;
-- ``bf16``: the same with bfloat16 weights and activations (float32 head);
+- ``bf16``: the same with bfloat16 weights and activations (float32 head); on a CPU without
+  oneDNN bfloat16 convolutions (no AVX-512 / AVX-NE-CONVERT, e.g. AVX2-only parts) it falls back
+  to bf16 autocast in eager PyTorch, which gives bf16 numerics but is slower than ``fp32``;
 - ``int8``: post-training static quantization calibrated on real images (see :mod:`.quantize`).
 
 Networks the fused runners do not cover (pre-activation blocks, ``features_only``) fall back to
@@ -25,13 +27,24 @@ from torch import Tensor, nn
 
 from ..errors import UsageError
 from .fold import fold_bn
-from .fused import FusedResNet, onednn_available
+from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
 from .plan import build_plan
 from .quantize import OBSERVERS, quantize_int8
 from .shard import BatchSharded
 
 MODES = ("eager", "fp32", "bf16", "int8")
 CALIBRATION_BATCH = 32
+BF16_FALLBACK_NOTE = (
+    f"this CPU has no oneDNN bfloat16 convolutions (they need {BF16_NEEDS}): "
+    "mode bf16 runs as bf16 autocast in eager PyTorch, slower than fp32"
+)
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        print(f"resnet.deploy: {message}", file=sys.stderr)
 
 
 class ChannelsLast(nn.Module):
@@ -119,6 +132,9 @@ def optimize(
         quantized = quantize_int8(plan, calibration_batches(calibration), observer, shape)
         return BatchSharded(quantized, workers) if shard else quantized
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32
+    if plan is not None and dtype == torch.bfloat16 and not onednn_bf16_available():
+        plan, fallback_reason = None, ""
+        _say_once(BF16_FALLBACK_NOTE)
     if plan is not None and not compile:
         fused = FusedResNet(plan, dtype, shape)
         return BatchSharded(fused, workers) if shard else fused
@@ -126,5 +142,5 @@ def optimize(
     if compile:
         runner = _compiled(runner)
     elif fallback_reason:
-        print(f"resnet.deploy: {fallback_reason}; using BN folding + channels_last instead", file=sys.stderr)
+        _say_once(f"{fallback_reason}; using BN folding + channels_last instead")
     return runner

@@ -105,7 +105,8 @@ def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
     except ImportError:
         raise UsageError(f"--data {name} needs resnet.data.load_arrays, which this build lacks; pass an image folder with --data-dir") from None
     try:
-        ds = load_arrays(name, split=split, data_dir=data_dir)
+        # strict: an image that cannot be decoded stops evaluation (naming it); skipping it would change the figures.
+        ds = load_arrays(name, split=split, data_dir=data_dir, strict=True)
     except (ValueError, KeyError) as err:  # the loader's own ResNetErrors pass through unchanged
         raise UsageError(f"cannot load --data {name} --split {split}: {err}") from None
     where = f" from {data_dir}" if data_dir else ""

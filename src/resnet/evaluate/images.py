@@ -19,13 +19,17 @@ def read_image(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
     """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey); :class:`DataError` if it cannot be decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..data.decode import _to_array  # 16-bit images scaled to 8 bits, not clipped to white
+
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB" if channels == 3 else "L")
-            array = np.asarray(img, dtype=np.uint8)
+            img.load()
+            array = _to_array(img, channels)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist; check the path") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not an image; pass image files or a folder of them") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
     if array.ndim == 2:

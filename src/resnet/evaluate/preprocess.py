@@ -17,6 +17,7 @@ from torch import Tensor
 from ..errors import CheckpointError, DataError
 
 Box = tuple[int, int, int, int]  # top, left, height, width
+MAX_SIDE = 4096  # largest resize / crop / input side accepted (from flags or checkpoint metadata)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Preprocess:
             raise ValueError(f"std must be positive, got {self.std}")
         for name in ("input_size", "resize", "crop"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value is not None and (not isinstance(value, int) or not 1 <= value <= MAX_SIDE):
+                raise ValueError(f"{name} must be an integer from 1 to {MAX_SIDE} pixels, got {value!r}")
 
     @property
     def crop_size(self) -> int:

@@ -86,6 +86,12 @@ def resolve_source(
         return _from_path(path, source, model_name, checkpoint_source)
     if _is_model_name(source):
         return _random(source, num_classes)
+    from ..models.specs import resolve_spec
+
+    try:
+        resolve_spec(source)
+    except ValueError as err:  # a CIFAR-style name with an impossible depth: say which depths exist
+        raise UsageError(f"{source!r} is no checkpoint file or run folder, and as a model name: {err}") from None
     raise UsageError(f"{source!r} is neither a checkpoint file, a run folder nor a model name; check the path (`resnet list` shows model names)")
 
 
@@ -125,7 +131,7 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
     if kind == "resnet" and "spec" in meta and model_name is None:
         model, meta = model_from_checkpoint(weights)
         pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
-        classes = [str(c) for c in meta["classes"]] if meta.get("classes") else None
+        classes = _checked_classes(meta, model, weights)
         model.eval()
         return Member(label, source, kind, model, pre, classes, meta)
 
@@ -145,11 +151,25 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
         classes: list[str] | None = CIFAR10_CLASSES if model.num_classes == 10 else None
     elif kind == "resnet":
         pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
-        classes = [str(c) for c in meta["classes"]] if meta.get("classes") else None
+        classes = _checked_classes(meta, model, weights)
     else:
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
         classes = _imagenet_classes() if model.num_classes == 1000 else None
     return Member(label, source, kind, model, pre, classes, meta)
+
+
+def _checked_classes(meta: dict[str, Any], model: nn.Module, weights: Path) -> list[str] | None:
+    """The class names of the metadata, which must name every output of the classifier."""
+    names = meta.get("classes")
+    if not names:
+        return None
+    classes = [str(c) for c in names]
+    if len(classes) != int(getattr(model, "num_classes", len(classes))):
+        raise CheckpointError(
+            f"{weights} names {len(classes)} classes in its metadata but its classifier has {model.num_classes} outputs; "
+            "the file was altered, use another copy"
+        )
+    return classes
 
 
 def _infer_model_name(path: Path) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,23 +85,84 @@ def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     if METADATA_KEY in raw:
         try:
             meta = json.loads(raw[METADATA_KEY])
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise CheckpointError(f"{p}: its '{METADATA_KEY}' metadata is not valid JSON; the file was altered") from None
+        check_metadata(meta, p)
     return tensors, meta
+
+
+# Types of the metadata fields this package reads; anything else in a file is ignored.
+_METADATA_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (str,), "version": (int,), "spec": (dict,), "model": (str, type(None)), "classes": (list, type(None)),
+    "preprocess": (dict, type(None)), "dataset": (str, type(None)), "step": (int,),
+}
+
+
+def check_metadata(meta: Any, p: Path | str) -> None:
+    """Refuse metadata of the wrong shape (a hand-edited or hostile file) with a one-line error."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{p}: its '{METADATA_KEY}' metadata is a JSON {type(meta).__name__}, not an object; the file was altered")
+    for key, types in _METADATA_TYPES.items():
+        if key in meta and not isinstance(meta[key], types):
+            raise CheckpointError(
+                f"{p}: its '{key}' metadata is of type {type(meta[key]).__name__}, expected {' or '.join(t.__name__ for t in types)}; "
+                "the file was altered, use another copy"
+            )
+    classes = meta.get("classes")
+    if classes is not None and not all(isinstance(c, (str, int)) for c in classes):
+        raise CheckpointError(f"{p}: its 'classes' metadata must be a list of names; the file was altered, use another copy")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TORCH_ADVICE = ("Weights only load failed", "(1)", "(2)", "Check the documentation", "Please file an issue")
+
+
+def unpickling_reason(err: BaseException) -> tuple[str, bool]:
+    """(short reason, whether the file asks for code) from ``torch.load(weights_only=True)``'s long message.
+
+    PyTorch's message suggests loading with ``weights_only=False``; that advice is exactly what must not
+    be followed for a file of unknown origin, so only the unpickler's own reason is kept.
+    """
+    reason = ""
+    for line in _ANSI.sub("", str(err)).splitlines():
+        line = line.strip()
+        if "WeightsUnpickler error:" in line:
+            line = line.split("WeightsUnpickler error:", 1)[1].strip()
+        if line and not line.startswith(_TORCH_ADVICE):
+            reason = re.split(r" was not an allowed global|\. Please use", line)[0]
+            break
+    reason = reason[:200]
+    unsafe = re.search(r"global|reduce|build|class|setstate|callable|function", reason, re.I) is not None
+    return (reason or type(err).__name__), unsafe
+
+
+def _short(err: BaseException) -> str:
+    """First sentence of an error message, without PyTorch's paragraphs of advice."""
+    text = _ANSI.sub("", str(err)).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    cut = first.find(". ")
+    return (first[:cut] if cut > 0 else first)[:200]
 
 
 def _read_torch(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        reason, unsafe = unpickling_reason(err)
+        if not unsafe:
+            raise CheckpointError(
+                f"cannot read checkpoint {p}: it is not a PyTorch file or is corrupt ({reason}); use another copy"
+            ) from None
         raise CheckpointError(
-            f"refused to load {p}: it contains Python objects other than tensors ({first}). "
-            "Loading it could run arbitrary code; convert it to safetensors in a trusted environment"
+            f"refused to load {p}: it contains Python objects other than tensors ({reason}), and loading it "
+            "could run arbitrary code; nothing was run. Use a safetensors copy, or convert it in a trusted environment"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot read checkpoint {p}: {msg} (truncated or corrupt?)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError,
+            IndexError, KeyError, MemoryError, OverflowError, RecursionError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {p}: it is not an intact PyTorch file ({type(err).__name__}: {_short(err)}); "
+            "it is truncated or corrupt, use another copy"
+        ) from None
     return _unwrap(obj, p)
 
 
@@ -143,8 +205,9 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], source: str) -> d
     return out
 
 
-def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, origin: str = "checkpoint") -> None:
-    """``load_state_dict`` with an error that lists mismatched keys and shapes."""
+def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, origin: str = "checkpoint",
+              check_only: bool = False) -> None:
+    """``load_state_dict`` with an error that lists mismatched keys and shapes (``check_only``: just the check)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in own]
@@ -167,6 +230,8 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *,
         raise CheckpointError(
             f"{origin} does not fit {name}: " + " | ".join(parts) + ". Pick the matching --model (or num_classes)"
         )
+    if check_only:
+        return
     filtered = {k: v for k, v in state_dict.items() if k in own}
     # num_batches_tracked is absent from some projects' files; it does not affect the forward pass.
     result = model.load_state_dict(filtered, strict=False)
@@ -232,8 +297,18 @@ def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module
         spec_fields["widths"] = tuple(spec_fields["widths"])
         spec = ModelSpec(**spec_fields)
         spec.validate()
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path}: its architecture metadata is invalid ({err})") from None
+        if not all(isinstance(v, int) and v > 0 for v in (*spec.layers, *spec.widths)):
+            raise ValueError(f"layers {spec.layers} and widths {spec.widths} must be positive integers")
+        # Every block holds weight tensors of its own, so a file with fewer tensors than the metadata
+        # claims blocks is altered; refusing here keeps a hostile file from building a giant network.
+        if sum(spec.layers) > len(state_dict):
+            raise ValueError(f"{sum(spec.layers)} blocks claimed, but the file holds only {len(state_dict)} tensors")
+        with torch.device("meta"):  # shapes only: nothing allocated until they match the file
+            shapes = ResNet(spec)
+            shapes.model_name = meta.get("model") or "the network its metadata describes"  # type: ignore[assignment]
+            load_into(shapes, state_dict, origin=str(path), check_only=True)
+    except (TypeError, ValueError, KeyError, RuntimeError, OverflowError) as err:
+        raise CheckpointError(f"{path}: its architecture metadata is invalid ({_short(err)}); the file was altered, use another copy") from None
     model = ResNet(spec)
     model.model_name = meta.get("model") or "resnet"  # type: ignore[assignment]
     load_into(model, state_dict, origin=str(path))

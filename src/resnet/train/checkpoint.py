@@ -44,11 +44,17 @@ def load_state(folder: Path) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        from ..models.interop import unpickling_reason
+
+        reason, unsafe = unpickling_reason(err)
+        if not unsafe:
+            raise CheckpointError(f"{path} is damaged or truncated ({reason}); delete it to start over") from None
         raise CheckpointError(
-            f"{path} holds objects other than tensors and plain data, refused without running it ({str(err).splitlines()[0][:200]}); "
+            f"{path} holds objects other than tensors and plain data, refused without running it ({reason}); "
             "this is not a state file written by resnet train"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, MemoryError, OverflowError, RecursionError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is damaged or truncated ({str(err).splitlines()[0][:200]}); "
                               "delete it to start over") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:

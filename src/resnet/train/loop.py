@@ -29,7 +29,7 @@ from .report import plot_curves, print_results, write_results_markdown
 from .schedule import LRSchedule
 
 # Fields that may change between a run and its resumption without changing what is computed.
-_RESUME_MAY_CHANGE = {"log_every", "workers", "compile", "extra"}
+_RESUME_MAY_CHANGE = {"log_every", "workers", "compile", "compile_mode", "extra"}
 
 
 class TrainingDiverged(ResNetError):
@@ -205,11 +205,15 @@ def train(opts: TrainOptions) -> dict[str, Any]:
 
 
 def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[str, Any]:
-    from ..models import create_model
+    from ..models import create_model, get_spec
     from ..models.interop import save_weights
 
     started = time.monotonic()
     model_name = opts.model or default_model(opts.data)
+    try:  # before the name becomes part of a folder name: "../x" must not create folders anywhere
+        get_spec(model_name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     recipe = resolve_recipe(opts.recipe or default_recipe(opts.data), opts.overrides)
     out = Path(opts.out) if opts.out is not None else Path("runs") / f"{model_name}-{opts.data}"
     say = _Say(dist.is_main and opts.progress)
@@ -279,7 +283,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
 
         train_net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if recipe.compile:
-        train_net = torch.compile(train_net)
+        train_net = torch.compile(train_net, mode=None if recipe.compile_mode == "default" else recipe.compile_mode)
     eval_net: nn.Module = ema.module if ema is not None else model
 
     if dist.is_main:

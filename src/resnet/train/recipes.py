@@ -56,6 +56,7 @@ class Recipe:
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
     channels_last: bool = True
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune
     sync_bn: bool = False
     zero_init_residual: bool = False
     grad_clip: float = 0.0
