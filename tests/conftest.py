@@ -46,3 +46,17 @@ def akamaster_dir(shared_dir: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture()
+def single_thread():
+    """One intra-op thread for the test (opt in with ``pytestmark = pytest.mark.usefixtures("single_thread")``).
+
+    Tests made of batch-of-one passes over big networks gain nothing from a second thread, and on a
+    2-core machine shared with other jobs the idle-waiting of OpenMP workers costs several times the
+    CPU time of the work itself (tests/test_models.py: 156 s of CPU with 2 threads, 42 s with 1).
+    """
+    from resnet.utils.threads import single_threaded
+
+    with single_threaded():
+        yield

@@ -71,3 +71,31 @@ def test_cli_export_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["export", "no_such_net", "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert "--batch must be at least 1" in err and "no_such_net" in err
+
+
+def test_console_script_exports_a_run_folder(tmp_path: Path) -> None:
+    """The installed ``resnet`` entry point, on a run folder as the trainer leaves it (best.safetensors + metadata)."""
+    import subprocess
+    import sys
+
+    from resnet.models.interop import save_weights
+
+    script = Path(sys.executable).parent / "resnet"
+    if not script.is_file():
+        pytest.skip("the resnet console script is not installed next to this Python")
+    run = tmp_path / "runs" / "r8"
+    run.mkdir(parents=True)
+    pre = {"mean": [0.5], "std": [0.25], "input_size": 32}
+    save_weights(randomise_bn(resnet.create_model("resnet8", in_chans=1)), run / "best.safetensors",
+                 {"classes": [str(d) for d in range(10)], "dataset": "digits", "preprocess": pre, "step": 1})
+    out = tmp_path / "r8.pt"  # TorchScript: ONNX export is covered in-process above and takes much longer
+    proc = subprocess.run([str(script), "export", str(run), "--format", "torchscript", "--dynamic-batch", "--fold-bn", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["batch_sizes"] == [1, 3] and report["max_abs_diff"] <= 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still the portable format
+        loaded = torch.jit.load(str(out))
+    with torch.no_grad():
+        assert loaded(torch.randn(2, 1, 32, 32)).shape == (2, 10)

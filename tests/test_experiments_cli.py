@@ -10,6 +10,7 @@ import pytest
 from resnet.cli import main
 
 pytest.importorskip("resnet.data", reason="needs resnet.data")
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: see conftest
 
 
 def _run(*argv: str) -> int:

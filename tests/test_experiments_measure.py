@@ -15,6 +15,8 @@ from resnet.analysis.gradients import main_path_layers, measure_gradients, run_g
 from resnet.analysis.responses import measure_responses, response_layers
 from resnet.errors import UsageError
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: see conftest
+
 
 def _set_bn(bn: nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor) -> None:
     # Running mean 0 and variance 1 - eps make eval-mode BN exactly weight * x + bias.

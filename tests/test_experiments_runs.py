@@ -21,6 +21,8 @@ from resnet.analysis.experiments import claim_checks, degradation_markdown, dept
 from resnet.analysis.plots import plot_degradation, plot_depth_table
 from resnet.errors import DataError, ResNetError, UsageError
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest
+
 
 def _settings(**kw: Any) -> R.TrainSettings:
     base = dict(data="digits", data_dir=None, recipe="cifar-paper", iterations=40, overrides=("iterations=40", "eval_every=4"))

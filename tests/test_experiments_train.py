@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from resnet.cli import main
 
@@ -22,7 +23,10 @@ def _trainer_missing() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_trainer_missing() is not None, reason=_trainer_missing() or "")
+pytestmark = [
+    pytest.mark.skipif(_trainer_missing() is not None, reason=_trainer_missing() or ""),
+    pytest.mark.usefixtures("single_thread"),  # tiny trainings: see conftest
+]
 
 # Two depths, 6 iterations of 16 images, an evaluation after every iteration: ~2 s per network.
 TINY = ["--data", "digits", "--budget", "tiny", "--iterations", "6", "--set", "batch_size=16"]
@@ -35,7 +39,12 @@ def _run(*argv: str) -> int:
 @pytest.fixture(scope="module")
 def degradation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("degradation")
-    assert _run("degradation", *TINY, "--depths", "8", "14", "--out", str(out)) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module scope: set up before the function-scoped single_thread fixture
+    try:
+        assert _run("degradation", *TINY, "--depths", "8", "14", "--out", str(out)) == 0
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

@@ -19,6 +19,8 @@ from resnet.reference import (
     TORCHVISION_PARAMS,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # batch-of-one passes: see conftest.single_thread
+
 TORCHVISION_NAMES = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",

@@ -19,13 +19,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def model_rows(names: list[str]) -> list[dict[str, object]]:
     from ..analysis.complexity import count_macs
     from ..models import create_model, get_spec
+    from ..utils.threads import single_threaded
 
     rows = []
     for name in names:
         spec = get_spec(name)
         size = 224 if spec.stem == "imagenet" else 32
         model = create_model(name)
-        c = count_macs(model, size)
+        with single_threaded():  # a batch-of-one pass to count: threads only add waiting
+            c = count_macs(model, size)
         rows.append(
             {
                 "name": name,

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
+from ..utils.threads import single_threaded
 from .onnx_runtime import OrtModel, machine_threads, quantize_onnx_static
 from .fused import onednn_bf16_available
 from .optimize import BF16_FALLBACK_NOTE, MODES, optimize
@@ -192,7 +193,8 @@ def run_bench(
     gen = torch.Generator().manual_seed(0)
     # Speed does not depend on the calibration images; random ones keep the benchmark self-contained.
     calibration = [torch.randn(calibration_images, channels, size, size, generator=gen)]
-    macs = count_macs(model, size).macs
+    with single_threaded():
+        macs = count_macs(model, size).macs
     say(f"measuring the matrix-product peak ({peak_size}² fp32 and bf16)")
     peaks = {"fp32": matmul_peak_gflops(torch.float32, peak_size), "bf16": matmul_peak_gflops(torch.bfloat16, peak_size)}
     notes = [

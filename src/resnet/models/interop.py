@@ -151,7 +151,8 @@ def _read_torch(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         reason, unsafe = unpickling_reason(err)
         if not unsafe:
             raise CheckpointError(
-                f"cannot read checkpoint {p}: it is not a PyTorch file or is corrupt ({reason}); use another copy"
+                f"refused to load {p}: it is not a PyTorch file of tensors, or it is corrupt ({reason}); nothing in it "
+                "was run, use another copy"
             ) from None
         raise CheckpointError(
             f"refused to load {p}: it contains Python objects other than tensors ({reason}), and loading it "

@@ -200,8 +200,31 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         device = torch.device("cuda", dist.local_rank)
     try:
         return _train(opts, device, dist)
+    except OSError as err:  # disk full, quota, read-only or vanished folder: say so, and what survived
+        raise _storage_error(err, opts) from None
     finally:
         dist.close()
+
+
+class TrainingStorageError(ResNetError):
+    """Writing the run folder failed (disk full, ...); the last complete checkpoint is still there."""
+
+
+def _storage_error(err: OSError, opts: TrainOptions) -> TrainingStorageError:
+    import errno as errno_names
+
+    out = Path(opts.out) if opts.out is not None else Path("runs") / f"{opts.model or default_model(opts.data)}-{opts.data}"
+    what = err.strerror or str(err) or type(err).__name__
+    if err.errno == errno_names.ENOSPC:
+        what = "no space left on device (the disk is full)"
+    where = f" ({err.filename})" if err.filename else ""
+    saved = "no checkpoint had been written yet"
+    with contextlib.suppress(Exception):
+        state = ckpt.load_state(out)
+        if state is not None:
+            saved = f"the last checkpoint, {out / ckpt.STATE_FILE} at iteration {state['step']}, is intact"
+    return TrainingStorageError(f"training stopped: {what}{where}; {saved}. Free some space (or fix the folder) and "
+                                "continue with the same command plus --resume")
 
 
 def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[str, Any]:
@@ -306,6 +329,9 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
         if not dist.is_main:
             return
         rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        # Weights first: a kill between the two files then leaves weights at least as new as the state,
+        # never a resumable state without a last.safetensors beside it.
+        save_weights(eval_net, out / ckpt.LAST_WEIGHTS, {**meta, "step": current_step})
         ckpt.save_state(out, {
             "step": current_step, "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
@@ -313,7 +339,6 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
             "model_name": model_name, "data": opts.data, "seed": opts.seed, "world_size": dist.world_size,
             "elapsed": elapsed,
         })
-        save_weights(eval_net, out / ckpt.LAST_WEIGHTS, {**meta, "step": current_step})
 
     # Running sums of the current log and evaluation windows, kept on the device so a step never waits.
     log_sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, wrong, n

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..utils.atomic import atomic_write_text
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -34,8 +36,9 @@ class MetricsLog:
             self.path.write_text("")
         else:
             # Records after the checkpoint were made by the part of the run that is about to be redone.
+            # Rewritten atomically: a kill during the rewrite must not lose the records before the checkpoint.
             kept = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._tb = None
         if tensorboard:

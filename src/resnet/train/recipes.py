@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
@@ -190,8 +191,8 @@ def _coerce(key: str, raw: Any) -> Any:
                 raise ValueError
             return int(float(value))
         if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError  # nan / inf would only end in a diverged run
             return float(value)
         if kind == "str":
             return str(value)
@@ -201,7 +202,7 @@ def _coerce(key: str, raw: Any) -> Any:
             elif isinstance(value, str):
                 value = [v for v in value.split(",") if v.strip()]
             return tuple(int(float(v)) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     raise UsageError(f"recipe field {key} takes a {kind.replace('tuple[int, ...]', 'comma-separated list of integers')}, got {raw!r}")
 
