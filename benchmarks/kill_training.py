@@ -216,7 +216,9 @@ def _kill_at(launcher: Launcher, proc: Any, strategy: str, rng: random.Random, f
                     break
             time.sleep(0.0002)
     else:
-        deadline = start + rng.uniform(0.0, horizon)
+        # A resumed run has less left to do than the whole reference run: most of the horizon's first
+        # part is start-up, training and evaluation, the rest would often find the process finished.
+        deadline = start + rng.uniform(0.0, 0.7 * horizon)
         while launcher.running(proc) and time.monotonic() < deadline:
             time.sleep(0.002)
     alive = launcher.running(proc)

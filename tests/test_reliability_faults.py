@@ -123,6 +123,38 @@ def test_disk_full_while_appending_metrics(tmp_path: Path, monkeypatch: pytest.M
     assert "no space left on device" in err and "iteration 5, is intact" in err, err
 
 
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1.45 MB filesystem (tmpfs): room for one checkpoint of resnet8 and not for the next."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1450k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()[:80]}); the injected ENOSPC tests stand in")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_disk_full_on_a_real_small_filesystem(small_disk: Path, capsys: pytest.CaptureFixture[str], one_thread: None) -> None:
+    import subprocess
+
+    out = small_disk / "run"
+    argv = [str(a) for a in SHORT.argv(out)]
+    rc = main(argv)
+    _, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err, err
+    assert "no space left on device" in err and "iteration 5, is intact" in err and "--resume" in err, err
+    assert load_state(out)["step"] == 5  # type: ignore[index]
+    assert not list(out.glob(".*.tmp"))
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)  # space freed
+    assert main(argv) == 0
+    assert load_state(out)["step"] == SHORT.iterations  # type: ignore[index]
+
+
 # -- Ctrl-C -----------------------------------------------------------------------------------------------
 def _wait_for(predicate: Any, proc: Any, launcher: K.Launcher, limit: float = 120) -> None:
     deadline = time.monotonic() + limit

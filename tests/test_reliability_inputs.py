@@ -468,6 +468,8 @@ USAGE_ERRORS = [
     (["eval", "resnet8", "--data", "digits", "--scales", "224"], "--scales"),
     (["eval", "resnet8", "--data", "digits", "--resize", "100000"], "--resize"),
     (["eval", "resnet8", "--data", "digits", "--crop", "-5"], "--crop"),
+    (["eval", "resnet8", "--data", "digits", "--resize", "1"], "at least the crop"),  # found by the property test
+    (["eval", "resnet8", "--data", "digits", "--resize", "16", "--crop", "24"], "at least the crop"),
     (["eval", "resnet8", "--data", "nonsense"], "nonsense"),
     (["eval", "resnet8"], "--data"),
     (["eval", "resnet21", "--data", "digits"], "6n+2"),

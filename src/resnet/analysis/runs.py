@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
+import threading
 import sys
 import time
 from dataclasses import dataclass
@@ -230,6 +232,10 @@ def _run_subprocesses(todo: list[tuple[RunPlan, bool]], settings: TrainSettings,
     running: dict[str, tuple[subprocess.Popen[bytes], RunPlan, float, Any]] = {}
     done: list[RunOutcome] = []
     env = _child_env(parallel)
+    # SIGTERM would end this process without unwinding, orphaning the trainings; make it unwind instead.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         while pending or running:
             while pending and len(running) < parallel:
@@ -265,7 +271,14 @@ def _run_subprocesses(todo: list[tuple[RunPlan, bool]], settings: TrainSettings,
     except BaseException as err:
         _stop_children([(proc, log) for proc, _, _, log in running.values()], from_terminal=isinstance(err, KeyboardInterrupt))
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return done
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _stop_children(children: list[tuple[subprocess.Popen[bytes], Any]], *, from_terminal: bool) -> None:

@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     for m in members:
         if args.resize or args.crop:
-            m.preprocess = m.preprocess.with_sizes(args.resize, args.crop)
+            try:
+                m.preprocess = m.preprocess.with_sizes(args.resize, args.crop)
+            except ValueError as err:
+                raise UsageError(f"--resize {args.resize} / --crop {args.crop} for {m.name}: {err}") from None
     if args.optimize != "none":
         _optimize(members, data, args.optimize)
 

@@ -44,6 +44,9 @@ class Preprocess:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 1 <= value <= MAX_SIDE):
                 raise ValueError(f"{name} must be an integer from 1 to {MAX_SIDE} pixels, got {value!r}")
+        if self.resize is not None and self.resize < self.crop_size:
+            raise ValueError(f"the resize to {self.resize} pixels leaves no room for the {self.crop_size}-pixel crop; "
+                             "resize must be at least the crop")
 
     @property
     def crop_size(self) -> int:
