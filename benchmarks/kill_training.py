@@ -66,7 +66,7 @@ class Settings:
 @dataclass
 class Trial:
     episode: int
-    strategy: str  # "write": the instant a checkpoint file is being written; "random": a random moment
+    strategy: str  # "write": as a checkpoint file is being written; "start-up"; "past iteration N" of training
     seconds: float  # from the start of the process to the kill
     killed: bool  # False: the process had finished before the kill came
     in_write: bool  # a half-written temporary file was left behind: the kill landed inside a checkpoint write
@@ -198,10 +198,28 @@ def _temporaries(folder: Path) -> list[str]:
     return sorted(n for n in names if n.endswith(".tmp") and any(n.startswith(f".{c}.") for c in CHECKPOINT_FILES))
 
 
+def _logged_step(folder: Path, since_ns: int) -> int:
+    """The last iteration in metrics.jsonl, counting only a file the current process has written to."""
+    path = folder / "metrics.jsonl"
+    try:
+        if path.stat().st_mtime_ns < since_ns:  # left by the killed process, about to be cut back
+            return -1
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return -1
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return -1
+
+
 def _kill_at(launcher: Launcher, proc: Any, strategy: str, rng: random.Random, folder: Path, horizon: float,
-             stale: list[str]) -> tuple[bool, float]:
-    """Kill ``proc`` per ``strategy``; (whether it was still running, seconds since its start)."""
+             stale: list[str], settings: Settings) -> tuple[bool, float, str]:
+    """Kill ``proc`` per ``strategy``; (whether it was still running, seconds since its start, where aimed)."""
     start = time.monotonic()
+    aim = strategy
     if strategy == "write":
         writes_to_skip = rng.randint(0, 4)  # which checkpoint file write to hit: spreads the kills over the run
         seen: set[str] = set(stale)  # left by the previous kill; the trainer deletes them as it starts
@@ -215,18 +233,24 @@ def _kill_at(launcher: Launcher, proc: Any, strategy: str, rng: random.Random, f
                         time.sleep(rng.uniform(0, 0.003))  # somewhere inside the write, not only its first byte
                     break
             time.sleep(0.0002)
-    else:
-        # A resumed run has less left to do than the whole reference run: most of the horizon's first
-        # part is start-up, training and evaluation, the rest would often find the process finished.
-        deadline = start + rng.uniform(0.0, 0.7 * horizon)
+    elif rng.random() < 0.25:  # during start-up: imports, data, model, reading the checkpoint
+        aim = "start-up"
+        deadline = start + rng.uniform(0.0, min(horizon, 3.0))
         while launcher.running(proc) and time.monotonic() < deadline:
             time.sleep(0.002)
+    else:  # at a random point of training or evaluation, whatever the speed of the machine
+        target = rng.randint(1, settings.iterations - 1)
+        aim = f"past iteration {target}"
+        launched = time.time_ns()
+        while launcher.running(proc) and _logged_step(folder, launched) < target:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.3))
     alive = launcher.running(proc)
     if alive:
         launcher.kill(proc)
     seconds = time.monotonic() - start
     launcher.wait(proc, 60)
-    return alive, seconds
+    return alive, seconds, aim
 
 
 def check_folder(folder: Path, previous_step: int | None) -> tuple[int | None, int | None, str]:
@@ -325,12 +349,12 @@ def run_trials(kills: int, *, mode: str = "cli", seed: int = 0, workdir: Path | 
             strategy = "write" if rng.random() < write_share else "random"
             stale = _temporaries(folder)
             proc = launcher.start(folder)
-            alive, seconds = _kill_at(launcher, proc, strategy, rng, folder, horizon, stale)
+            alive, seconds, aim = _kill_at(launcher, proc, strategy, rng, folder, horizon, stale, settings)
             in_write = alive and bool(set(_temporaries(folder)) - set(stale))
             state_step, weights_step, problem = check_folder(folder, previous)
-            trial = Trial(episode, strategy, round(seconds, 3), alive, in_write, state_step, weights_step, not problem, problem)
+            trial = Trial(episode, aim, round(seconds, 3), alive, in_write, state_step, weights_step, not problem, problem)
             report.trials.append(trial)
-            log(f"episode {episode} kill {len(report.trials):3d} ({strategy:6s} at {seconds:6.2f} s): "
+            log(f"episode {episode} kill {len(report.trials):3d} ({aim:18s} at {seconds:6.2f} s): "
                 f"{'killed' if alive else 'had finished'}{' inside a checkpoint write' if in_write else ''}, "
                 f"checkpoint at iteration {state_step}{'' if not problem else ' -- PROBLEM: ' + problem}")
             previous = state_step if state_step is not None else previous
