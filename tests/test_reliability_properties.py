@@ -228,6 +228,7 @@ def small_bomb_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
 
 
+@pytest.mark.filterwarnings("ignore")  # Pillow warns about the damaged files it still decodes
 @examples(300)
 @given(data=image_bytes(), channels=st.sampled_from([1, 3]))
 def test_image_decoding_gives_pixels_or_a_decode_error(data: bytes, channels: int, tmp_path: Path, small_bomb_limit: None) -> None:
