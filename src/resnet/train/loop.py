@@ -418,6 +418,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                     window_start, window_images = time.monotonic(), 0
 
                 if step % eval_every == 0 or step == recipe.iterations:
+                    eval_started = time.monotonic()
                     sums = dist.all_reduce_sum(eval_sums.clone())
                     dist.broadcast_buffers(eval_net)  # every rank evaluates (its share with) the same network
                     window_error = 100.0 * float(sums[1] / sums[2])
@@ -444,7 +445,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                         log.write(record)
                     say(_eval_line(record, recipe.iterations), progress)
                     save_checkpoint(step, elapsed_now())
-                    window_start = time.monotonic()  # evaluation time is not training time
+                    window_start += time.monotonic() - eval_started  # evaluation time is not training time
 
                 if opts.stop_after is not None and step >= opts.stop_after and step < recipe.iterations:
                     stop_reason = f"stopped after iteration {step} as asked (--stop-after)"
