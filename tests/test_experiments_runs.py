@@ -61,8 +61,8 @@ def test_plans_name_plain_and_residual_runs_and_give_repeats_their_own_seed(tmp_
 
 def test_budgets_shorten_the_recipe_through_iterations_and_eval_every_only() -> None:
     reduced = R.budget_settings("reduced", data="cifar10", data_dir="/d", device="cpu")
-    assert reduced.iterations == R.REDUCED_ITERATIONS == 1300
-    assert reduced.overrides == ("iterations=1300", "eval_every=130")  # milestones: scaled by the trainer
+    assert reduced.iterations == R.REDUCED_ITERATIONS == 700
+    assert reduced.overrides == ("iterations=700", "eval_every=70")  # milestones: scaled by the trainer
     assert reduced.recipe == "cifar-paper" and reduced.budget == "reduced"
     paper = R.budget_settings("paper", data="cifar10")
     assert paper.iterations == 64_000 and paper.overrides == ()  # the recipe untouched

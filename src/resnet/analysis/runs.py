@@ -356,14 +356,14 @@ def train_command(plan: RunPlan, settings: TrainSettings) -> list[str]:
 
 
 # -- budgets ----------------------------------------------------------------------------------------
-# Reduced budget, from the CIFAR-10 throughput of the trainer on the 2-core CPU this project is
-# developed on (~600 img/s for ResNet-20 at batch 128; a CIFAR net's cost grows about linearly with
-# depth, plain or residual). The 8 nets of depths 20/32/44/56 cost 2 * (20 + 32 + 44 + 56) / 20 =
-# 15.2 ResNet-20s, so 90 minutes buy 5400 s * 600 / 128 / 15.2 ≈ 1665 iterations each; about a fifth
-# of that goes to the evaluations that draw the test curves (hold-out and test set every tenth of the
-# run, at ~3x the training speed), leaving 1300.
+# Reduced budget, from the measured CIFAR-10 training speed on the 2-core AVX2 CPU this project is
+# developed on (benchmarks/train_throughput.py: ~310 img/s for ResNet-20 at batch 128, fp32; a CIFAR
+# net's cost grows about linearly with depth, plain or residual). The 8 nets of depths 20/32/44/56 cost
+# 2 * (20 + 32 + 44 + 56) / 20 = 15.2 ResNet-20s, so 90 minutes buy 5400 s * 310 / 128 / 15.2 ≈ 860
+# iterations each; the evaluations that draw the test curves (hold-out and test set every tenth of the
+# run, at ~3x the training speed) take about a fifth of that, leaving 700.
 BUDGETS = ("paper", "reduced", "tiny")
-REDUCED_ITERATIONS = 1300
+REDUCED_ITERATIONS = 700
 TINY_ITERATIONS = 24
 EVALUATIONS_PER_RUN = 10  # points on each test-error curve (the paper's Fig. 6 curves are smooth; 10 show the shape)
 # The recipe each data set trains with, and its full length (the `paper` budget changes nothing).

@@ -44,7 +44,7 @@ def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int],
     )
     p.add_argument(
         "--budget", default="reduced", choices=("paper", "reduced", "tiny"),
-        help="paper: the data set's full recipe (cifar-paper: 64k iterations); reduced: 1,300 iterations with the same "
+        help="paper: the data set's full recipe (cifar-paper: 64k iterations); reduced: 700 iterations with the same "
         "schedule shape, sized to train the 8 nets of depths 20-56 in about 90 minutes on a 2-core CPU; tiny: 24 "
         "iterations, a smoke test (default reduced)",
     )
