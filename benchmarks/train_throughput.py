@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 from resnet import create_model  # noqa: E402
 from resnet.analysis.complexity import count_macs  # noqa: E402
 from resnet.train.loop import autocast_dtype  # noqa: E402
+from resnet.train.replicas import CoreReplicas, replica_count  # noqa: E402
 
 
 def matmul_peak_gflops(seconds: float = 1.0) -> float:
@@ -39,8 +40,8 @@ def matmul_peak_gflops(seconds: float = 1.0) -> float:
     return 2 * 1024**3 * n / (time.perf_counter() - start) / 1e9
 
 
-def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dtype | None, compiled: bool
-              ) -> Callable[[], None]:
+def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dtype | None, compiled: bool,
+              replicas: int = 1) -> Callable[[], None]:
     torch.manual_seed(0)
     model = create_model(model_name, num_classes=10)
     x = torch.randn(batch, 3, 32, 32)
@@ -51,6 +52,15 @@ def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dt
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     net = torch.compile(model) if compiled else model
     model.train()
+    if replicas > 1:
+        cores = CoreReplicas(model, replicas)
+
+        def replicated_step() -> None:
+            opt.zero_grad(set_to_none=True)
+            cores.forward_backward(x, y, amp=amp, label_smoothing=0.0)
+            opt.step()
+
+        return replicated_step
 
     def step() -> None:
         with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
@@ -72,10 +82,14 @@ def main() -> None:
     args = p.parse_args()
 
     amp = autocast_dtype("auto", torch.device("cpu"))
+    replicas = replica_count(0, args.batch, device=torch.device("cpu"), distributed=False, compiled=False)
+    precision = "bf16" if amp else "fp32"
     variants: dict[str, Callable[[], None]] = {
         "eager fp32 NCHW (baseline)": make_step(args.model, args.batch, channels_last=False, amp=None, compiled=False),
-        f"ours: trainer default ({'bf16' if amp else 'fp32'}, channels_last)": make_step(
+        f"ours: {precision}, channels_last, 1 replica": make_step(
             args.model, args.batch, channels_last=True, amp=amp, compiled=False),
+        f"ours: trainer default ({precision}, channels_last, {replicas} core replicas)": make_step(
+            args.model, args.batch, channels_last=True, amp=amp, compiled=False, replicas=replicas),
     }
     if args.compile:
         variants["ours + --set compile=true"] = make_step(args.model, args.batch, channels_last=True, amp=amp, compiled=True)
@@ -96,12 +110,12 @@ def main() -> None:
     print(f"measured fp32 matmul peak: {peak:.1f} GFLOP/s; a training step costs ~3x the forward's "
           f"{macs_total / 1e6:.1f} M multiply-adds per image")
     base = None
-    print(f"{'variant':<48} {'images/s':>10} {'ratio':>7} {'% of peak':>10}")
+    print(f"{'variant':<64} {'images/s':>10} {'ratio':>7} {'% of peak':>10}")
     for name, ts in times.items():
         rate = args.batch / statistics.median(ts)
         base = base or rate
         share = 100 * rate * 3 * 2 * macs_total / 1e9 / peak
-        print(f"{name:<48} {rate:>10.1f} {rate / base:>6.2f}x {share:>9.1f}%")
+        print(f"{name:<64} {rate:>10.1f} {rate / base:>6.2f}x {share:>9.1f}%")
 
 
 if __name__ == "__main__":

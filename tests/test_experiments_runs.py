@@ -62,10 +62,12 @@ def test_plans_name_plain_and_residual_runs_and_give_repeats_their_own_seed(tmp_
 def test_budgets_shorten_the_recipe_through_iterations_and_eval_every_only() -> None:
     reduced = R.budget_settings("reduced", data="cifar10", data_dir="/d", device="cpu")
     assert reduced.iterations == R.REDUCED_ITERATIONS == 700
-    assert reduced.overrides == ("iterations=700", "eval_every=70")  # milestones: scaled by the trainer
+    # milestones: scaled by the trainer; CIFAR nets train on all 50k images, as the paper's reported ones did
+    assert reduced.overrides == ("iterations=700", "eval_every=70", "holdout=0")
     assert reduced.recipe == "cifar-paper" and reduced.budget == "reduced"
     paper = R.budget_settings("paper", data="cifar10")
-    assert paper.iterations == 64_000 and paper.overrides == ()  # the recipe untouched
+    assert paper.iterations == 64_000 and paper.overrides == ("holdout=0",)  # otherwise the recipe untouched
+    assert R.budget_settings("paper", data="cifar10", overrides=["holdout=5000"]).overrides == ("holdout=5000",)
     assert R.budget_settings("paper", data="imagenet", data_dir="/i").recipe == "imagenet-paper"
     tiny = R.budget_settings("tiny", data="digits", iterations=6, overrides=["batch-size=16", "holdout=100"])
     # digits is too small for the recipe's 5k hold-out, unless the user says otherwise; --set comes last

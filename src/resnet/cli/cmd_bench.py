@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "matrix-product peak, all measured side by side in one run."
         ),
     )
-    p.add_argument("model", metavar="MODEL", help="model name (e.g. resnet50, resnet20) or checkpoint")
+    p.add_argument("source", metavar="MODEL", help="model name (e.g. resnet50, resnet20), checkpoint or run folder")
     p.add_argument("--batch", default="1,32", help="comma-separated batch sizes (default 1,32)")
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet / 32 CIFAR)")
     p.add_argument("--optimize", default="all", help="our modes: all, none, or a comma-separated list of fp32,bf16,int8 (default all)")
@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per runner first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per available core)")
     p.add_argument("--peak-size", type=int, default=4096, help="side of the matmul that measures the peak (default 4096)")
-    p.add_argument("--model-name", dest="model_name", default=None, help="network name for checkpoints that do not carry one")
+    # --model as in eval and predict; --model-name is the spelling of earlier versions
+    p.add_argument("--model", "--model-name", dest="model_name", default=None,
+                   help="network name for checkpoints that do not carry one")
     p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.set_defaults(func=run)
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--peak-size must be at least 16, got {args.peak_size}")
     if args.input_size is not None and args.input_size < 8:
         raise UsageError(f"--input-size must be at least 8 pixels, got {args.input_size}")
-    member = resolve_source(args.model, model_name=args.model_name)
+    member = resolve_source(args.source, model_name=args.model_name)
     progress = None if args.quiet else (lambda msg: print(f"resnet bench: {msg}", file=sys.stderr, flush=True))
     result = run_bench(
         member.model, batches=batches, input_size=args.input_size or member.preprocess.crop_size, modes=modes, peers=peers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
 from ..utils.atomic import atomic_write_text
@@ -25,6 +26,7 @@ from .data import ALL_DATASETS, EvalSet, TrainData, load_train_data
 from .distributed import DistContext, from_environment
 from .metrics import MetricsLog, read_metrics
 from .recipes import Recipe, resolve_recipe
+from .replicas import CoreReplicas, replica_count
 from .report import plot_curves, print_results, write_results_markdown
 from .schedule import LRSchedule
 
@@ -129,17 +131,24 @@ class StopFlag:
 # -- evaluation -------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net: nn.Module, evalset: EvalSet, *, flip: bool, amp: torch.dtype | None, device: torch.device,
-             dist: DistContext) -> tuple[float, float]:
-    """Top-1 error (%) and mean cross-entropy over the whole set (every rank's share summed)."""
+             dist: DistContext, cores: CoreReplicas | None = None) -> tuple[float, float]:
+    """Top-1 error (%) and mean cross-entropy over the whole set (every rank's share summed).
+
+    With ``cores``, each batch is split over the CPU cores, one thread per slice (eval mode is stateless).
+    """
     was_training = net.training
     net.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in evalset:
+
+    def log_probs_of(x: Tensor) -> Tensor:
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             logits = net(x).float()
             if flip:
                 probs = (logits.softmax(1) + net(x.flip(3)).float().softmax(1)) / 2
-        log_probs = probs.clamp_min(1e-12).log() if flip else logits.log_softmax(1)
+        return probs.clamp_min(1e-12).log() if flip else logits.log_softmax(1)
+
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
+    for x, y in evalset:
+        log_probs = cores.map(log_probs_of, x) if cores is not None else log_probs_of(x)
         totals[0] += (log_probs.argmax(1) != y).sum()
         totals[1] += F.nll_loss(log_probs, y, reduction="sum")
         totals[2] += len(y)
@@ -161,8 +170,10 @@ def _param_groups(model: nn.Module, recipe: Recipe) -> list[dict[str, Any]]:
 def _check_resumable(state: dict[str, Any], recipe: Recipe, model_name: str, data: str, seed: int, world: int, out: Path) -> None:
     saved = dict(state.get("recipe") or {})
     now = recipe.as_dict()
-    differs = [f"{k}: {saved.get(k)!r} then, {now[k]!r} now" for k in now
-               if k not in _RESUME_MAY_CHANGE and saved.get(k) != now[k]]
+    # A field added to Recipe after the run started holds its default there.
+    then = {f.name: f.default for f in dataclasses.fields(Recipe) if f.default is not dataclasses.MISSING} | saved
+    differs = [f"{k}: {then.get(k)!r} then, {now[k]!r} now" for k in now
+               if k not in _RESUME_MAY_CHANGE and then.get(k) != now[k]]
     for key, then, current in (("model", state.get("model_name"), model_name), ("data", state.get("data"), data),
                                ("seed", state.get("seed"), seed), ("processes", state.get("world_size"), world)):
         if then != current:
@@ -307,16 +318,20 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
         train_net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if recipe.compile:
         train_net = torch.compile(train_net, mode=None if recipe.compile_mode == "default" else recipe.compile_mode)
+    replicas = replica_count(recipe.core_replicas, recipe.batch_size, device=device, distributed=dist.enabled,
+                             compiled=recipe.compile)
+    cores = CoreReplicas(model, replicas) if replicas > 1 else None
     eval_net: nn.Module = ema.module if ema is not None else model
 
     if dist.is_main:
         header = {"model": model_name, "data": opts.data, "data_dir": opts.data_dir, "seed": opts.seed,
-                  "device": str(device), "processes": dist.world_size, "precision": str(amp or torch.float32).replace("torch.", ""),
+                  "device": str(device), "processes": dist.world_size, "core_replicas": replicas, "precision": str(amp or torch.float32).replace("torch.", ""),
                   "recipe": recipe.as_dict()}
         atomic_write_text(out / "recipe.json", json.dumps(header, indent=2) + "\n")
         say(f"resnet train: {model_name} on {opts.data} ({data.train_size} training images, {data.num_classes} classes, "
             f"{data.image_size}px) -> {out}")
-        say(f"device {device}, {dist.world_size} process(es), compute {header['precision']}, "
+        say(f"device {device}, {dist.world_size} process(es)"
+            f"{f', {replicas} core replicas' if replicas > 1 else ''}, compute {header['precision']}, "
             f"{'resuming at iteration ' + str(step) if state else 'from scratch'}")
         say(f"recipe {recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}")
     log = MetricsLog(out, resume_step=step if state else None, tensorboard=opts.tensorboard) if dist.is_main else None
@@ -363,22 +378,29 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                 lr = schedule.lr(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                    logits = train_net(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    if recipe.grad_clip:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
+                if cores is not None:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss, logits = cores.forward_backward(x, y, amp=amp, label_smoothing=recipe.label_smoothing)
                     if recipe.grad_clip:
                         nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                     optimizer.step()
+                else:
+                    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                        logits = train_net(x)
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        if recipe.grad_clip:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        if recipe.grad_clip:
+                            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                        optimizer.step()
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
@@ -428,7 +450,8 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                         if evalset is None:
                             record[f"{key}_error"] = record[f"{key}_loss"] = None
                             continue
-                        error, eval_loss = evaluate(eval_net, evalset, flip=recipe.test_flip, amp=amp, device=device, dist=dist)
+                        error, eval_loss = evaluate(eval_net, evalset, flip=recipe.test_flip, amp=amp, device=device, dist=dist,
+                                                    cores=cores)
                         record[f"{key}_error"], record[f"{key}_loss"] = error, eval_loss
                     record["elapsed"] = round(elapsed_now(), 2)
                     eval_sums.zero_()
@@ -461,6 +484,8 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
             dist.broadcast_buffers(eval_net)
             save_checkpoint(step, elapsed_now())
 
+    if cores is not None:
+        cores.close()
     if log is not None:
         log.close()
     skipped = data.skipped() if data.skipped else []

@@ -57,6 +57,8 @@ class Recipe:
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
     channels_last: bool = True
     compile: bool = False
+    # CPU data parallelism inside one process (train/replicas.py): 0 = one replica per core, 1 = off
+    core_replicas: int = 0
     compile_mode: str = "default"  # torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune
     sync_bn: bool = False
     zero_init_residual: bool = False
@@ -74,6 +76,8 @@ class Recipe:
             problems.append(f"momentum must be in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.core_replicas < 0:
+            problems.append(f"core_replicas must be 0 (one per core), 1 (off) or more, got {self.core_replicas}")
         if self.iterations < 1:
             problems.append(f"iterations must be at least 1, got {self.iterations}")
         if self.schedule not in SCHEDULES:
