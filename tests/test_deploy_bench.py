@@ -45,3 +45,26 @@ def test_bench_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "resnet8", "--optimize", "none", "--peers", "none"]) == 2
     err = capsys.readouterr().err
     assert "--batch" in err and "fp16" in err and "nothing to measure" in err
+
+
+def test_peak_share_is_not_applicable_to_emulated_bf16() -> None:
+    from resnet.deploy.bench import Row, _ratios
+
+    def rows() -> list[Row]:
+        out = [Row("resnet.deploy fp32", "ours", "fp32", 4), Row("resnet.deploy bf16", "ours", "bf16", 4),
+               Row("resnet.deploy int8", "ours", "int8", 4)]
+        for r in out:
+            r.times = [0.1]
+        return out
+
+    peaks = {"fp32": 100.0, "bf16": 1.0}  # an emulated bf16 product is ~100x slower than fp32
+    emulated = rows()
+    _ratios(emulated, macs=10**9, peaks=peaks, bf16_native=False)
+    fp32, bf16, int8 = emulated
+    assert bf16.peak_share is None and bf16.peak_dtype is None
+    assert int8.peak_dtype == "fp32" and math.isclose(int8.peak_share, fp32.peak_share)
+    assert math.isclose(fp32.peak_share, 2 * 10**9 * 40 / 100e9)
+    native = rows()
+    _ratios(native, macs=10**9, peaks={"fp32": 100.0, "bf16": 400.0}, bf16_native=True)
+    assert native[1].peak_dtype == "bf16" and math.isclose(native[1].peak_share, 2 * 10**9 * 40 / 400e9)
+    assert native[2].peak_dtype == "bf16"

@@ -8,6 +8,7 @@ import torch
 from resnet import create_model
 from resnet.errors import DataError, UsageError
 from resnet.evaluate import Accumulator, Center, Flip, MultiScale, Network, Preprocess, TenCrop, evaluate, fully_convolutional_logits
+from resnet.evaluate.protocols import Shift, get_protocol, translate
 from resnet.evaluate.data import ArrayEvalData
 from resnet.evaluate.preprocess import center_box, five_crop_boxes, normalize
 from resnet.evaluate.sources import Member
@@ -44,6 +45,25 @@ def test_ten_crop_views_are_the_right_boxes_and_their_mirrors() -> None:
     # Images of different sizes in one batch are cropped one by one to the same shape.
     mixed = TenCrop().views([img, coordinate_image(12, 10)], pre)
     assert all(v.shape == (2, 3, c, c) for v in mixed)
+
+
+def test_shift_views_are_the_image_and_mirror_moved_diagonally_with_zero_fill() -> None:
+    img = coordinate_image(8, 8)[None] + 1  # no pixel is 0, so the zero fill shows
+    views = Shift(2).views(img, Preprocess((0.0,) * 3, (1.0,) * 3, 8))
+    assert len(views) == 6 and all(v.shape == img.shape for v in views)
+    plain, down, up, mirror, mirror_down, mirror_up = views
+    assert torch.equal(plain, img) and torch.equal(mirror, img.flip(-1))
+    assert torch.equal(down[..., 2:, 2:], img[..., :-2, :-2]) and int(down[..., :2, :].sum()) == 0 and int(down[..., :, :2].sum()) == 0
+    assert torch.equal(up[..., :-2, :-2], img[..., 2:, 2:]) and int(up[..., -2:, :].sum()) == 0
+    assert torch.equal(mirror_down[..., 2:, 2:], img.flip(-1)[..., :-2, :-2]) and torch.equal(mirror_up[..., :-2, :-2], img.flip(-1)[..., 2:, 2:])
+    # A per-channel fill (a normalised zero) and the default of crop / 16 pixels.
+    filled = translate(torch.zeros(1, 3, 4, 4), 1, -1, torch.tensor([1.0, 2.0, 3.0])[:, None, None])
+    assert filled[0, 2, 0, 0] == 3.0 and filled[0, 1, 3, 3] == 2.0 and filled[0, 0, 1, 0] == 0.0
+    assert get_protocol("shift").pixels(PLAIN) == 2 and isinstance(get_protocol("shift", shift=1), Shift)
+    with pytest.raises(UsageError, match="--shift"):
+        get_protocol("shift", shift=0)
+    with pytest.raises(UsageError, match="smaller --shift"):
+        translate(img, 8, 0)
 
 
 def test_center_view_resizes_the_shorter_side_then_crops() -> None:

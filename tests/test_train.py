@@ -127,6 +127,18 @@ def test_eval_of_a_run_folder_matches_the_trainers_test_error(tmp_path: Path, ca
     assert report["members"][0]["top1_err"] == pytest.approx(summary["final"]["test_error"], abs=1e-4)
 
 
+def test_trainer_shift_views_match_the_shift_protocol_of_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The trainer shifts normalised tensors (filling with a normalised black pixel), `resnet eval`
+    # shifts uint8 images (filling with 0) and then normalises: the two must score the same 6 views.
+    out = tmp_path / "run"
+    overrides = {**TINY, "holdout": "0", "precision": "fp32", "test_flip": "true", "test_shift": "2"}
+    summary = train(_opts(out, overrides=overrides))
+    assert main(["eval", str(out), "--data", "digits", "--protocol", "shift", "--shift", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["members"][0]["top1_err"] == pytest.approx(summary["final"]["test_error"], abs=1e-4)
+    assert main(["eval", str(out), "--data", "digits", "--shift", "2"]) == 2  # --shift without --protocol shift
+
+
 def test_cli_train_with_no_arguments_but_data_digits(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.run(

@@ -132,7 +132,7 @@ def print_table(result) -> None:  # noqa: ANN001 - resnet.deploy.bench.BenchResu
         t.add_row(
             str(row.batch), row.label, f"{row.images_per_s:,.1f}", f"{row.p50 * 1e3:,.2f}", f"{row.p95 * 1e3:,.2f}",
             "-" if row.vs_baseline is None else f"{row.vs_baseline:.2f}x",
-            "-" if row.peak_share is None else f"{100 * row.peak_share:.1f}% {row.peak_dtype}",
+            "n/a" if row.peak_share is None else f"{100 * row.peak_share:.1f}% {row.peak_dtype}",
             style="bold" if row.group == "ours" else None,
         )
     out = console()

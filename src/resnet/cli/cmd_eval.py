@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..evaluate.preprocess import MAX_SIDE
+from ..evaluate.protocols import PROTOCOLS
 from .common import console, print_json
 
 
@@ -25,8 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="data set name: cifar10, cifar100, digits, folder (small images) or imagenet")
     p.add_argument("--data-dir", default=None, help="data folder (ImageFolder tree, or the data set's archive folder)")
     p.add_argument("--split", default="test", help="split to evaluate (default test; ImageNet layout: val)")
-    p.add_argument("--protocol", default="center", choices=("center", "flip", "10crop", "multiscale"), help="test protocol (default center)")
+    p.add_argument("--protocol", default="center", choices=PROTOCOLS, help="test protocol (default center)")
     p.add_argument("--scales", nargs="+", default=None, help="multiscale: shorter sides in pixels, e.g. 224 256 384 480 640 (or 224,256)")
+    p.add_argument("--shift", type=int, default=None, help="shift: pixels each view is moved diagonally (default crop / 16, 2 for CIFAR)")
     p.add_argument("--resize", type=int, default=None, help="override the shorter side images are resized to before cropping")
     p.add_argument("--crop", type=int, default=None, help="override the crop size")
     p.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
@@ -61,13 +63,15 @@ def run(args: argparse.Namespace) -> int:
     scales = parse_scales(args.scales)
     if scales and args.protocol != "multiscale":
         raise UsageError("--scales applies to --protocol multiscale only")
+    if args.shift is not None and args.protocol != "shift":
+        raise UsageError("--shift applies to --protocol shift only")
     for name in ("resize", "crop", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if name != "batch_size" and value is not None and value > MAX_SIDE:
             raise UsageError(f"--{name} must be at most {MAX_SIDE} pixels, got {value}")
-    protocol = get_protocol(args.protocol, scales)
+    protocol = get_protocol(args.protocol, scales, args.shift)
     members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
     channels = members[0].preprocess.channels
     data = open_eval_data(args.data, args.data_dir, args.split, limit=args.limit, channels=channels)

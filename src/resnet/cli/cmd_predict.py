@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import DataError, UsageError
+from ..evaluate.protocols import PROTOCOLS
 from .common import print_json
 
 
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="SOURCE", help="checkpoint file, run folder or model name")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files and/or folders of images")
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--protocol", default="center", choices=("center", "flip", "10crop", "multiscale"), help="test protocol (default center)")
+    p.add_argument("--protocol", default="center", choices=PROTOCOLS, help="test protocol (default center)")
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and classified together (default 64)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"))

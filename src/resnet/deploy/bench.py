@@ -205,7 +205,10 @@ def run_bench(
         "int8 rows calibrate on random images: speed does not depend on them (accuracy: benchmarks/inference_accuracy.py)",
     ]
     if not onednn_bf16_available():
-        notes.append(f"no native bfloat16 on this CPU: the bf16 matmul peak is measured at {min(peak_size, EMULATED_BF16_PEAK_SIZE)}²")
+        notes.append(
+            f"no native bfloat16 on this CPU: the bf16 matmul figure is an emulated {min(peak_size, EMULATED_BF16_PEAK_SIZE)}² "
+            "product, not a peak, so bf16 rows show no share (n/a) and int8 rows are set against the fp32 peak"
+        )
         if "bf16" in modes:
             notes.append(BF16_FALLBACK_NOTE)
     rows: list[Row] = []
@@ -244,7 +247,7 @@ def run_bench(
                 runners.append((Row(f"resnet.deploy {m}", "ours", m, batch, error=err), fn))
             _time_interleaved(runners, x, repeats, warmup, say)
             rows.extend(row for row, _ in runners)
-    _ratios(rows, macs, peaks)
+    _ratios(rows, macs, peaks, bf16_native=onednn_bf16_available())
     name = str(getattr(model, "model_name", type(model).__name__))
     return BenchResult(name, size, n_threads, macs, peaks, rows, notes)
 
@@ -268,14 +271,20 @@ def _time_interleaved(runners: list[tuple[Row, Callable[[Tensor], Tensor] | None
                 row.times.append(time.perf_counter() - start)
 
 
-def _ratios(rows: list[Row], macs: int, peaks: dict[str, float]) -> None:
+def _ratios(rows: list[Row], macs: int, peaks: dict[str, float], *, bf16_native: bool = True) -> None:
+    # Without native bf16 the bf16 "peak" is an emulated 256² product, not a limit of the hardware:
+    # bf16 rows get no share (the table says n/a) and int8 rows are set against the fp32 peak.
+    hardware_peaks = peaks if bf16_native else {k: v for k, v in peaks.items() if k != "bf16"}
     for row in rows:
         if row.error is not None or not row.times:
             continue
         base = next((r for r in rows if r.label == BASELINE and r.batch == row.batch and r.times), None)
         row.vs_baseline = base.p50 / row.p50 if base is not None else None
         if row.dtype == "int8":
-            row.peak_dtype = max(peaks, key=peaks.__getitem__)
+            row.peak_dtype = max(hardware_peaks, key=hardware_peaks.__getitem__)
         else:
             row.peak_dtype = "fp32" if row.dtype == "fp32" else "bf16"
-        row.peak_share = 2 * macs * row.images_per_s / (peaks[row.peak_dtype] * 1e9)
+        if row.peak_dtype not in hardware_peaks:
+            row.peak_dtype, row.peak_share = None, None
+            continue
+        row.peak_share = 2 * macs * row.images_per_s / (hardware_peaks[row.peak_dtype] * 1e9)

@@ -5,6 +5,9 @@ Every protocol turns a batch of uint8 images into class probabilities ``[N, K]``
 - ``center``: shorter side resized to ``resize`` and a ``crop`` x ``crop`` center crop (ImageNet
   256 → 224); CIFAR-sized data goes in as it is.
 - ``flip``: the center view and its mirror image.
+- ``shift``: the center view and its mirror, each also translated by ``shift`` pixels diagonally both
+  ways with zero fill (6 views): the test-time augmentation of fast CIFAR training, matching the
+  zero-padded random crops those nets train on.
 - ``10crop``: the four corner crops and the center crop of the resized image, and their mirrors
   (as in Krizhevsky et al. and the paper's Table 3/4).
 - ``multiscale``: the paper's fully-convolutional testing (Sec. 3.4): the image resized so that its
@@ -30,7 +33,7 @@ from ..errors import UsageError
 from .preprocess import Preprocess, center_box, crop, five_crop_boxes, normalize, resize_shorter
 
 ImageBatch = Tensor | Sequence[Tensor]  # uint8 [N, C, H, W], or a list of [C, H, W] of any sizes
-PROTOCOLS = ("center", "flip", "10crop", "multiscale")
+PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 IMAGENET_SCALES = (224, 256, 384, 480, 640)
 # Scales for small (CIFAR-sized) networks, relative to the crop. CIFAR nets are trained at one scale,
 # so unlike the paper's ImageNet nets (trained on shorter sides 256..480) they tolerate only a small
@@ -126,6 +129,47 @@ class Flip(EvalProtocol):
         return [v, v.flip(-1)]
 
 
+def translate(x: Tensor, dy: int, dx: int, fill: float | Tensor = 0) -> Tensor:
+    """``x`` [..., H, W] moved down ``dy`` and right ``dx`` pixels (negative: up / left), the uncovered
+    border set to ``fill`` (a scalar, or a per-channel tensor broadcast as [C, 1, 1])."""
+    h, w = x.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        raise UsageError(f"a shift of ({dy}, {dx}) pixels leaves nothing of a {h}x{w} image; use a smaller --shift")
+    out = torch.empty_like(x)
+    out[...] = fill if isinstance(fill, Tensor) else torch.as_tensor(fill, dtype=x.dtype)
+    src_rows = slice(max(0, -dy), h - max(0, dy))
+    dst_rows = slice(max(0, dy), h - max(0, -dy))
+    src_cols = slice(max(0, -dx), w - max(0, dx))
+    dst_cols = slice(max(0, dx), w - max(0, -dx))
+    out[..., dst_rows, dst_cols] = x[..., src_rows, src_cols]
+    return out
+
+
+def shift_views(x: Tensor, shift: int, fill: float | Tensor = 0) -> list[Tensor]:
+    """``x``, its mirror, and each moved by ``(+shift, +shift)`` and ``(-shift, -shift)``: 6 views."""
+    out: list[Tensor] = []
+    for v in (x, x.flip(-1)):
+        out += [v, translate(v, shift, shift, fill), translate(v, -shift, -shift, fill)]
+    return out
+
+
+@dataclass
+class Shift(EvalProtocol):
+    """Center view and mirror, each also shifted diagonally by ``shift`` px both ways (default: crop / 16)."""
+
+    shift: int | None = None
+    name: str = field(init=False, default="shift")
+
+    def pixels(self, pre: Preprocess) -> int:
+        return self.shift if self.shift is not None else max(1, pre.crop_size // 16)
+
+    def describe(self, pre: Preprocess) -> str:
+        return f"shift (center {pre.crop_size} and mirror, each also moved ±{self.pixels(pre)} px diagonally; 6 views)"
+
+    def views(self, images: ImageBatch, pre: Preprocess) -> list[Tensor]:
+        return shift_views(center_view(images, pre), self.pixels(pre))
+
+
 @dataclass
 class TenCrop(EvalProtocol):
     name: str = field(init=False, default="10crop")
@@ -202,12 +246,17 @@ class MultiScale(EvalProtocol):
         return total / (len(scales) * (2 if self.flip else 1))
 
 
-def get_protocol(name: str, scales: Sequence[int] | None = None) -> EvalProtocol:
-    """``center`` / ``flip`` / ``10crop`` / ``multiscale`` (``scales`` only for multiscale)."""
+def get_protocol(name: str, scales: Sequence[int] | None = None, shift: int | None = None) -> EvalProtocol:
+    """``center`` / ``flip`` / ``shift`` / ``10crop`` / ``multiscale`` (``scales`` only for multiscale,
+    ``shift`` only for shift)."""
     if name == "center":
         return Center()
     if name == "flip":
         return Flip()
+    if name == "shift":
+        if shift is not None and shift < 1:
+            raise UsageError(f"--shift must be at least 1 pixel, got {shift}")
+        return Shift(shift)
     if name == "10crop":
         return TenCrop()
     if name == "multiscale":

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
+from ..evaluate.protocols import translate
 from ..utils.atomic import atomic_write_text
 from . import checkpoint as ckpt
 from .data import ALL_DATASETS, EvalSet, TrainData, load_train_data
@@ -131,20 +132,28 @@ class StopFlag:
 # -- evaluation -------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(net: nn.Module, evalset: EvalSet, *, flip: bool, amp: torch.dtype | None, device: torch.device,
-             dist: DistContext, cores: CoreReplicas | None = None) -> tuple[float, float]:
+             dist: DistContext, cores: CoreReplicas | None = None, shift: int = 0,
+             fill: Tensor | None = None) -> tuple[float, float]:
     """Top-1 error (%) and mean cross-entropy over the whole set (every rank's share summed).
 
-    With ``cores``, each batch is split over the CPU cores, one thread per slice (eval mode is stateless).
+    ``flip`` / ``shift`` average the softmax over the mirror and over copies moved ``shift`` pixels
+    diagonally both ways, the border set to ``fill`` (per channel: the normalised value of a black
+    pixel, which is what zero padding gives in training). With ``cores``, each batch is split over the
+    CPU cores, one thread per slice (eval mode is stateless).
     """
     was_training = net.training
     net.eval()
+    fill_value: float | Tensor = 0.0 if fill is None else fill.to(device).view(-1, 1, 1)
 
     def log_probs_of(x: Tensor) -> Tensor:
+        views = [x, x.flip(3)] if flip else [x]
+        if shift:
+            views = [w for v in views for w in (v, translate(v, shift, shift, fill_value), translate(v, -shift, -shift, fill_value))]
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = net(x).float()
-            if flip:
-                probs = (logits.softmax(1) + net(x.flip(3)).float().softmax(1)) / 2
-        return probs.clamp_min(1e-12).log() if flip else logits.log_softmax(1)
+            if len(views) == 1:
+                return net(x).float().log_softmax(1)
+            probs = sum(net(v).float().softmax(1) for v in views) / len(views)
+        return probs.clamp_min(1e-12).log()
 
     totals = torch.zeros(3, dtype=torch.float64, device=device)
     for x, y in evalset:
@@ -273,6 +282,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     amp = autocast_dtype(recipe.precision, device)
     data = load_train_data(opts.data, opts.data_dir, recipe, seed=opts.seed, device=device, dist=dist,
                            dtype=torch.float32, strict=opts.strict)
+    black = -torch.tensor(data.mean) / torch.tensor(data.std)  # a zero (padding) pixel after normalisation
     torch.manual_seed(opts.seed)
     try:
         model = create_model(model_name, num_classes=data.num_classes, in_chans=data.in_chans,
@@ -451,7 +461,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                             record[f"{key}_error"] = record[f"{key}_loss"] = None
                             continue
                         error, eval_loss = evaluate(eval_net, evalset, flip=recipe.test_flip, amp=amp, device=device, dist=dist,
-                                                    cores=cores)
+                                                    cores=cores, shift=recipe.test_shift, fill=black)
                         record[f"{key}_error"], record[f"{key}_loss"] = error, eval_loss
                     record["elapsed"] = round(elapsed_now(), 2)
                     eval_sums.zero_()

@@ -51,6 +51,9 @@ class Recipe:
     eval_every: int = 0  # iterations between evaluations; 0 = a tenth of the run
     log_every: int = 50
     test_flip: bool = False  # average the test image and its mirror at evaluation
+    # > 0: also average each view moved diagonally by this many pixels both ways, zero-filled (the
+    # ``shift`` protocol of resnet eval: 6 views with test_flip, 3 without)
+    test_shift: int = 0
     augment: str = "crop-flip"
     padding: int = 4
     image_size: int = 224  # crop for ImageNet-layout data
@@ -100,6 +103,8 @@ class Recipe:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.pct_start < 1:
             problems.append(f"pct_start must be in (0, 1), got {self.pct_start}")
+        if self.test_shift < 0:
+            problems.append(f"test_shift must be >= 0 pixels, got {self.test_shift}")
         if self.padding < 0 or self.workers < 0 or self.patience < 1 or self.grad_clip < 0:
             problems.append("padding, workers and grad_clip must be >= 0 and patience >= 1")
         if problems:
