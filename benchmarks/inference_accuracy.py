@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N test images only (quick runs)")
     ap.add_argument("--no-onnxruntime", action="store_true", help="skip the ONNX Runtime rows")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/results/inference/")
+    ap.add_argument("--stem", default="accuracy", help="file name stem under docs/results/inference/ (default: accuracy)")
     args = ap.parse_args()
 
     threads = pin_threads()
@@ -139,13 +140,14 @@ def main() -> int:
     report = {
         "model": args.model, "weights": weights.name, "test_images": len(test_y), "calibration_images": len(calibration),
         "calibration_source": "CIFAR-10 training images (every k-th file)", "threads": threads, "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "rows": rows, "setup_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
     lines = [
         f"# Accuracy of the inference modes: akamaster {args.model} on {len(test_y):,} CIFAR-10 test images",
         "",
         f"int8 calibrated on {len(calibration)} training images (ours: histogram observer; ONNX Runtime: min/max). "
-        "Produced by `benchmarks/inference_accuracy.py`.",
+        f"CPU vector capability: {torch.backends.cpu.get_cpu_capability()}. Produced by `benchmarks/inference_accuracy.py`.",
         "",
         "| runner | top-1 acc % | top-1 err % | vs unoptimised (points) | agrees with fp32 % | target | met |",
         "|---|---:|---:|---:|---:|---|---|",
@@ -160,9 +162,9 @@ def main() -> int:
     print(text)
     if not args.no_write:
         out = REPO / "docs" / "results" / "inference"
-        atomic_write_text(out / "accuracy.md", text)
-        atomic_write_text(out / "accuracy.json", json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out / 'accuracy.md'} and accuracy.json")
+        atomic_write_text(out / f"{args.stem}.md", text)
+        atomic_write_text(out / f"{args.stem}.json", json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out / args.stem}.md and .json")
     return 0 if all(r["meets_target"] is not False for r in rows) else 1
 
 
