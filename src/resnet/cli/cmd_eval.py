@@ -15,7 +15,7 @@ from .common import console, print_json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="test error of checkpoints (or an ensemble of them) under center / flip / 10crop / multiscale testing",
+        help="test error of checkpoints (or an ensemble of them) under center / flip / shift / 10crop / multiscale testing",
         description=(
             "Evaluate SOURCE(s): our checkpoints (file or run folder), torchvision / timm / akamaster checkpoints, "
             "or a model name (random weights, for timing). Several SOURCEs are also evaluated as an ensemble "

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
+from ..utils.cpu import int8_without_vnni_note
 from ..utils.threads import single_threaded
 from .onnx_runtime import OrtModel, machine_threads, quantize_onnx_static
 from .fused import onednn_bf16_available
@@ -211,6 +212,9 @@ def run_bench(
         )
         if "bf16" in modes:
             notes.append(BF16_FALLBACK_NOTE)
+    vnni_note = int8_without_vnni_note()
+    if vnni_note and ("int8" in modes or "onnxruntime int8" in peers):
+        notes.append(vnni_note)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
         ort_paths: dict[str, Path] = {}
