@@ -153,3 +153,14 @@ def test_empty_truncated_and_missing_files(tmp_path: Path) -> None:
         read_state_dict(tmp_path / "nope.pth")
     with pytest.raises(CheckpointError, match="unknown checkpoint source"):
         load_pretrained(resnet.create_model("resnet20"), good, source="caffe")
+
+
+def test_mismatch_error_stays_on_one_line_for_keys_with_control_characters(tmp_path: Path) -> None:
+    # Found by the property test: a key "\n" in an untrusted file broke the one-line error.
+    path = tmp_path / "weights.pth"
+    torch.save({"\n": torch.zeros(1), "bad\tkey": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError) as err:
+        resnet.load_pretrained(resnet.create_model("resnet8"), path)
+    message = str(err.value)
+    assert "\n" not in message and "\t" not in message
+    assert "'\\n'" in message and "'bad\\tkey'" in message and "unexpected key(s)" in message

@@ -206,6 +206,12 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], source: str) -> d
     return out
 
 
+def _key(k: object) -> str:
+    # Keys come from untrusted files; one with a newline or control character must not break the one-line error.
+    text = str(k)
+    return text if text.isprintable() else repr(text)
+
+
 def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True, origin: str = "checkpoint",
               check_only: bool = False) -> None:
     """``load_state_dict`` with an error that lists mismatched keys and shapes (``check_only``: just the check)."""
@@ -224,9 +230,9 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *,
         if shapes:
             parts.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(shapes[:8]) + (" ..." if len(shapes) > 8 else ""))
         if missing:
-            parts.append(f"{len(missing)} missing key(s): " + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
+            parts.append(f"{len(missing)} missing key(s): " + ", ".join(map(_key, missing[:8])) + (" ..." if len(missing) > 8 else ""))
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else ""))
+            parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(map(_key, unexpected[:8])) + (" ..." if len(unexpected) > 8 else ""))
         name = getattr(model, "model_name", type(model).__name__)
         raise CheckpointError(
             f"{origin} does not fit {name}: " + " | ".join(parts) + ". Pick the matching --model (or num_classes)"
