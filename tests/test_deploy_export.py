@@ -58,7 +58,7 @@ def test_a_mismatch_beyond_tolerance_fails_clearly_and_writes_nothing(tmp_path: 
 
 def test_cli_export_reports_the_difference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r8.pt"
-    rc = main(["export", "resnet8", "--format", "torchscript", "--dynamic-batch", "--fold-bn", "--input-size", "16", "--out", str(out), "--json"])
+    rc = main(["export", "resnet8", "--random-weights", "--format", "torchscript", "--dynamic-batch", "--fold-bn", "--input-size", "16", "--out", str(out), "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     report = json.loads(captured.out)
@@ -67,10 +67,10 @@ def test_cli_export_reports_the_difference(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_cli_export_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", "resnet8", "--out", str(tmp_path / "x.onnx"), "--batch", "0"]) == 2
+    assert main(["export", "resnet8", "--random-weights", "--out", str(tmp_path / "x.onnx"), "--batch", "0"]) == 2
     assert main(["export", "no_such_net", "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "--batch must be at least 1" in err and "no_such_net" in err
+    assert "--batch-size must be at least 1" in err and "no_such_net" in err
 
 
 def test_console_script_exports_a_run_folder(tmp_path: Path) -> None:

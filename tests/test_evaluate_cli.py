@@ -112,9 +112,10 @@ def test_class_folders_directly_under_the_root_are_accepted(ckpt: Path, tree: Pa
     assert report["images"] == 9 and report["classes"] == CLASSES
 
 
-def test_a_random_model_name_is_a_valid_source(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = eval_json(["resnet8", "--data-dir", str(tree), "--split", "val", "--limit", "4"], capsys)
-    assert report["members"][0]["model"] == "resnet8" and report["images"] == 4
+def test_a_model_name_without_weights_is_refused(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["eval", "resnet8", "--data-dir", str(tree)], ["predict", "resnet8", str(tree)]):
+        rc, out, err = run_cli(command, capsys)
+        assert rc == 1 and out == "" and "no trained weights" in one_line_error(err)
 
 
 def one_line_error(err: str) -> str:
@@ -177,8 +178,8 @@ def test_bad_options_are_usage_errors(tmp_path: Path, ckpt: Path, tree: Path, ca
     assert rc == 2 and "neither a checkpoint" in one_line_error(err)
     rc, _, err = run_cli(["eval", str(ckpt), "--data-dir", str(tree), "--protocol", "multiscale", "--scales", "64,abc"], capsys)
     assert rc == 2 and "--scales" in one_line_error(err)
-    rc, _, err = run_cli(["eval", "resnet8", "--data-dir", str(tree), "--split", "val", "--protocol", "10crop"], capsys)
-    assert rc == 2 and "--resize" in one_line_error(err)
+    rc, _, err = run_cli(["eval", str(ckpt), "--data-dir", str(tree), "--protocol", "10crop", "--resize", "64"], capsys)
+    assert rc == 2 and "resize 72 with crop 64" in one_line_error(err)
     unknown = tmp_path / "mystery.pth"
     torch.save(create_model("resnet8").state_dict(), unknown)
     rc, _, err = run_cli(["eval", str(unknown), "--data-dir", str(tree), "--split", "val"], capsys)

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--peak-size must be at least 16, got {args.peak_size}")
     if args.input_size is not None and args.input_size < 8:
         raise UsageError(f"--input-size must be at least 8 pixels, got {args.input_size}")
-    member = resolve_source(args.source, model_name=args.model_name)
+    member = resolve_source(args.source, model_name=args.model_name, random_weights=True)
     progress = None if args.quiet else (lambda msg: print(f"resnet bench: {msg}", file=sys.stderr, flush=True))
     result = run_bench(
         member.model, batches=batches, input_size=args.input_size or member.preprocess.crop_size, modes=modes, peers=peers,

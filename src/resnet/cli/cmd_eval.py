@@ -17,15 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="test error of checkpoints (or an ensemble of them) under center / flip / shift / 10crop / multiscale testing",
         description=(
-            "Evaluate SOURCE(s): our checkpoints (file or run folder), torchvision / timm / akamaster checkpoints, "
-            "or a model name (random weights, for timing). Several SOURCEs are also evaluated as an ensemble "
-            "(softmax averaged)."
+            "Evaluate SOURCE(s): our checkpoints (file or run folder) or torchvision / timm / akamaster checkpoints. "
+            "Several SOURCEs are also evaluated as an ensemble (softmax averaged)."
         ),
     )
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint file, run folder or model name")
     p.add_argument("--data", default=None, help="data set name: cifar10, cifar100, digits, folder (small images) or imagenet")
     p.add_argument("--data-dir", default=None, help="data folder (ImageFolder tree, or the data set's archive folder)")
-    p.add_argument("--split", default="test", help="split to evaluate (default test; ImageNet layout: val)")
+    p.add_argument("--split", default=None, help="split to evaluate (default test; in a folder without test/: val)")
     p.add_argument("--protocol", default="center", choices=PROTOCOLS, help="test protocol (default center)")
     p.add_argument("--scales", nargs="+", default=None, help="multiscale: shorter sides in pixels, e.g. 224 256 384 480 640 (or 224,256)")
     p.add_argument("--shift", type=int, default=None, help="shift: pixels each view is moved diagonally (default crop / 16, 2 for CIFAR)")
@@ -36,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
     p.add_argument("--source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"), help="checkpoint origin")
     p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
+    p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
+                   help="int8: calibrate on these images (default: the training data the run recorded; never the test set)")
     p.add_argument("--plots", default=None, metavar="DIR", help="write confusion-matrix PNGs to DIR")
     p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     p.set_defaults(func=run)
@@ -74,20 +75,18 @@ def run(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol, scales, args.shift)
     members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
     channels = members[0].preprocess.channels
-    data = open_eval_data(args.data, args.data_dir, args.split, limit=args.limit, channels=channels)
-    # Random-weight networks (timing runs) take the data's class count.
-    members = [
-        resolve_source(m.source, num_classes=len(data.classes)) if m.kind == "random" and m.num_classes != len(data.classes) else m
-        for m in members
-    ]
+    data_name, data_dir = _data_or_recorded(args.data, args.data_dir, members[0])
+    data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)
     for m in members:
         if args.resize or args.crop:
             try:
                 m.preprocess = m.preprocess.with_sizes(args.resize, args.crop)
             except ValueError as err:
                 raise UsageError(f"--resize {args.resize} / --crop {args.crop} for {m.name}: {err}") from None
+    if args.calibration is not None and args.optimize != "int8":
+        raise UsageError("--calibration applies to --optimize int8 only")
     if args.optimize != "none":
-        _optimize(members, data, args.optimize)
+        _optimize(members, args.optimize, args.calibration)
 
     show_progress = not args.json and sys.stderr.isatty()
     report = _run_with_progress(members, data, protocol, args.batch_size, show_progress)
@@ -101,15 +100,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optimize(members: list[Any], data: Any, mode: str) -> None:
-    from ..evaluate import apply_optimize
-    from ..evaluate.preprocess import normalize
-    from ..evaluate.protocols import center_view
+def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tuple[str | None, str | None]:
+    """--data / --data-dir as given; neither given: the data set the run recorded (its test split)."""
+    from ..evaluate.calibration import recorded_data
 
-    head = data.head(min(256, len(data)))
+    if name is not None or data_dir is not None:
+        return name, data_dir
+    from ..evaluate.data import ARRAY_DATASETS
+
+    record = recorded_data(member)
+    if record is None or (record.dataset not in ARRAY_DATASETS and record.data_dir is None):
+        return None, None  # nothing usable recorded: open_eval_data asks for the data
+    if record.dataset not in ARRAY_DATASETS:
+        return None, record.data_dir  # an image folder (imagenet layout)
+    return record.dataset, record.data_dir
+
+
+def _optimize(members: list[Any], mode: str, calibration_images: str | None) -> None:
+    from ..evaluate import apply_optimize
+    from ..evaluate.calibration import calibration_batch
+
     for m in members:
-        calibration = normalize(center_view(head, m.preprocess), m.preprocess) if mode == "int8" else None
-        apply_optimize(m, mode, calibration)
+        apply_optimize(m, mode, calibration_batch(m, calibration_images) if mode == "int8" else None)
 
 
 def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:

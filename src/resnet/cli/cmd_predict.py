@@ -24,16 +24,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"))
     p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
+    p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
+                   help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import apply_optimize, get_protocol, resolve_source
-    from ..evaluate.images import expand_inputs, read_image
+    from ..evaluate.calibration import calibration_batch
+    from ..evaluate.images import expand_inputs
     from ..evaluate.predict import Failure, predict_files
-    from ..evaluate.preprocess import normalize
-    from ..evaluate.protocols import center_view
 
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
@@ -43,20 +44,10 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
+    if args.calibration is not None and args.optimize != "int8":
+        raise UsageError("--calibration applies to --optimize int8 only")
     if args.optimize != "none":
-        calibration = None
-        if args.optimize == "int8":
-            images = []
-            for p in paths[:32]:
-                try:
-                    images.append(center_view(read_image(p, member.preprocess.channels)[None], member.preprocess)[0])
-                except DataError:
-                    continue  # reported when the file's turn comes
-            if not images:
-                raise DataError("int8 calibration needs at least one readable image among the inputs")
-            import torch
-
-            calibration = normalize(torch.stack(images), member.preprocess)
+        calibration = calibration_batch(member, args.calibration) if args.optimize == "int8" else None
         apply_optimize(member, args.optimize, calibration)
 
     protocol = get_protocol(args.protocol)

@@ -121,8 +121,7 @@ def locate_cifar(
         where = f"in {data_dir}" if data_dir is not None else "(no data folder given)"
         raise DataError(
             f"no {spec.name} data {where}; pass a folder with train/<class>/*.png and test/, "
-            f"the archive {spec.archive}, or its extracted {spec.folder}/, "
-            "or let load_arrays download it (download=True)"
+            f"the archive {spec.archive} (from {spec.url}), or its extracted {spec.folder}/"
         )
     return CifarSource("archive", download(spec.url, target_dir / spec.archive, spec.archive_md5))
 
@@ -155,7 +154,7 @@ def read_cifar(spec: CifarSpec, source: CifarSource, split: str, *, strict: bool
         return _read_png_folder(spec, source.path, split, strict)
     if source.kind == "archive":
         check_md5(md5_of_file(source.path), spec.archive_md5, str(source.path),
-                  f"delete it, then fetch {spec.url} again (or load with download=True)")
+                  f"delete it, then fetch {spec.url} again")
         blobs = _read_archive_members(spec, source.path, split)
     else:
         blobs = {}

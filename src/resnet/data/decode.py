@@ -38,6 +38,10 @@ class DecodeFailure(Exception):
     """One file could not be decoded; ``str()`` is a short reason."""
 
 
+MISSING = "missing: "  # prefixes of DecodeFailure reasons for a path that is no file
+FOLDER = "folder: "
+
+
 def usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -48,14 +52,25 @@ def usable_cpus() -> int:
 def decode_file(path: str | os.PathLike[str], channels: int | None = 3) -> np.ndarray:
     """uint8 ``[H, W, C]`` with ``C = channels`` (1 or 3); ``None`` keeps grey images grey and makes the rest RGB.
 
-    Raises :class:`DecodeFailure` for missing, truncated, corrupt or non-image files.
+    The EXIF orientation tag is applied (a phone photo stored sideways comes out upright), as in
+    :func:`decode_image_tensor`: every path that reads image files goes through one of the two.
+    Raises :class:`DecodeFailure` for missing, truncated, corrupt or non-image files; a missing file's
+    reason starts with ``missing:``, a folder's with ``folder:``.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img.load()  # Pillow decodes lazily; this is where truncated files fail
-            array = _to_array(img, channels)
+        with warnings.catch_warnings():
+            # Large photos (over PIL.Image.MAX_IMAGE_PIXELS, e.g. 12000x12000) decode as asked; only
+            # those over twice the limit are refused, as decompression bombs (DecompressionBombError).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()  # Pillow decodes lazily; this is where truncated files fail
+                array = _to_array(ImageOps.exif_transpose(img), channels)
+    except FileNotFoundError:
+        raise DecodeFailure(f"{MISSING}does not exist") from None
+    except IsADirectoryError:
+        raise DecodeFailure(f"{FOLDER}is a folder, not an image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
         text = str(err).strip().splitlines()
         raise DecodeFailure(text[0] if text else type(err).__name__) from None
@@ -107,7 +122,7 @@ def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tens
         return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
     try:
         mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
-        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True)
     except (RuntimeError, ValueError):
         return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
     if image.dtype == torch.uint16:
@@ -125,7 +140,7 @@ def _refuse_decompression_bomb(data: bytes) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.open(io.BytesIO(data)).close()
+            Image.open(io.BytesIO(data)).close()  # under twice the limit: decoded as asked, without a warning
     except Image.DecompressionBombError as err:
         raise DecodeFailure(str(err).strip().splitlines()[0]) from None
     except Exception:  # noqa: BLE001 - not Pillow's to judge: the decoders below report unreadable files

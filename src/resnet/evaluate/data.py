@@ -36,10 +36,6 @@ class EvalData:
     def batches(self, batch_size: int) -> Iterator[tuple[ImageBatch, Tensor]]:
         raise NotImplementedError
 
-    def head(self, n: int) -> ImageBatch:
-        """The first ``n`` images (calibration data for ``--optimize int8``)."""
-        return next(iter(self.batches(n)))[0]
-
 
 @dataclass
 class ArrayEvalData(EvalData):
@@ -75,9 +71,12 @@ class FileEvalData(EvalData):
 
 
 def open_eval_data(
-    name: str | None, data_dir: str | None, split: str = "test", *, limit: int | None = None, channels: int = 3
+    name: str | None, data_dir: str | None, split: str | None = None, *, limit: int | None = None, channels: int = 3
 ) -> EvalData:
-    """Open ``--data NAME`` / ``--data-dir PATH``; errors are one-line :class:`DataError` / :class:`UsageError`."""
+    """Open ``--data NAME`` / ``--data-dir PATH``; errors are one-line :class:`DataError` / :class:`UsageError`.
+
+    ``split=None`` is the evaluation split: ``test`` (``val`` in a folder that has no ``test/``).
+    """
     if name is None and data_dir is None:
         raise UsageError("name the evaluation data with --data NAME (cifar10, cifar100, digits, imagenet) or --data-dir PATH")
     if limit is not None and limit < 1:
@@ -87,9 +86,9 @@ def open_eval_data(
     if name is not None and name not in ARRAY_DATASETS + FOLDER_DATASETS:
         raise UsageError(f"unknown --data {name!r}; choose one of {', '.join(ARRAY_DATASETS + FOLDER_DATASETS)}, or pass --data-dir")
     if name in ARRAY_DATASETS:
-        data = _open_arrays(name, data_dir, split)  # type: ignore[arg-type]
+        data = _open_arrays(name, data_dir, split or "test")  # type: ignore[arg-type]
     elif data_dir is None:
-        raise UsageError(f"--data {name} needs --data-dir PATH (a folder laid out as PATH/{split}/<class>/<image>)")
+        raise UsageError(f"--data {name} needs --data-dir PATH (a folder laid out as PATH/{split or 'val'}/<class>/<image>)")
     else:
         data = _open_folder(Path(data_dir), split, channels)
     if len(data) == 0:
@@ -113,9 +112,10 @@ def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
     return ArrayEvalData(ds.images, ds.labels.to(torch.int64), [str(c) for c in ds.classes], f"{name} {split}{where}")
 
 
-def _open_folder(root: Path, split: str, channels: int) -> EvalData:
+def _open_folder(root: Path, split: str | None, channels: int) -> EvalData:
     classes, samples = scan_class_folders(root, split)
-    return FileEvalData(samples, classes, f"image folder {root} ({split})", channels)
+    folder = samples[0][0].parent.parent if samples else root
+    return FileEvalData(samples, classes, f"image folder {folder}", channels)
 
 
 def spread_indices(total: int, n: int) -> list[int]:

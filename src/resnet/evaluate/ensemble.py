@@ -7,6 +7,7 @@ the same images in the same order in one pass over the data, so the data is deco
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -84,10 +85,33 @@ def class_permutation(member: Member, classes: Sequence[str], data_name: str) ->
             f"{data_name} has {len(classes)} classes but {member.source} predicts {member.num_classes}; "
             "evaluate it on the data set it was trained for"
         )
-    if not member.classes or list(member.classes) == list(classes) or set(member.classes) != set(classes):
+    if not member.classes or list(member.classes) == list(classes) or _imagenet_ids(member, classes):
         return None
+    if set(member.classes) != set(classes):
+        raise DataError(class_mismatch(member.classes, classes, data_name, member.source))
     order = {c: i for i, c in enumerate(member.classes)}
     return torch.tensor([order[c] for c in classes], dtype=torch.int64)
+
+
+def _imagenet_ids(member: Member, classes: Sequence[str]) -> bool:
+    """An ImageNet folder names its classes by WordNet ID (n01440764, ...), in the order of the
+    ImageNet networks' outputs, which carry the readable names."""
+    return member.kind in ("torchvision", "timm") and all(re.fullmatch(r"n\d{8}", c) for c in classes)
+
+
+def class_mismatch(network: Sequence[str], data: Sequence[str], data_name: str, source: str) -> str:
+    """One line saying that a network and a data set name different classes, and how to line them up."""
+    missing = [c for c in data if c not in set(network)]
+    unknown = [c for c in network if c not in set(data)]
+
+    def few(names: Sequence[str]) -> str:
+        return ", ".join(names[:6]) + (f" ... ({len(names)} in all)" if len(names) > 6 else "")
+
+    return (
+        f"{source} was trained on other classes than {data_name} holds (data only: {few(missing)}; network only: "
+        f"{few(unknown)}), so its error there would mean nothing; evaluate it on the data it was trained for, or name "
+        f"the data's class folders as the network's classes, in its order: {few(list(network))}"
+    )
 
 
 def _adapt(images: ImageBatch, channels: int) -> ImageBatch:

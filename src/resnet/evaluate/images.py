@@ -6,35 +6,32 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.scan import IMAGE_EXTENSIONS, SPLIT_FOLDERS
 from ..errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def read_image(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
-    """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey); :class:`DataError` if it cannot be decoded."""
-    from PIL import Image, UnidentifiedImageError
+    """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey); :class:`DataError` if it cannot be decoded.
 
-    from ..data.decode import _to_array  # 16-bit images scaled to 8 bits, not clipped to white
+    Decoded by :func:`resnet.data.decode.decode_file`, the decoder of the training folders too (EXIF
+    orientation applied, 16-bit images scaled to 8 bits, decompression bombs refused).
+    """
+    from ..data.decode import FOLDER, MISSING, DecodeFailure, decode_file
 
     try:
-        with Image.open(path) as img:
-            img.load()
-            array = _to_array(img, channels)
-    except FileNotFoundError:
-        raise DataError(f"image {path} does not exist; check the path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not an image; pass image files or a folder of them") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        array = decode_file(path, channels)
+    except DecodeFailure as err:
+        reason = str(err)
+        if reason.startswith(MISSING):
+            raise DataError(f"image {path} does not exist; check the path") from None
+        if reason.startswith(FOLDER):
+            raise DataError(f"{path} is a folder, not an image; pass image files or a folder of them") from None
         raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -53,19 +50,16 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def scan_class_folders(root: str | os.PathLike[str], split: str | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
     """Class names and ``(file, class index)`` pairs of an ImageNet-layout folder ``ROOT/<split>/<class>/<image>``.
 
-    ``ROOT`` itself may hold the class folders when it has no ``<split>`` folder. Classes are sorted by
-    name (torchvision's ImageFolder order); files that are not images by extension are left out, files
-    that are but cannot be decoded fail later, when read, with their name.
+    ``ROOT`` itself may hold the class folders when it has no split folders (train/, val/, test/). A
+    split folder is never taken for a class: asking for a split that is absent beside others that exist
+    is an error naming them. ``split=None`` is the evaluation split, ``test/`` else ``val/``. Classes are
+    sorted by name (torchvision's ImageFolder order); files that are not images by extension are left
+    out, files that are but cannot be decoded fail later, when read, with their name.
     """
-    base = Path(root)
-    if split and (base / split).is_dir():
-        base = base / split
-    if not base.is_dir():
-        raise DataError(f"{base} is not a folder; expected an image folder laid out as ROOT/{split or '<split>'}/<class>/<image>")
+    base = split_or_root(root, split)
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        hint = f" and no {split}/ folder" if split else ""
-        raise DataError(f"{base} has no class folders{hint}; expected {base}/<class>/<image> (or pass the right --split)")
+        raise DataError(f"{base} has no class folders; expected {base}/<class>/<image>")
     samples = [
         (f, i)
         for i, name in enumerate(classes)
@@ -75,3 +69,20 @@ def scan_class_folders(root: str | os.PathLike[str], split: str | None = None) -
     if not samples:
         raise DataError(f"{base} holds no images ({', '.join(IMAGE_EXTENSIONS)}) in its {len(classes)} class folders")
     return classes, samples
+
+
+def split_or_root(root: str | os.PathLike[str], split: str | None) -> Path:
+    """``root/<split>`` if it exists; ``root`` itself if it has no split folders; else a :class:`DataError`."""
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"{base} is not a folder; expected an image folder laid out as ROOT/{split or '<split>'}/<class>/<image>")
+    wanted = SPLIT_FOLDERS["test"] if split is None else (split,)
+    for name in wanted:
+        if (base / name).is_dir():
+            return base / name
+    present = [name for name in SPLIT_FOLDERS if (base / name).is_dir()]
+    if present:
+        have = ", ".join(f"{n}/" for n in present)
+        raise DataError(f"{base} has no {' or '.join(f'{w}/' for w in wanted)} folder but has {have}; "
+                        f"choose one of {', '.join(present)} as the split")
+    return base

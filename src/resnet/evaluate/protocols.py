@@ -181,7 +181,7 @@ class TenCrop(EvalProtocol):
         if pre.resize_size <= pre.crop_size:
             raise UsageError(
                 f"10crop needs crops smaller than the resized image (resize {pre.resize_size}, crop {pre.crop_size}); "
-                f"pass e.g. --resize {pre.crop_size + pre.crop_size // 8} --crop {pre.crop_size}"
+                f"set the resize above the crop, e.g. resize {pre.crop_size + pre.crop_size // 8} with crop {pre.crop_size}"
             )
         per_box: list[list[Tensor]] = [[] for _ in range(5)]
         uniform = isinstance(images, Tensor)

@@ -6,7 +6,9 @@
   mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
   crop 224, ImageNet class names. The network is named by ``--model`` or read off the file name
   (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
-- a registered model name gives random weights (for timing).
+- a registered model name alone has no trained weights: :func:`weights_for_name` refuses it (a random
+  network would answer confidently and wrongly), unless ``random_weights=True`` asks for an untrained
+  network on purpose (``resnet bench``, which only times).
 """
 
 from __future__ import annotations
@@ -76,16 +78,23 @@ def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
 
 
 def resolve_source(
-    source: str, *, model_name: str | None = None, checkpoint_source: str = "auto", num_classes: int | None = None
+    source: str, *, model_name: str | None = None, checkpoint_source: str = "auto", num_classes: int | None = None,
+    random_weights: bool = False,
 ) -> Member:
-    """Build the :class:`Member` described by ``source``; errors are one-line :class:`~resnet.errors.ResNetError`."""
+    """Build the :class:`Member` described by ``source``; errors are one-line :class:`~resnet.errors.ResNetError`.
+
+    A model name resolves through :func:`weights_for_name`; ``random_weights=True`` gives it untrained
+    weights instead (for timing only: its answers mean nothing).
+    """
     if checkpoint_source not in IMPORT_SOURCES:
         raise UsageError(f"unknown --source {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
     path = Path(source)
     if path.exists():
         return _from_path(path, source, model_name, checkpoint_source)
     if _is_model_name(source):
-        return _random(source, num_classes)
+        if random_weights:
+            return _random(source, num_classes)
+        return weights_for_name(source)
     from ..models.specs import resolve_spec
 
     try:
@@ -93,6 +102,16 @@ def resolve_source(
     except ValueError as err:  # a CIFAR-style name with an impossible depth: say which depths exist
         raise UsageError(f"{source!r} is no checkpoint file or run folder, and as a model name: {err}") from None
     raise UsageError(f"{source!r} is neither a checkpoint file, a run folder nor a model name; check the path (`resnet list` shows model names)")
+
+
+def weights_for_name(name: str) -> Member:
+    """The trained network a bare model NAME stands for. No named weights are registered in this build,
+    so this refuses with the reason: the one place where named weights will be looked up."""
+    raise CheckpointError(
+        f"{name} is a model name, and no trained weights for it are available here; an untrained network would "
+        f"give confident, meaningless answers. Pass a checkpoint file or run folder instead "
+        f"(train one with `resnet train {name}`)"
+    )
 
 
 def _build(name: str, **overrides: Any) -> nn.Module:

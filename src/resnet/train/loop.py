@@ -346,7 +346,8 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
         say(f"recipe {recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}")
     log = MetricsLog(out, resume_step=step if state else None, tensorboard=opts.tensorboard) if dist.is_main else None
 
-    meta = {"classes": data.classes, "preprocess": data.preprocess, "dataset": data.name, "recipe": recipe.name,
+    meta = {"classes": data.classes, "preprocess": data.preprocess, "dataset": data.name,
+            "data_dir": str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None, "recipe": recipe.name,
             "recipe_version": recipe.version, "seed": opts.seed}
     eval_every = recipe.evaluation_interval
 
