@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import sys
-from typing import Sequence
+import warnings
+from typing import Iterator, Sequence, TextIO
 
 from ..errors import ResNetError
 
@@ -43,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with one_line_warnings(args.command):
+            return int(args.func(args) or 0)
     except ResNetError as err:
         print(f"resnet {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -58,6 +61,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"resnet {args.command}: error: out of memory ({_first_line(err)}); use a smaller --batch-size, "
               "input size or network", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Python warnings reach the terminal as one ``resnet COMMAND: warning: ...`` line each, never as
+    ``file:line: Category: text`` plus a source line; repeats of one message are shown once."""
+    seen: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        lines = str(message).strip().splitlines()
+        text = lines[0] if lines else category.__name__
+        if text not in seen:
+            seen.add(text)
+            print(f"resnet {command}: warning: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _out_of_memory(err: BaseException) -> bool:

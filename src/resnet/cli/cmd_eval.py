@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..evaluate.preprocess import MAX_SIDE
 from ..evaluate.protocols import PROTOCOLS
-from .common import console, print_json
+from .common import apply_sizes, console, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,23 +66,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--scales applies to --protocol multiscale only")
     if args.shift is not None and args.protocol != "shift":
         raise UsageError("--shift applies to --protocol shift only")
-    for name in ("resize", "crop", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-        if name != "batch_size" and value is not None and value > MAX_SIDE:
-            raise UsageError(f"--{name} must be at most {MAX_SIDE} pixels, got {value}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     protocol = get_protocol(args.protocol, scales, args.shift)
     members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
     channels = members[0].preprocess.channels
     data_name, data_dir = _data_or_recorded(args.data, args.data_dir, members[0])
     data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)
     for m in members:
-        if args.resize or args.crop:
-            try:
-                m.preprocess = m.preprocess.with_sizes(args.resize, args.crop)
-            except ValueError as err:
-                raise UsageError(f"--resize {args.resize} / --crop {args.crop} for {m.name}: {err}") from None
+        apply_sizes(m, args.resize, args.crop)
     if args.calibration is not None and args.optimize != "int8":
         raise UsageError("--calibration applies to --optimize int8 only")
     if args.optimize != "none":
@@ -109,7 +101,7 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
     from ..evaluate.data import ARRAY_DATASETS
 
     record = recorded_data(member)
-    if record is None or (record.dataset not in ARRAY_DATASETS and record.data_dir is None):
+    if record is None:
         return None, None  # nothing usable recorded: open_eval_data asks for the data
     if record.dataset not in ARRAY_DATASETS:
         return None, record.data_dir  # an image folder (imagenet layout)

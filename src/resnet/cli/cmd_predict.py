@@ -7,7 +7,7 @@ import sys
 
 from ..errors import DataError, UsageError
 from ..evaluate.protocols import PROTOCOLS
-from .common import print_json
+from .common import apply_sizes, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files and/or folders of images")
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--protocol", default="center", choices=PROTOCOLS, help="test protocol (default center)")
+    p.add_argument("--resize", type=int, default=None, help="override the shorter side images are resized to before cropping")
+    p.add_argument("--crop", type=int, default=None, help="override the crop size")
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and classified together (default 64)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"))
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source)
+    apply_sizes(member, args.resize, args.crop)
     paths = expand_inputs(args.inputs)
     if not paths:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")

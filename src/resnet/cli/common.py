@@ -19,6 +19,20 @@ def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.R
         raise UsageError(str(err)) from None
 
 
+def apply_sizes(member: Any, resize: int | None, crop: int | None) -> None:
+    """``--resize`` / ``--crop`` overrides of a member's preprocessing (eval and predict)."""
+    from ..evaluate.preprocess import MAX_SIDE
+
+    for name, value in (("resize", resize), ("crop", crop)):
+        if value is not None and not 1 <= value <= MAX_SIDE:
+            raise UsageError(f"--{name} must be from 1 to {MAX_SIDE} pixels, got {value}")
+    if resize or crop:
+        try:
+            member.preprocess = member.preprocess.with_sizes(resize, crop)
+        except ValueError as err:
+            raise UsageError(f"--resize {resize} / --crop {crop} for {member.name}: {err}") from None
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -39,14 +39,19 @@ class RecordedData:
 
 
 def recorded_data(member: Member) -> RecordedData | None:
-    """The training data recorded with ``member``: checkpoint metadata first, then the run's ``recipe.json``."""
+    """The training data recorded with ``member`` (checkpoint metadata first, then the run's ``recipe.json``),
+    if it names something that can be opened: a data set by name, or an image folder."""
     meta = member.metadata
+    record = None
     if meta.get("dataset"):
-        return RecordedData(str(meta["dataset"]), _existing(meta.get("data_dir")))
-    header = _run_header(Path(member.source))
-    if header and header.get("data"):
-        return RecordedData(str(header["data"]), _existing(header.get("data_dir")))
-    return None
+        record = RecordedData(str(meta["dataset"]), _existing(meta.get("data_dir")))
+    else:
+        header = _run_header(Path(member.source))
+        if header and header.get("data"):
+            record = RecordedData(str(header["data"]), _existing(header.get("data_dir")))
+    if record is None or (record.dataset not in ARRAY_DATASETS and record.data_dir is None):
+        return None
+    return record
 
 
 def _run_header(source: Path) -> dict | None:

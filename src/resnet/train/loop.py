@@ -133,8 +133,11 @@ class StopFlag:
 @torch.no_grad()
 def evaluate(net: nn.Module, evalset: EvalSet, *, flip: bool, amp: torch.dtype | None, device: torch.device,
              dist: DistContext, cores: CoreReplicas | None = None, shift: int = 0,
-             fill: Tensor | None = None) -> tuple[float, float]:
+             fill: Tensor | None = None, abandon: Callable[[], bool] | None = None) -> tuple[float, float] | None:
     """Top-1 error (%) and mean cross-entropy over the whole set (every rank's share summed).
+
+    ``abandon`` is asked before every batch; when it says so the evaluation stops and returns ``None``
+    (Ctrl-C: the run stops within a batch instead of after the whole set).
 
     ``flip`` / ``shift`` average the softmax over the mirror and over copies moved ``shift`` pixels
     diagonally both ways, the border set to ``fill`` (per channel: the normalised value of a black
@@ -157,6 +160,9 @@ def evaluate(net: nn.Module, evalset: EvalSet, *, flip: bool, amp: torch.dtype |
 
     totals = torch.zeros(3, dtype=torch.float64, device=device)
     for x, y in evalset:
+        if abandon is not None and abandon():
+            net.train(was_training)
+            return None
         log_probs = cores.map(log_probs_of, x) if cores is not None else log_probs_of(x)
         totals[0] += (log_probs.argmax(1) != y).sum()
         totals[1] += F.nll_loss(log_probs, y, reduction="sum")
@@ -349,7 +355,8 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     meta = {"classes": data.classes, "preprocess": data.preprocess, "dataset": data.name,
             "data_dir": str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None, "recipe": recipe.name,
             "recipe_version": recipe.version, "seed": opts.seed}
-    eval_every = recipe.evaluation_interval
+    eval_images = sum(s.size for s in (data.holdout, data.test) if s is not None)
+    eval_every = recipe.evaluation_interval_for(eval_images)
 
     def save_checkpoint(current_step: int, elapsed: float) -> None:
         if not dist.is_main:
@@ -381,6 +388,11 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     def elapsed_now() -> float:
         return elapsed_before + time.monotonic() - run_start
 
+    # Evaluations give way to Ctrl-C (each rank decides alone only when there is one rank).
+    start_step = step
+    abandon = None if dist.enabled else (lambda: stop.signal is not None)
+    if opts.stop_after is not None and step >= opts.stop_after and step < recipe.iterations:
+        stop_reason = f"the run is at iteration {step}, already past --stop-after {opts.stop_after}; nothing to do"
     with StopFlag() as stop, progress:
         epoch, batch = divmod(step, data.batches_per_epoch)
         train_net.train()
@@ -457,13 +469,20 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                     window_error = 100.0 * float(sums[1] / sums[2])
                     record = {"kind": "eval", "step": step, "train_error": window_error,
                               "train_loss": float(sums[0] / sums[2])}
+                    abandoned = False
                     for evalset, key in ((data.holdout, "holdout"), (data.test, "test")):
                         if evalset is None:
                             record[f"{key}_error"] = record[f"{key}_loss"] = None
                             continue
-                        error, eval_loss = evaluate(eval_net, evalset, flip=recipe.test_flip, amp=amp, device=device, dist=dist,
-                                                    cores=cores, shift=recipe.test_shift, fill=black)
-                        record[f"{key}_error"], record[f"{key}_loss"] = error, eval_loss
+                        scores = evaluate(eval_net, evalset, flip=recipe.test_flip, amp=amp, device=device, dist=dist,
+                                          cores=cores, shift=recipe.test_shift, fill=black, abandon=abandon)
+                        if scores is None:
+                            abandoned = True
+                            break
+                        record[f"{key}_error"], record[f"{key}_loss"] = scores
+                    if abandoned:  # Ctrl-C: the checkpoint below the loop records this finished step
+                        stop_reason = f"interrupted by {signal.Signals(stop.signal or signal.SIGINT).name} at iteration {step}"
+                        break
                     record["elapsed"] = round(elapsed_now(), 2)
                     eval_sums.zero_()
                     if record["holdout_error"] is not None:
@@ -491,9 +510,11 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
                 if stop_reason is not None or step >= recipe.iterations:
                     break
             epoch, batch = epoch + 1, 0
-        if stop_reason is not None:
+        if stop_reason is not None and step != start_step:
             dist.broadcast_buffers(eval_net)
             save_checkpoint(step, elapsed_now())
+        train_seconds += max(0.0, time.monotonic() - window_start) if window_images else 0.0
+        train_images += window_images
 
     if cores is not None:
         cores.close()
@@ -505,7 +526,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
         "recipe": recipe.as_dict(), "seed": opts.seed, "processes": dist.world_size, "device": str(device),
         "steps": step, "finished": step >= recipe.iterations, "stop_reason": stop_reason,
         "final": final or None, "best": best, "seconds": round(elapsed_now(), 1),
-        "images_per_s": round(train_images / train_seconds, 1) if train_seconds else 0.0,
+        "images_per_s": round(train_images / train_seconds, 1) if train_seconds and train_images else None,
         "skipped_files": len(skipped),
         "weights_digest": weights_digest(eval_net),
     }
@@ -517,7 +538,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
             print_results(summary)
             for path, reason in skipped[:10]:
                 say(f"skipped {path}: {reason}")
-            if stop_reason:
+            if stop_reason and not stop_reason.startswith("interrupted"):  # an interruption is reported once, below
                 say(f"{stop_reason}; checkpoint in {out / ckpt.STATE_FILE}. Continue with the same command plus --resume")
     dist.barrier()
     if stop_reason is not None and stop_reason.startswith("interrupted"):

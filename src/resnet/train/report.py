@@ -19,31 +19,48 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, title: str) -> Pa
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
+    # A short run logs few points: markers keep them visible (a line through one point draws nothing).
+    few = dict(marker="o", ms=3) if len(train) < 20 else {}
     if train:
         steps = [r["step"] for r in train]
-        ax_loss.plot(steps, [r["loss"] for r in train], lw=1, label="training loss")
+        ax_loss.plot(steps, [r["loss"] for r in train], lw=1, label="training loss", **few)
         ax_lr = ax_loss.twinx()
-        ax_lr.plot(steps, [r["lr"] for r in train], color="grey", lw=0.8, ls=":", label="learning rate")
+        ax_lr.plot(steps, [r["lr"] for r in train], color="grey", lw=0.8, ls=":", label="learning rate", **few)
         ax_lr.set_ylabel("learning rate")
-        ax_err.plot(steps, [r["error"] for r in train], lw=0.8, ls="--", color="tab:blue", label="training error")
+        ax_err.plot(steps, [r["error"] for r in train], lw=0.8, ls="--", color="tab:blue", label="training error", **few)
+    else:  # stopped before the first log line: the evaluations carry the training loss of their window
+        points = [(r["step"], r["train_loss"]) for r in evals if r.get("train_loss") is not None]
+        if points:
+            ax_loss.plot(*zip(*points), marker="o", ms=3, lw=1, label="training loss")
     for key, style in (("holdout_error", dict(color="tab:orange", lw=1.5)), ("test_error", dict(color="tab:red", lw=2))):
         points = [(r["step"], r[key]) for r in evals if r.get(key) is not None]
         if points:
             ax_err.plot(*zip(*points), marker="o", ms=3, label=key.replace("_", " "), **style)
     ax_loss.set_xlabel("iteration")
     ax_loss.set_ylabel("loss")
-    ax_loss.legend(loc="upper right")
+    _legend(ax_loss, *([ax_lr] if train else []))
     ax_err.set_xlabel("iteration")
     ax_err.set_ylabel("top-1 error (%)")
     ax_err.set_ylim(bottom=0)
     ax_err.grid(alpha=0.3)
-    ax_err.legend(loc="upper right")
+    _legend(ax_err)
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+def _legend(ax: Any, *twins: Any) -> None:
+    """One legend for an axis and its twins, placed where it covers the fewest points; none without lines."""
+    handles, labels = [], []
+    for a in (ax, *twins):
+        h, lab = a.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    if handles:
+        ax.legend(handles, labels, loc="best", fontsize="small", framealpha=0.8)
 
 
 def _fmt(value: Any, suffix: str = "") -> str:
@@ -62,7 +79,7 @@ def result_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("recipe", f"{summary['recipe']['name']} v{summary['recipe']['version']}"),
         ("iterations", f"{summary['steps']} / {summary['recipe']['iterations']}" + ("" if summary["finished"] else " (unfinished)")),
         ("wall time", f"{summary['seconds']:.0f} s"),
-        ("training speed", f"{summary['images_per_s']:.0f} images/s"),
+        ("training speed", "–" if not summary.get("images_per_s") else f"{summary['images_per_s']:.0f} images/s"),
         ("final training error", _fmt(final.get("train_error"), " %")),
         ("final holdout error", _fmt(final.get("holdout_error"), " %")),
         ("final test error", _fmt(final.get("test_error"), " %")),
