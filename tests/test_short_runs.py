@@ -1,0 +1,92 @@
+"""Issue 14: short runs and stopping. Evaluation frequency under an ``iterations`` override, a true speed
+figure, Ctrl-C arriving in the middle of an evaluation, and ``--resume --stop-after`` already passed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from resnet.cli import main
+from resnet.train import TrainOptions, train
+from resnet.train import loop as loop_module
+from resnet.train.checkpoint import load_state
+from resnet.train.recipes import resolve_recipe
+
+TINY = {"iterations": "24", "eval_every": "8", "log_every": "4", "batch_size": "32", "holdout": "100"}
+
+
+def _opts(out: Path, **kw: object) -> TrainOptions:
+    base = dict(model="resnet8", data="digits", overrides=dict(TINY), out=out, progress=False, tensorboard=False)
+    base.update(kw)
+    return TrainOptions(**base)  # type: ignore[arg-type]
+
+
+def test_an_iterations_override_keeps_evaluation_rare_enough() -> None:
+    short = resolve_recipe("cifar-paper", {"iterations": "60"})
+    # 15,000 hold-out + test images cost about as much as 40 training steps of 128: not every 6 steps.
+    assert short.evaluation_interval_for(15_000) == 40
+    assert resolve_recipe("cifar-paper", {}).evaluation_interval_for(15_000) == 6_400  # the paper's run: a tenth
+    assert resolve_recipe("cifar-paper", {"iterations": "60", "eval_every": "5"}).evaluation_interval_for(15_000) == 5
+    assert resolve_recipe("cifar-paper", {"iterations": "10"}).evaluation_interval_for(15_000) == 10  # once, at the end
+
+
+def test_a_run_shorter_than_one_log_window_reports_a_true_speed(tmp_path: Path) -> None:
+    summary = train(_opts(tmp_path / "r", overrides={**TINY, "iterations": "3", "log_every": "50", "eval_every": "0"}))
+    assert summary["steps"] == 3 and summary["images_per_s"] and summary["images_per_s"] > 0
+    summary = train(_opts(tmp_path / "s", overrides={**TINY, "log_every": "50"}, stop_after=2))
+    assert summary["steps"] == 2 and summary["images_per_s"] > 0
+
+
+def test_ctrl_c_during_an_evaluation_abandons_it_and_reports_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    real_load = loop_module.load_train_data
+    served: list[int] = []
+
+    def load_with_interrupting_test_set(*args: object, **kwargs: object):  # noqa: ANN202
+        data = real_load(*args, **{**kwargs, "eval_batch": 40})  # several test batches
+        batches = data.test.batches
+
+        def interrupting():  # noqa: ANN202 - Ctrl-C arrives while the first test batch is evaluated
+            for i, batch in enumerate(batches()):
+                served.append(i)
+                if i == 0:
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield batch
+
+        data.test.batches = interrupting
+        return data
+
+    monkeypatch.setattr(loop_module, "load_train_data", load_with_interrupting_test_set)
+    out = tmp_path / "run"
+    overrides = ["--set", "iterations=24", "--set", "eval_every=8", "--set", "batch_size=32", "--set", "holdout=100"]
+    rc = main(["train", "resnet8", "--data", "digits", "--out", str(out), "--no-tensorboard", *overrides])
+    captured = capsys.readouterr()
+    assert rc == 130
+    assert served == [0]  # abandoned before evaluating the batch during which Ctrl-C came, not after all 9
+    assert (captured.out + captured.err).count("interrupted by SIGINT") == 1
+    state = load_state(out)
+    assert state is not None and state["step"] == 8  # the last finished step
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert not any(r["kind"] == "eval" for r in records)  # no half-done evaluation recorded
+
+
+def test_resume_with_stop_after_already_passed_stops_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = train(_opts(out, stop_after=16))
+    assert first["steps"] == 16 and not first["finished"]
+    before = (out / "last.safetensors").stat().st_mtime_ns
+    again = train(_opts(out, resume=True, stop_after=8))
+    assert again["steps"] == 16 and "already past" in again["stop_reason"]
+    assert (out / "last.safetensors").stat().st_mtime_ns == before  # nothing trained, nothing rewritten
+
+
+def test_eval_of_a_digits_run_needs_no_data_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    train(_opts(out, overrides={**TINY, "holdout": "0", "precision": "fp32"}))
+    assert main(["eval", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"].startswith("digits test") and report["images"] > 100
