@@ -33,6 +33,19 @@ from resnet.train import TrainOptions, train
 DIGITS = [str(i) for i in range(10)]
 
 
+def untrained(path: Path, classes: int = 10) -> Path:
+    """A checkpoint of an untrained resnet8 with no class names or data set recorded: a file to point
+    eval / predict at (a bare model name is refused since issue 14: it has no trained weights)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(resnet.create_model("resnet8", num_classes=classes), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def r8(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return untrained(tmp_path_factory.mktemp("r8") / "r8.safetensors")
+
+
 # -- helpers --------------------------------------------------------------------------------------------
 def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
     """Run ``resnet ARGV`` in this process; (exit status, stdout, stderr). Tracebacks fail the test."""
@@ -238,9 +251,15 @@ def test_metadata_never_names_where_files_are_written(tmp_path: Path, capsys: py
     save_weights(model, path, {"model": "../../escape", "classes": [f"../../../escape{i}" for i in range(10)],
                                "dataset": "digits"})
     rc, out, err = cli(capsys, "eval", path, "--data", "digits", "--limit", "20", "--plots", "plots")
+    assert rc == 1 and "other classes" in err  # the names are not digits' (issue 14): refused, nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"] and not list((work / "plots").iterdir())
+    digits = work / "digits.safetensors"
+    save_weights(model, digits, {"model": "../../escape", "classes": [str(i) for i in range(10)], "dataset": "digits"})
+    rc, out, err = cli(capsys, "eval", digits, "--data", "digits", "--limit", "20", "--plots", "plots")
     assert rc == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
-    assert [p.name for p in (work / "plots").iterdir()] == ["confusion_ckpt.png"]
+    assert [p.name for p in (work / "plots").iterdir()] == ["confusion_digits.png"]
+    digits.unlink()
     rc, out, err = cli(capsys, "export", path, "--format", "torchscript", "--out", "model.pt")
     assert rc == 0, err
     assert sorted(p.name for p in work.iterdir()) == ["ckpt.safetensors", "model.pt", "plots"]
@@ -327,7 +346,7 @@ def test_checkpoint_of_another_architecture_lists_keys_and_shapes(files: dict[st
 
 
 # -- data sets and folders ---------------------------------------------------------------------------------
-def test_wrong_checksum_cifar_archive_says_how_to_fetch_it_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_checksum_cifar_archive_says_how_to_fetch_it_again(tmp_path: Path, capsys: pytest.CaptureFixture[str], r8: Path) -> None:
     folder = _cifar_folder(tmp_path / "src")
     archive = tmp_path / "data" / "cifar-10-python.tar.gz"
     archive.parent.mkdir()
@@ -335,7 +354,7 @@ def test_wrong_checksum_cifar_archive_says_how_to_fetch_it_again(tmp_path: Path,
         tar.add(folder, arcname=folder.name)
     with pytest.raises(DataError, match=r"MD5 .* expected c58f30108f718f92721af3b95e74349a.*fetch https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz again"):
         load_arrays("cifar10", "test", archive.parent, cache_dir=tmp_path / "cache")
-    rc, _, err = cli(capsys, "eval", "resnet8", "--data", "cifar10", "--data-dir", archive.parent)
+    rc, _, err = cli(capsys, "eval", r8, "--data", "cifar10", "--data-dir", archive.parent)
     assert rc == 1
     one_line_error(err, "eval", str(archive), "MD5", "fetch https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz again")
     rc, _, err = cli(capsys, "train", "--model", "resnet8", "--data", "cifar10", "--data-dir", archive.parent,
@@ -367,15 +386,15 @@ def test_missing_and_empty_data_folders(tmp_path: Path, capsys: pytest.CaptureFi
                               "--out", tmp_path / "run", "--no-progress")
         assert rc == 1
         one_line_error(err_text, "train", str(folder))
-        rc, _, err_text = cli(capsys, "eval", "resnet8", "--data-dir", folder)
+        rc, _, err_text = cli(capsys, "eval", untrained(tmp_path / "r8.safetensors"), "--data-dir", folder)
         assert rc == 1
         one_line_error(err_text, "eval", str(folder))
     with pytest.raises(UsageError, match="needs data_dir"):
         load_arrays("folder", "train", None)
-    rc, _, err_text = cli(capsys, "predict", "resnet8", empty)
+    rc, _, err_text = cli(capsys, "predict", untrained(tmp_path / "r8.safetensors"), empty)
     assert rc == 1
     one_line_error(err_text, "predict", "no image files found", str(empty))
-    rc, _, err_text = cli(capsys, "predict", "resnet8", missing / "x.png")
+    rc, _, err_text = cli(capsys, "predict", untrained(tmp_path / "r8.safetensors"), missing / "x.png")
     assert rc == 1
     one_line_error(err_text, "predict", "does not exist", "x.png")
 
@@ -421,9 +440,11 @@ def test_odd_images_in_the_folder_loader_are_skipped(odd_folder: tuple[Path, dic
     assert names == sorted(2 * [n for n, k in kinds.items() if k != "ok"])
 
 
-def test_odd_images_through_predict_and_eval(odd_folder: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
+def test_odd_images_through_predict_and_eval(odd_folder: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
     root, kinds = odd_folder
-    rc, out, err = cli(capsys, "predict", "resnet8", root / "train" / "a", "--json")
+    two = untrained(tmp_path / "r8-2.safetensors", classes=2)  # the folder's classes: a, b
+    rc, out, err = cli(capsys, "predict", two, root / "train" / "a", "--json")
     assert rc == 1  # some files failed
     report = json.loads(out)
     assert sorted(Path(p["path"]).name for p in report["predictions"]) == sorted(n for n, k in kinds.items() if k == "ok")
@@ -433,7 +454,7 @@ def test_odd_images_through_predict_and_eval(odd_folder: tuple[Path, dict[str, s
     assert len(error_lines) == len(failed) and all(line.startswith("resnet predict: error: cannot decode image") for line in error_lines)
     assert all("remove or replace the file" in line for line in error_lines)
     # evaluation stops at the first undecodable image, naming it (skipping would change the error figures)
-    rc, _, err = cli(capsys, "eval", "resnet8", "--data-dir", root)
+    rc, _, err = cli(capsys, "eval", two, "--data-dir", root)
     assert rc == 1
     one_line_error(err, "eval", "cannot decode image", str(root))
 
@@ -502,9 +523,11 @@ USAGE_ERRORS = [
 
 
 @pytest.mark.parametrize("argv,needle", USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
-def test_nonsense_option_values_are_usage_errors(argv: list[str], needle: str, tmp_path: Path,
+def test_nonsense_option_values_are_usage_errors(argv: list[str], needle: str, tmp_path: Path, r8: Path,
                                                  capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    if argv[0] in ("eval", "predict") and argv[1] == "resnet8":  # a model name alone is refused: use a weights file
+        argv = [argv[0], str(r8), *argv[2:]]
     rc, _, err = cli(capsys, *argv)
     assert rc == 2, err
     one_line_error(err, argv[0], needle)

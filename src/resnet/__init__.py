@@ -6,20 +6,20 @@
 >>> resnet.load_pretrained(model, "weights.pth")     # torchvision / timm / akamaster / ours
 """
 
-from .models import (
-    MODEL_SPECS,
-    ModelSpec,
-    ResNet,
-    UnknownModelError,
-    create_model,
-    get_spec,
-    list_models,
-    load_pretrained,
-)
+from typing import TYPE_CHECKING
+
+from .utils.lazy import lazy_attributes
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .models import (
+        MODEL_SPECS, ModelSpec, ResNet, UnknownModelError, create_model, get_spec, list_models, load_pretrained,
+    )
 
 __all__ = [
     "MODEL_SPECS", "ModelSpec", "ResNet", "UnknownModelError", "create_model", "get_spec", "list_models",
     "load_pretrained", "__version__",
 ]
+# PyTorch is imported on first use of a model attribute, not by `import resnet` (the CLI starts faster).
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__[:-1], "models"))

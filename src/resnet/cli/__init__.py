@@ -18,7 +18,20 @@ from ..errors import ResNetError
 COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but keeps the lines of an ``examples:`` epilog as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(2, f"resnet: error: {message}\n")
@@ -27,7 +40,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = _Parser(prog="resnet", description="Deep residual networks: models, training, evaluation, experiments, deployment.")
+    parser = _Parser(
+        prog="resnet", description="Deep residual networks: models, training, evaluation, experiments, deployment.",
+        epilog="examples:\n  resnet list\n  resnet train resnet20 --data cifar10 --data-dir ../shared/data/cifar10 --out runs/r20\n"
+               "  resnet eval runs/r20\n  resnet predict runs/r20 photo.jpg\n  resnet COMMAND --help",
+    )
     parser.add_argument("--version", action="version", version=f"resnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from .common import console, print_json
+from .common import console, examples, hidden_alias, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "images/s, p50/p95 latency, speed relative to ONNX Runtime fp32 and the share of this machine's "
             "matrix-product peak, all measured side by side in one run."
         ),
+        epilog=examples("resnet bench resnet20 --batch-size 1,128", "resnet bench runs/r20 --optimize int8 --peers ort-int8"),
     )
-    p.add_argument("source", metavar="MODEL", help="model name (e.g. resnet50, resnet20), checkpoint or run folder")
-    p.add_argument("--batch", default="1,32", help="comma-separated batch sizes (default 1,32)")
+    p.add_argument("source", metavar="SOURCE", help="model name (e.g. resnet50, resnet20: random weights, timing only), checkpoint or run folder")
+    p.add_argument("--batch-size", dest="batch", default="1,32", help="comma-separated batch sizes (default 1,32)")
+    hidden_alias(p, "--batch", "batch")
+    p.add_argument("--device", default="cpu", choices=("cpu",),
+                   help="where the networks run: cpu (bench compares CPU engines: oneDNN, ONNX Runtime, eager PyTorch)")
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet / 32 CIFAR)")
     p.add_argument("--optimize", default="all", help="our modes: all, none, or a comma-separated list of fp32,bf16,int8 (default all)")
     p.add_argument("--peers", default="all", help="all, none, or a comma-separated list of torchvision,ort-fp32,ort-int8 (default all)")
@@ -30,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per available core)")
     p.add_argument("--peak-size", type=int, default=4096, help="side of the matmul that measures the peak (default 4096)")
     # --model as in eval and predict; --model-name is the spelling of earlier versions
-    p.add_argument("--model", "--model-name", dest="model_name", default=None,
-                   help="network name for checkpoints that do not carry one")
+    p.add_argument("--model", dest="model_name", default=None, help="network name for checkpoints that do not carry one")
+    hidden_alias(p, "--model-name", "model_name")
     p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.set_defaults(func=run)
@@ -48,9 +52,9 @@ def parse_batches(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"--batch takes comma-separated positive integers, got {text!r}") from None
+        raise UsageError(f"--batch-size takes comma-separated positive integers, got {text!r}") from None
     if not values or any(v < 1 for v in values):
-        raise UsageError(f"--batch takes comma-separated positive integers, got {text!r}")
+        raise UsageError(f"--batch-size takes comma-separated positive integers, got {text!r}")
     return values
 
 

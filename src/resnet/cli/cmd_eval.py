@@ -7,9 +7,8 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
-from ..evaluate.preprocess import MAX_SIDE
-from ..evaluate.protocols import PROTOCOLS
-from .common import apply_sizes, console, print_json
+from ..evaluate.names import MAX_SIDE, OPTIMIZE_MODES, PROTOCOLS
+from .common import add_device, add_origin, apply_sizes, console, examples, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +17,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="test error of checkpoints (or an ensemble of them) under center / flip / shift / 10crop / multiscale testing",
         description=(
             "Evaluate SOURCE(s): our checkpoints (file or run folder) or torchvision / timm / akamaster checkpoints. "
-            "Several SOURCEs are also evaluated as an ensemble (softmax averaged)."
+            "Several SOURCEs are also evaluated as an ensemble (softmax averaged). A run folder needs no other "
+            "flag: it is evaluated on the test split of the data it was trained on."
         ),
+        epilog=examples("resnet eval runs/r20", "resnet eval runs/r20 runs/r20-seed1 --data cifar10 --protocol flip"),
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint file, run folder or model name")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint file or run folder")
     p.add_argument("--data", default=None, help="data set name: cifar10, cifar100, digits, folder (small images) or imagenet")
     p.add_argument("--data-dir", default=None, help="data folder (ImageFolder tree, or the data set's archive folder)")
     p.add_argument("--split", default=None, help="split to evaluate (default test; in a folder without test/: val)")
@@ -33,8 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate N images spread evenly over the data (every len/N-th), for quick runs")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
-    p.add_argument("--source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"), help="checkpoint origin")
-    p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
+    add_origin(p)
+    add_device(p)
+    p.add_argument("--optimize", default="none", choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the test set)")
     p.add_argument("--plots", default=None, metavar="DIR", help="write confusion-matrix PNGs to DIR")
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     protocol = get_protocol(args.protocol, scales, args.shift)
-    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.source) for s in args.sources]
+    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source).place(args.device)
+               for s in args.sources]
     channels = members[0].preprocess.channels
     data_name, data_dir = _data_or_recorded(args.data, args.data_dir, members[0])
     data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .common import examples
 
 DEFAULT_DEPTHS = [20, 32, 44, 56]
 IMAGENET_DEPTHS = [18, 34]  # Table 2: plain-18/34 against ResNet-18/34
@@ -26,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "experiment",
         help="rerun the paper's experiments (degradation, depth table, layer responses, gradient flow) and draw its figures",
         description="Rerun one of the paper's experiments; figures (PNG), a markdown table and raw JSON go to --out DIR.",
+        epilog=examples("resnet experiment degradation --budget tiny --data digits",
+                        "resnet experiment gradients --depths 20 56 --steps 0"),
     )
     exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(p))
     exp.required = True
@@ -57,7 +60,13 @@ def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int],
 
 
 def _add_degradation(exp: argparse._SubParsersAction) -> None:
-    p = exp.add_parser("degradation", help="plain vs residual nets trained alike: training and test error against iterations (Fig. 6)")
+    p = exp.add_parser(
+        "degradation", help="plain vs residual nets trained alike: training and test error against iterations (Fig. 6)",
+        description="Train plain and residual networks of the same depths alike and plot their training and test error "
+                    "against iterations, as the paper's Figure 6.",
+        epilog=examples("resnet experiment degradation --data cifar10 --data-dir ../shared/data/cifar10",
+                        "resnet experiment degradation --budget tiny --data digits --depths 8 14"),
+    )
     _add_training_options(p, DEFAULT_DEPTHS)
     p.add_argument("--out", default="experiments/degradation", help="output folder (default experiments/degradation)")
     p.set_defaults(func=run_degradation)
@@ -67,6 +76,10 @@ def _add_depth_table(exp: argparse._SubParsersAction) -> None:
     p = exp.add_parser(
         "depth-table",
         help="test error against depth beside the paper's Table 6 (mean ± std over --runs); Table 2 with --data imagenet",
+        description="Train ResNets of several depths and tabulate their test error beside the paper's Table 6 "
+                    "(Table 2 with --data imagenet).",
+        epilog=examples("resnet experiment depth-table --data cifar10 --data-dir ../shared/data/cifar10 --runs 2",
+                        "resnet experiment depth-table --budget tiny --data digits --depths 8 14"),
     )
     _add_training_options(p, DEFAULT_DEPTHS + [110], f"; with --data imagenet {' '.join(map(str, IMAGENET_DEPTHS))} (Table 2)")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds) per depth; the table reports mean ± std (default 1)")
@@ -83,8 +96,10 @@ def _add_responses(exp: argparse._SubParsersAction) -> None:
             "SOURCE: an akamaster .th file (network read off the file name), one of our checkpoints or run folders, or a "
             "model name followed by its --weights. Each network sees the test images under its own normalisation."
         ),
+        epilog=examples("resnet experiment responses runs/resnet20 runs/plain20 --data cifar10 --limit 500",
+                        "resnet experiment responses resnet56 --weights resnet56-4bfd9763.th --data cifar10"),
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint file, run folder, or model name (with --weights)")
     p.add_argument("--weights", action="append", default=[], metavar="FILE", help="weights for a model-name SOURCE (one per model name, in order)")
     p.add_argument("--data", default=None, help="data set name (cifar10, digits, ...); or give only --data-dir for an image folder")
     p.add_argument("--data-dir", default=None, help="data folder, e.g. DATA/test/<class>/*.png")
@@ -100,6 +115,9 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
     p = exp.add_parser(
         "gradients",
         help="per-layer gradient norms of plain vs residual nets at init and after K steps, with (and --no-bn: without) BN",
+        description="Measure per-layer gradient norms of plain and residual networks at initialisation and after "
+                    "--steps SGD steps, with BatchNorm (and with --no-bn without it).",
+        epilog=examples("resnet experiment gradients --depths 20 56 --steps 0", "resnet experiment gradients --no-bn --data digits"),
     )
     p.add_argument("--depths", type=int, nargs="+", default=[20, 56, 110], help="CIFAR depths 6n+2 (default 20 56 110)")
     p.add_argument("--no-bn", action="store_true", help="also measure every network with BatchNorm replaced by the identity (second row)")
@@ -116,7 +134,7 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
         "--data-dir", default=None,
         help="data folder; without --data, an image folder DATA/train/<class>/* of which only the images needed are read",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--out", default="experiments/gradients", help="output folder (default experiments/gradients)")
     p.set_defaults(func=run_gradients)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from .common import print_json
+from .common import add_origin, examples, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,13 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "(ONNX Runtime for ONNX) and its logits compared with PyTorch's; it is written only if they agree within "
             "--atol. Class names and preprocessing go into the file's metadata."
         ),
-        epilog=(
-            "examples:\n  resnet export runs/r20 --out r20.onnx\n"
-            "  resnet export runs/r20 --out r20.pt --dynamic-batch --fold-bn"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples("resnet export runs/r20 --out r20.onnx", "resnet export runs/r20 --out r20.pt --dynamic-batch --fold-bn"),
     )
-    p.add_argument("source", metavar="SOURCE", help="checkpoint file, run folder or model name")
+    p.add_argument("source", metavar="SOURCE", help="checkpoint file or run folder (a model name with --random-weights)")
     p.add_argument("--format", default=None, choices=("onnx", "torchscript"),
                    help="output format (default: by the --out file name; it must agree with it)")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the exported model (.onnx, .pt, .pth, .ts)")
@@ -37,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed absolute logit difference (default 1e-4)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
-    p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"), help="checkpoint origin")
+    add_origin(p)
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.set_defaults(func=run)
 
@@ -46,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..deploy.export import export, format_for_path
-    from ..evaluate.preprocess import MAX_SIDE
+    from ..evaluate.names import MAX_SIDE
     from ..evaluate.sources import resolve_source
 
     if args.batch < 1:

@@ -4,36 +4,40 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
 from .common import console, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered networks with params and multiply-adds")
+    p = sub.add_parser(
+        "list",
+        help="list registered networks with params and multiply-adds",
+        description="List the registered networks with their parameters and multiply-adds per image (counted once, "
+                    "then answered from a cache in $RESNET_CACHE_DIR or ~/.cache/resnet).",
+        epilog="examples:\n  resnet list\n  resnet list 'resnet1*'\n  resnet list plain --json",
+    )
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*' or 'plain' (substring)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--names-only", action="store_true", help="print names only (fast: builds no model)")
+    p.add_argument("--names-only", action="store_true", help="print names only")
     p.add_argument("--markdown", action="store_true", help="a markdown table (the README's model table is made with this)")
     p.set_defaults(func=run)
 
 
 def model_rows(names: list[str]) -> list[dict[str, object]]:
-    from ..analysis.complexity import count_macs
-    from ..models import create_model, get_spec
-    from ..utils.threads import single_threaded
+    from ..analysis.count_cache import model_counts
+    from ..models.registry import get_spec
 
+    counts = model_counts(names)
     rows = []
     for name in names:
         spec = get_spec(name)
-        size = 224 if spec.stem == "imagenet" else 32
-        model = create_model(name)
-        with single_threaded():  # a batch-of-one pass to count: threads only add waiting
-            c = count_macs(model, size)
+        c = counts[name]
         rows.append(
             {
                 "name": name,
                 "family": spec.family,
                 "depth": spec.depth,
-                "input": size,
+                "input": c.input_size,
                 "params": c.params,
                 "macs": c.macs,
                 "description": spec.description,
@@ -42,12 +46,24 @@ def model_rows(names: list[str]) -> list[dict[str, object]]:
     return rows
 
 
+def matching_names(pattern: str | None) -> list[str]:
+    """Registered names matching ``pattern``; none is a usage error naming the closest names."""
+    import difflib
+
+    from ..models.registry import list_models
+
+    names = list_models(pattern)
+    if names or not pattern:
+        return names
+    close = difflib.get_close_matches(pattern.strip("*?"), list_models(None), n=5, cutoff=0.4)
+    hint = f"; close names: {', '.join(close)}" if close else ""
+    raise UsageError(f"no network matches {pattern!r}{hint} (`resnet list` shows all)")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from ..models import list_models
-
-    names = list_models(args.pattern)
+    names = matching_names(args.pattern)
     if args.names_only:
         print("\n".join(names))
         return 0

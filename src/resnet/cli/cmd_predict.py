@@ -6,17 +6,19 @@ import argparse
 import sys
 
 from ..errors import DataError, UsageError
-from ..evaluate.protocols import PROTOCOLS
-from .common import apply_sizes, print_json
+from ..evaluate.names import OPTIMIZE_MODES, PROTOCOLS
+from .common import add_device, add_origin, apply_sizes, examples, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="class names and probabilities for images (files or folders)",
-        description="Classify images with SOURCE (checkpoint file, run folder or model name); folders are searched for images.",
+        description="Classify images with SOURCE (a checkpoint file or run folder); folders are searched for images. "
+                    "Photos are read upright (EXIF orientation applied).",
+        epilog=examples("resnet predict runs/r20 photo.jpg holiday/", "resnet predict runs/r20 photos/ --optimize int8 --json"),
     )
-    p.add_argument("source", metavar="SOURCE", help="checkpoint file, run folder or model name")
+    p.add_argument("source", metavar="SOURCE", help="checkpoint file or run folder")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files and/or folders of images")
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--protocol", default="center", choices=PROTOCOLS, help="test protocol (default center)")
@@ -24,8 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, default=None, help="override the crop size")
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and classified together (default 64)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
-    p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"))
-    p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
+    add_origin(p)
+    add_device(p)
+    p.add_argument("--optimize", default="none", choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source)
+    member.place(args.device)
     apply_sizes(member, args.resize, args.crop)
     paths = expand_inputs(args.inputs)
     if not paths:

@@ -7,16 +7,24 @@ import functools
 from typing import Any
 
 from ..errors import UsageError
-from .common import build_model, console, print_json
+from ..models.specs import SHORTCUT_OPTIONS
+from .common import build_model, console, examples, hidden_alias, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("summary", help="per-stage architecture table with params and multiply-adds")
+    p = sub.add_parser(
+        "summary", help="per-stage architecture table with params and multiply-adds",
+        description="A per-stage table of one network in the style of the paper's Table 1 (output size, blocks, "
+                    "channels, parameters, multiply-adds), or with --paper the paper's networks beside its figures.",
+        epilog=examples("resnet summary resnet50", "resnet summary resnet110 --json", "resnet summary --paper"),
+    )
     p.add_argument("name", nargs="?", help="model name, e.g. resnet50 or resnet110")
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet, 32 CIFAR)")
-    p.add_argument("--version", choices=("v1", "v1.5"), default=None, help="bottleneck stride placement")
-    p.add_argument("--shortcut", choices=("A", "B", "C", "none"), default=None, help="shortcut option")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--variant", dest="version", choices=("v1", "v1.5"), default=None,
+                   help="bottleneck stride placement: v1 (the paper's, in the 1x1) or v1.5 (torchvision's, in the 3x3)")
+    hidden_alias(p, "--version", "version", choices=("v1", "v1.5"))
+    p.add_argument("--shortcut", choices=SHORTCUT_OPTIONS, default=None, help="shortcut option (the paper's A, B or C; none: plain)")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the network's, 1000 or 10)")
     p.add_argument("--paper", action="store_true", help="the paper's ImageNet and CIFAR nets beside its figures")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -26,7 +34,7 @@ def model_summary(name: str, input_size: int | None = None, **overrides: Any) ->
     import torch
 
     from ..analysis.complexity import count_macs
-    from ..evaluate.preprocess import MAX_SIDE
+    from ..evaluate.names import MAX_SIDE
 
     if input_size is not None and not 8 <= input_size <= MAX_SIDE:
         raise UsageError(f"--input-size must be from 8 to {MAX_SIDE} pixels, got {input_size}")

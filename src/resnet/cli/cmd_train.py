@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .common import add_device, examples
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..train.recipes import RECIPES
@@ -18,9 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a network with one of the paper's recipes (checkpoints, metrics, curves, results table)",
         description=(
             "Train MODEL on a data set with a named, versioned recipe. Every recipe field can be overridden with "
-            f"--set KEY=VALUE. Recipes: {recipes}. Example: resnet train --model resnet20 --data cifar10 "
-            "--data-dir ../shared/data/cifar10 --recipe cifar-paper --out runs/r20"
+            f"--set KEY=VALUE. Recipes: {recipes}."
         ),
+        epilog=examples("resnet train resnet20 --data cifar10 --data-dir ../shared/data/cifar10 --recipe cifar-paper --out runs/r20",
+                        "resnet train --data digits --set iterations=100 --out runs/digits"),
     )
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help="network name (same as --model)")
     p.add_argument("--model", help="network name, e.g. resnet20, plain56, resnet50 (default: resnet20; resnet50 for imagenet)")
@@ -33,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a recipe field, e.g. --set lr=0.05 --set iterations=2000 (repeatable)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<data>)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation (default 0)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_device(p, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (starts fresh if none)")
     p.add_argument("--overwrite", action="store_true", help="start over in an --out that already holds a run")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (slower on GPU)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -21,7 +22,7 @@ def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.R
 
 def apply_sizes(member: Any, resize: int | None, crop: int | None) -> None:
     """``--resize`` / ``--crop`` overrides of a member's preprocessing (eval and predict)."""
-    from ..evaluate.preprocess import MAX_SIDE
+    from ..evaluate.names import MAX_SIDE
 
     for name, value in (("resize", resize), ("crop", crop)):
         if value is not None and not 1 <= value <= MAX_SIDE:
@@ -31,6 +32,33 @@ def apply_sizes(member: Any, resize: int | None, crop: int | None) -> None:
             member.preprocess = member.preprocess.with_sizes(resize, crop)
         except ValueError as err:
             raise UsageError(f"--resize {resize} / --crop {crop} for {member.name}: {err}") from None
+
+
+def examples(*lines: str) -> str:
+    """The epilog of a command's ``--help``: one or two commands as they are typed."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs: Any) -> None:
+    """An earlier spelling of an option, still accepted (scripts keep working) but not shown by --help."""
+    p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    from ..utils.device import DEVICE_CHOICES
+
+    p.add_argument("--device", default=default,
+                   help=f"where the network runs: {DEVICE_CHOICES} (default {default or 'auto'}: a GPU when PyTorch sees one)"
+                   if (default or "auto") == "auto" else f"where the network runs: {DEVICE_CHOICES} (default {default})")
+
+
+def add_origin(p: argparse.ArgumentParser) -> None:
+    """``--origin``: who made a checkpoint (``--source`` in earlier versions, which clashed with SOURCE)."""
+    from ..evaluate.names import IMPORT_SOURCES
+
+    p.add_argument("--origin", dest="checkpoint_source", default="auto", choices=IMPORT_SOURCES,
+                   help="who made the checkpoint, if detection fails (default auto: read off its keys)")
+    hidden_alias(p, "--source", "checkpoint_source", choices=IMPORT_SOURCES)
 
 
 def print_json(obj: Any) -> None:

@@ -7,8 +7,7 @@ folders are decoded per image in DataLoader workers (:func:`make_folder_loader`)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .arrays import ArrayDataset
 from .augment import CropFlip, apply_crop_flip, cifar_augment, draw_crop_flip, normalize
@@ -19,6 +18,7 @@ from .loader import TensorLoader
 from .scan import IMAGE_EXTENSIONS, DataWarning
 from .split import holdout_split
 from .stats import channel_stats
+from ..utils.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .folder import FolderLoader, ImageFolderDataset, SkippedSample, collate_skipping, make_folder_loader
@@ -42,13 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

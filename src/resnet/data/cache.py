@@ -19,15 +19,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..utils.atomic import atomic_path
+from ..utils.paths import default_cache_dir
 from .arrays import ArrayDataset
 
 CACHE_FORMAT = "1"  # bump when the decoded content of an unchanged source would differ
-
-
-def default_cache_dir() -> Path:
-    """``$RESNET_CACHE_DIR``, else ``~/.cache/resnet``."""
-    env = os.environ.get("RESNET_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "resnet"
 
 
 def source_fingerprint(source: str | os.PathLike[str], *extra: str) -> str:

@@ -5,10 +5,19 @@ and the benchmark behind ``resnet bench``.
 >>> export_onnx(model, "resnet50.onnx", dynamic_batch=True)
 """
 
-from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
-from .fold import fold_bn, fold_conv_bn
-from .optimize import MODES, optimize
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "FORMATS", "MODES", "ExportReport", "export", "export_onnx", "export_torchscript", "fold_bn", "fold_conv_bn", "optimize",
-]
+from ..utils.lazy import exports, lazy_attributes
+
+if TYPE_CHECKING:
+    from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
+    from .fold import fold_bn, fold_conv_bn
+    from .optimize import MODES, optimize
+
+_EXPORTS = exports({
+    "export": ["FORMATS", "ExportReport", "export", "export_onnx", "export_torchscript"],
+    "fold": ["fold_bn", "fold_conv_bn"],
+    "optimize": ["MODES", "optimize"],
+})
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -1,12 +1,22 @@
 """Evaluation as the paper does it: test protocols, metrics, ensembles, and loading what to evaluate."""
 
-from .ensemble import EvalReport, Result, evaluate
-from .metrics import Accumulator
-from .preprocess import Preprocess
-from .protocols import PROTOCOLS, Center, Flip, MultiScale, Network, TenCrop, fully_convolutional_logits, get_protocol
-from .sources import Member, apply_optimize, resolve_source
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Accumulator", "Center", "EvalReport", "Flip", "Member", "MultiScale", "Network", "PROTOCOLS", "Preprocess", "Result",
-    "TenCrop", "apply_optimize", "evaluate", "fully_convolutional_logits", "get_protocol", "resolve_source",
-]
+from ..utils.lazy import exports, lazy_attributes
+
+if TYPE_CHECKING:
+    from .ensemble import EvalReport, Result, evaluate
+    from .metrics import Accumulator
+    from .preprocess import Preprocess
+    from .protocols import PROTOCOLS, Center, Flip, MultiScale, Network, TenCrop, fully_convolutional_logits, get_protocol
+    from .sources import Member, apply_optimize, resolve_source
+
+_EXPORTS = exports({
+    "ensemble": ["EvalReport", "Result", "evaluate"],
+    "metrics": ["Accumulator"],
+    "preprocess": ["Preprocess"],
+    "protocols": ["PROTOCOLS", "Center", "Flip", "MultiScale", "Network", "TenCrop", "fully_convolutional_logits", "get_protocol"],
+    "sources": ["Member", "apply_optimize", "resolve_source"],
+})
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, DataError
+from .names import MAX_SIDE
 
 Box = tuple[int, int, int, int]  # top, left, height, width
-MAX_SIDE = 4096  # largest resize / crop / input side accepted (from flags or checkpoint metadata)
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from .names import PROTOCOLS
 from .preprocess import Preprocess, center_box, crop, five_crop_boxes, normalize, resize_shorter
 
 ImageBatch = Tensor | Sequence[Tensor]  # uint8 [N, C, H, W], or a list of [C, H, W] of any sizes
-PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 IMAGENET_SCALES = (224, 256, 384, 480, 640)
 # Scales for small (CIFAR-sized) networks, relative to the crop. CIFAR nets are trained at one scale,
 # so unlike the paper's ImageNet nets (trained on shorter sides 256..480) they tolerate only a small

@@ -23,12 +23,11 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from .names import IMPORT_SOURCES, OPTIMIZE_MODES
 from .preprocess import Preprocess
 from .protocols import Network
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-IMPORT_SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
-OPTIMIZE_MODES = ("none", "fp32", "bf16", "int8")
 _DATASET_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 
 
@@ -45,6 +44,7 @@ class Member:
     metadata: dict[str, Any] = field(default_factory=dict)
     forward: Callable[[Tensor], Tensor] | None = None  # an optimised callable replacing model.forward
     optimized: nn.Module | None = None  # what resnet.deploy.optimize returned, if used
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where the model runs; see place()
 
     @property
     def num_classes(self) -> int:
@@ -55,14 +55,33 @@ class Member:
         return str(getattr(self.model, "model_name", type(self.model).__name__))
 
     def network(self) -> Network:
-        """How protocols call this member; the optimised model's feature map is used when it has one."""
+        """How protocols call this member (CPU tensors in and out, wherever the model runs); the optimised
+        model's feature map is used when it has one."""
         if self.optimized is None:
-            return Network.of(self.model)
-        dense = Network.of(self.optimized).dense_logits if hasattr(self.optimized, "forward_features") else None
-        return Network(self.forward or self.optimized, dense)
+            net = Network.of(self.model)
+        else:
+            dense = Network.of(self.optimized).dense_logits if hasattr(self.optimized, "forward_features") else None
+            net = Network(self.forward or self.optimized, dense)
+        if self.device.type == "cpu":
+            return net
+        return Network(_on_device(net.logits, self.device), net.dense_logits and _on_device(net.dense_logits, self.device))
+
+    def place(self, device: str | None) -> "Member":
+        """Run the model on ``device`` (cpu, cuda, cuda:N; ``None`` / auto: a GPU when there is one)."""
+        from ..utils.device import resolve_device
+
+        self.device = resolve_device(device)
+        if self.optimized is not None and self.device.type != "cpu":
+            raise UsageError("the optimised modes run on the CPU; use device cpu, or no optimisation on a GPU")
+        self.model.to(self.device)
+        return self
 
     def class_names(self) -> list[str]:
         return list(self.classes) if self.classes else [f"class_{i}" for i in range(self.num_classes)]
+
+
+def _on_device(fn: Callable[[Tensor], Tensor], device: torch.device) -> Callable[[Tensor], Tensor]:
+    return lambda x: fn(x.to(device, non_blocking=True)).float().cpu()
 
 
 def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
@@ -228,6 +247,8 @@ def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None)
         raise UsageError(f"unknown --optimize {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
     if mode == "none":
         return
+    if member.device.type != "cpu":
+        raise UsageError(f"--optimize {mode} runs on the CPU; use --device cpu with it")
     try:
         from ..deploy import optimize
     except ImportError:

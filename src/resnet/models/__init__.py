@@ -1,13 +1,22 @@
 """Network definitions: blocks, specs, the ResNet module, the registry and checkpoint importers."""
 
-from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
-from .interop import load_pretrained, read_state_dict
-from .network import ResNet
-from .registry import UnknownModelError, create_model, get_spec, list_models
-from .specs import MODEL_SPECS, ModelSpec
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut", "ResNet",
-    "ModelSpec", "MODEL_SPECS", "create_model", "get_spec", "list_models", "load_pretrained",
-    "read_state_dict", "UnknownModelError",
-]
+from ..utils.lazy import exports, lazy_attributes
+
+if TYPE_CHECKING:
+    from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
+    from .interop import load_pretrained, read_state_dict
+    from .network import ResNet
+    from .registry import UnknownModelError, create_model, get_spec, list_models
+    from .specs import MODEL_SPECS, ModelSpec
+
+_EXPORTS = exports({
+    "blocks": ["BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut"],
+    "interop": ["load_pretrained", "read_state_dict"],
+    "network": ["ResNet"],
+    "registry": ["UnknownModelError", "create_model", "get_spec", "list_models"],
+    "specs": ["MODEL_SPECS", "ModelSpec"],
+})
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)  # specs and registry names need no PyTorch

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .specs import SHORTCUT_OPTIONS
+
 ShortcutOption = Literal["A", "B", "C", "none"]
-SHORTCUT_OPTIONS: tuple[str, ...] = ("A", "B", "C", "none")
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:

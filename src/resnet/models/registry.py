@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import UsageError
-from .network import ResNet
+
+if TYPE_CHECKING:
+    from .network import ResNet
 from .specs import MODEL_SPECS, ModelSpec, resolve_spec, with_overrides
 
 
@@ -35,6 +37,8 @@ def create_model(
     ``overrides`` are fields of :class:`~resnet.models.specs.ModelSpec`, e.g. ``num_classes=100``,
     ``shortcut="C"``, ``version="v1"``, ``output_stride=16``, ``zero_init_residual=True``.
     """
+    from .network import ResNet  # PyTorch is imported here, not by listing or resolving names
+
     model = ResNet(get_spec(name, **overrides), features_only=features_only, out_indices=out_indices)
     model.model_name = name  # type: ignore[assignment]
     return model

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .blocks import SHORTCUT_OPTIONS
+SHORTCUT_OPTIONS: tuple[str, ...] = ("A", "B", "C", "none")
 
 IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
     # depth -> (block, blocks per stage): paper Table 1, plus ResNet-200 (Identity Mappings paper).

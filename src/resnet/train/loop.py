@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..errors import ResNetError, UsageError
 from ..evaluate.protocols import translate
 from ..utils.atomic import atomic_write_text
+from ..utils.device import resolve_device
 from . import checkpoint as ckpt
 from .data import ALL_DATASETS, EvalSet, TrainData, load_train_data
 from .distributed import DistContext, from_environment
@@ -70,20 +71,6 @@ def default_model(data: str) -> str:
 
 
 # -- precision and devices --------------------------------------------------------------------------
-def _device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no GPU is visible to PyTorch; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"device {name!r} is not supported for training; use cpu or cuda")
-    return device
-
-
 def cpu_has_native_bf16() -> bool:
     with contextlib.suppress(Exception):
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -220,7 +207,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     """Train per ``opts``; returns the run summary (also written to ``summary.json``)."""
     if opts.data not in ALL_DATASETS:
         raise UsageError(f"unknown data set {opts.data!r}; choose one of {', '.join(ALL_DATASETS)}")
-    device = _device(opts.device)
+    device = resolve_device(opts.device)
     dist = from_environment(opts.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
