@@ -28,9 +28,9 @@ from torch import Tensor, nn
 from ..errors import UsageError
 from .fold import fold_bn
 from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
-from .plan import build_plan
+from .plan import NetPlan, build_plan, macs_per_image
 from .quantize import OBSERVERS, quantize_int8
-from .shard import BatchSharded
+from .shard import BatchSharded, SmallCallsSingleThreaded
 
 MODES = ("eager", "fp32", "bf16", "int8")
 CALIBRATION_BATCH = 32
@@ -92,6 +92,11 @@ def _compiled(module: nn.Module) -> nn.Module:
         return module
 
 
+def _by_call_size(runner: nn.Module, plan: NetPlan) -> nn.Module:
+    """Small calls on one thread (see :class:`~resnet.deploy.shard.SmallCallsSingleThreaded`)."""
+    return SmallCallsSingleThreaded(runner, lambda c, h, w: macs_per_image(plan, c, h, w))
+
+
 def optimize(
     model: nn.Module,
     mode: str,
@@ -130,14 +135,14 @@ def optimize(
         if plan is None:
             raise UsageError(f"mode 'int8' is not available for this network: {fallback_reason}")
         quantized = quantize_int8(plan, calibration_batches(calibration), observer, shape)
-        return BatchSharded(quantized, workers) if shard else quantized
+        return _by_call_size(BatchSharded(quantized, workers) if shard else quantized, plan)
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32
     if plan is not None and dtype == torch.bfloat16 and not onednn_bf16_available():
         plan, fallback_reason = None, ""
         _say_once(BF16_FALLBACK_NOTE)
     if plan is not None and not compile:
         fused = FusedResNet(plan, dtype, shape)
-        return BatchSharded(fused, workers) if shard else fused
+        return _by_call_size(BatchSharded(fused, workers) if shard else fused, plan)
     runner = ChannelsLast(fold_bn(model), dtype)
     if compile:
         runner = _compiled(runner)

@@ -133,6 +133,21 @@ def run_plan(plan: NetPlan, x: Tensor, observe: Observer | None = None) -> Tenso
     return plan.fc(x) if plan.fc is not None else x
 
 
+def macs_per_image(plan: NetPlan, channels: int, height: int, width: int) -> int:
+    """Multiply-adds of the convolutions and the head for one ``channels x height x width`` image."""
+    shapes = conv_input_shapes(plan, torch.zeros(1, channels, height, width))
+    total = 0
+    for conv in plan.convs():
+        _, cin, h, w = shapes.get(id(conv), [1, conv.in_channels, 0, 0])
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+        ho = (h + 2 * int(ph) - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + 2 * int(pw) - dw * (kw - 1) - 1) // sw + 1
+        total += conv.out_channels * (cin // conv.groups) * kh * kw * max(ho, 0) * max(wo, 0)
+    if plan.fc is not None:
+        total += plan.fc.in_features * plan.fc.out_features
+    return total
+
+
 def conv_input_shapes(plan: NetPlan, example: Tensor) -> dict[int, list[int]]:
     """Input shape of every convolution of ``plan`` for ``example`` (keyed by ``id(conv)``).
 
