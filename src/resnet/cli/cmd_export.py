@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from .common import add_origin, examples, print_json
+from .common import add_origin, examples, hidden_alias, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dynamic-batch", action="store_true", help="accept any batch size (checked on two batch sizes)")
     p.add_argument("--fold-bn", action="store_true", help="fold batch norms into the convolutions before exporting")
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default: the network's, 224 ImageNet / 32 CIFAR)")
-    p.add_argument("--batch-size", "--batch", dest="batch", type=int, default=1, help="batch size of the example input (default 1)")
+    p.add_argument("--batch-size", dest="batch", type=int, default=1, help="batch size of the example input (default 1)")
+    hidden_alias(p, "--batch", "batch", type=int)
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed absolute logit difference (default 1e-4)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
