@@ -106,7 +106,7 @@ def resolve_source(
     weights instead (for timing only: its answers mean nothing).
     """
     if checkpoint_source not in IMPORT_SOURCES:
-        raise UsageError(f"unknown --source {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
+        raise UsageError(f"unknown checkpoint origin {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
     path = Path(source)
     if path.exists():
         return _from_path(path, source, model_name, checkpoint_source)
