@@ -252,6 +252,15 @@ def test_curves_of_a_short_run_warn_nothing_and_show_the_loss(tmp_path: Path) ->
         assert plot_curves(records, tmp_path / "c.png", "short") == tmp_path / "c.png"
 
 
+def test_experiment_figures_of_runs_without_points_warn_nothing(tmp_path: Path) -> None:
+    from resnet.analysis.plots import plot_degradation
+
+    curves = [{"depth": 20, "residual": r, "train": [], "test": [[10, None]]} for r in (False, True)]  # started, not evaluated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_degradation(curves, tmp_path / "d.png").is_file()
+
+
 # -- export ------------------------------------------------------------------------------------------
 def test_export_format_follows_the_file_name_and_carries_metadata(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from resnet.deploy.export import read_export_metadata

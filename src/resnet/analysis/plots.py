@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from ..errors import ResNetError
 from ..utils.atomic import atomic_write_bytes
+from ..utils.plotting import legend
 from .gradients import GradientRun
 from .responses import ResponseProfile
 
@@ -86,9 +87,7 @@ def plot_degradation(curves: Sequence[dict[str, Any]], path: str | Path, title: 
         ax.set_title("plain networks" if not residual else "ResNets (residual)")
         ax.set_xlabel("iterations")
         ax.grid(True, alpha=0.3)
-        if chosen:
-            ax.legend(loc="upper right", fontsize=9, title="bold: test, dashed: train", title_fontsize=8)
-        else:
+        if not legend(ax, fontsize=9, title="bold: test, dashed: train", title_fontsize=8):
             ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes, color="grey")
     axes[0].set_ylabel("error (%)")
     top = min(100.0, max(20.0, 1.05 * max(late_values))) if late_values else 100.0
@@ -118,7 +117,7 @@ def plot_responses(profiles: Sequence[ResponseProfile], path: str | Path, title:
         ax.set_ylabel("std")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=9, ncol=2)
+        legend(ax, fontsize=9, ncol=2)
     n_images = sorted({p.images for p in profiles})
     fig.suptitle(title or f"Std of 3x3 layer responses after BN, before ReLU/addition (paper Fig. 7); {'/'.join(map(str, n_images))} test images")
     fig.tight_layout()
@@ -166,7 +165,7 @@ def plot_gradients(runs: Sequence[GradientRun], path: str | Path, quantity: str 
             ax.set_title(f"{'with BN' if bn else 'without BN'}, {when}")
             ax.set_xlabel("layer index (1 = first conv, last = classifier)")
             ax.set_ylabel("||dL/dW||" if quantity == "weight" else "||dL/d(response)||")
-            ax.legend(fontsize=8)
+            legend(ax, fontsize=8)
     what = "weight gradients" if quantity == "weight" else "back-propagated gradients (w.r.t. each layer's response: its BN output, without BN its conv output)"
     fig.suptitle(title or f"Per-layer {what}: plain (dashed) vs residual (solid)")
     fig.tight_layout()
@@ -197,7 +196,7 @@ def plot_depth_table(rows: Sequence[dict[str, Any]], path: str | Path, title: st
     ax.set_xlabel("depth (layers)")
     ax.set_ylabel("test error (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=9)
+    legend(ax, fontsize=9)
     ax.set_title(title or "CIFAR-10 test error against depth (paper Table 6)")
     fig.tight_layout()
     return _save(fig, path)

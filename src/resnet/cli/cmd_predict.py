@@ -7,7 +7,7 @@ import sys
 
 from ..errors import DataError, UsageError
 from ..evaluate.names import OPTIMIZE_MODES, PROTOCOLS
-from .common import add_device, add_origin, apply_sizes, examples, print_json
+from .common import add_device, add_origin, apply_sizes, examples, print_json, run_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and classified together (default 64)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     add_origin(p)
-    add_device(p)
+    add_device(p, note="; the CPU with --optimize")
     p.add_argument("--optimize", default="none", choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source)
-    member.place(args.device)
+    member.place(run_device(args.device, args.optimize))
     apply_sizes(member, args.resize, args.crop)
     paths = expand_inputs(args.inputs)
     if not paths:

@@ -44,12 +44,16 @@ def hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs: Any
     p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
-def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: str = "") -> None:
     from ..utils.device import DEVICE_CHOICES
 
     p.add_argument("--device", default=default,
-                   help=f"where the network runs: {DEVICE_CHOICES} (default {default or 'auto'}: a GPU when PyTorch sees one)"
-                   if (default or "auto") == "auto" else f"where the network runs: {DEVICE_CHOICES} (default {default})")
+                   help=f"where the network runs: {DEVICE_CHOICES} (default auto: a GPU when PyTorch sees one{note})")
+
+
+def run_device(device: str | None, optimize: str = "none") -> str | None:
+    """``--device`` as given; ``auto`` with an ``--optimize`` mode is the CPU, where those modes run."""
+    return "cpu" if optimize != "none" and device in (None, "auto") else device
 
 
 def add_origin(p: argparse.ArgumentParser) -> None:

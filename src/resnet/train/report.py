@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..utils.atomic import atomic_path, atomic_write_text
+from ..utils.plotting import legend
 
 
 def plot_curves(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
@@ -38,29 +39,18 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, title: str) -> Pa
             ax_err.plot(*zip(*points), marker="o", ms=3, label=key.replace("_", " "), **style)
     ax_loss.set_xlabel("iteration")
     ax_loss.set_ylabel("loss")
-    _legend(ax_loss, *([ax_lr] if train else []))
+    legend(ax_loss, *([ax_lr] if train else []), fontsize="small", framealpha=0.8)
     ax_err.set_xlabel("iteration")
     ax_err.set_ylabel("top-1 error (%)")
     ax_err.set_ylim(bottom=0)
     ax_err.grid(alpha=0.3)
-    _legend(ax_err)
+    legend(ax_err, fontsize="small", framealpha=0.8)
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
-
-
-def _legend(ax: Any, *twins: Any) -> None:
-    """One legend for an axis and its twins, placed where it covers the fewest points; none without lines."""
-    handles, labels = [], []
-    for a in (ax, *twins):
-        h, lab = a.get_legend_handles_labels()
-        handles += h
-        labels += lab
-    if handles:
-        ax.legend(handles, labels, loc="best", fontsize="small", framealpha=0.8)
 
 
 def _fmt(value: Any, suffix: str = "") -> str:
