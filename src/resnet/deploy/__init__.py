@@ -3,21 +3,16 @@ and the benchmark behind ``resnet bench``.
 
 >>> fast = optimize(model, "int8", calibration=images)   # float NCHW in, logits out
 >>> export_onnx(model, "resnet50.onnx", dynamic_batch=True)
+
+Imported eagerly (unlike the other packages): ``optimize`` and ``export`` are both submodules and
+functions here, and a lazy attribute would be shadowed by the submodule once it is imported. Nothing
+on the command line's start-up path imports this package.
 """
 
-from typing import TYPE_CHECKING
+from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
+from .fold import fold_bn, fold_conv_bn
+from .optimize import MODES, optimize
 
-from ..utils.lazy import exports, lazy_attributes
-
-if TYPE_CHECKING:
-    from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
-    from .fold import fold_bn, fold_conv_bn
-    from .optimize import MODES, optimize
-
-_EXPORTS = exports({
-    "export": ["FORMATS", "ExportReport", "export", "export_onnx", "export_torchscript"],
-    "fold": ["fold_bn", "fold_conv_bn"],
-    "optimize": ["MODES", "optimize"],
-})
-__all__ = list(_EXPORTS)
-__getattr__ = lazy_attributes(__name__, _EXPORTS)
+__all__ = [
+    "FORMATS", "MODES", "ExportReport", "export", "export_onnx", "export_torchscript", "fold_bn", "fold_conv_bn", "optimize",
+]
