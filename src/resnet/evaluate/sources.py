@@ -6,6 +6,8 @@
   mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
   crop 224, ImageNet class names. The network is named by ``--model`` or read off the file name
   (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
+- ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
+  (:mod:`resnet.weights`, downloaded once and checked) with the preprocessing they were published with;
 - a registered model name gives random weights (for timing).
 """
 
@@ -84,6 +86,8 @@ def resolve_source(
     path = Path(source)
     if path.exists():
         return _from_path(path, source, model_name, checkpoint_source)
+    if ":" in source and _is_model_name(source.split(":", 1)[0]):
+        return _named(source)
     if _is_model_name(source):
         return _random(source, num_classes)
     from ..models.specs import resolve_spec
@@ -110,6 +114,19 @@ def _random(name: str, num_classes: int | None) -> Member:
     model = _build(name, **({"num_classes": num_classes} if num_classes else {}))
     model.eval()
     return Member(name, name, "random", model, default_preprocess(model.spec))
+
+
+def _named(source: str) -> Member:
+    """``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``): named weights with their own preprocessing."""
+    from ..weights import find, load_entry, split_name
+
+    model_name, tag = split_name(source)
+    entry = find(model_name, tag or None)
+    model = _build(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
+    loaded = load_entry(model, entry)
+    model.eval()
+    return Member(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
+                  {"weights": entry.name, "file": str(loaded.path)})
 
 
 def _weights_file(path: Path) -> Path:
