@@ -87,8 +87,11 @@ def fetch(url: str, dest: Path, *, sha256_prefix: str | None, name: str, policy:
             if attempt == policy.retries:
                 raise OfflineError(offline_message(url, dest.name, name, f"no network ({err})")) from None
     else:
-        raise DownloadError(f"cannot download {url} after {policy.retries + 1} tries ({last}); the partial file "
-                            f"{part} is kept and the next try resumes it")
+        kept = part.exists() and part.stat().st_size > 0
+        if part.exists() and not kept:
+            part.unlink()
+        raise DownloadError(f"cannot download {url} after {policy.retries + 1} tries ({last})"
+                            + (f"; the partial file {part} is kept and the next try resumes it" if kept else ""))
     if sha256_prefix:
         actual = sha256_of(part)
         if not actual.startswith(sha256_prefix):
@@ -123,12 +126,12 @@ def _fetch_once(url: str, part: Path, policy: DownloadPolicy) -> None:
     except urllib.error.URLError as err:
         reason = err.reason
         if isinstance(reason, (socket.timeout, TimeoutError)):
-            raise _Retry(f"no answer within {policy.timeout:g} s") from None
+            raise _Retry(f"no data within {policy.timeout:g} s") from None
         if isinstance(reason, (socket.gaierror, ConnectionRefusedError, OSError)):
             raise _NoNetwork(str(reason)) from None
         raise _Retry(str(reason)) from None
     except (socket.timeout, TimeoutError):
-        raise _Retry(f"no data for {policy.timeout:g} s") from None
+        raise _Retry(f"no data within {policy.timeout:g} s") from None
     except (http.client.IncompleteRead, http.client.HTTPException, ConnectionError) as err:
         raise _Retry(f"connection cut ({type(err).__name__}); resuming") from None
     if total is not None and part.stat().st_size < total:
