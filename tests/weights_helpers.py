@@ -89,14 +89,14 @@ def state_bytes(model: torch.nn.Module, wrap_akamaster: bool = True) -> bytes:
 
 
 def entry_for(data: bytes, *, model: str = "resnet8", source: str = "akamaster", num_classes: int = 10,
-              url: str = "http://127.0.0.1:9/x", preprocess: Preprocess | None = None) -> WeightEntry:
+              url: str = "http://127.0.0.1:9/x", preprocess: Preprocess | None = None, dataset: str = "cifar10") -> WeightEntry:
     """A registry entry whose published hash is that of ``data``."""
     prefix = hashlib.sha256(data).hexdigest()[:8]
     filename = f"{model}-{prefix}.th"
     return WeightEntry(
         model=model, tag="test", source=source, url=url.rstrip("/") + "/" + filename, filename=filename,
         preprocess=preprocess or Preprocess((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32), num_classes=num_classes,
-        dataset="cifar10", sha256_prefix=prefix, default=True,
+        dataset=dataset, sha256_prefix=prefix, default=True,
     )
 
 
