@@ -101,7 +101,6 @@ def test_unknown_recipe_lists_the_known_ones() -> None:
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
-
     recipe = resolve_recipe("finetune", {"iterations": "100"})
     schedule = LRSchedule(recipe)
     lrs = [schedule.lr(s) for s in range(101)]

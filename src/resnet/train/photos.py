@@ -50,13 +50,16 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
     pre = pre or photo_preprocess(recipe, None, True)
     root = Path(data_dir).expanduser()
     train_dir = split_folder(root, "train")
-    classes, train_imgs, train_labels, skipped = _read_split(train_dir, pre, strict)
+    # Training photos keep some room for random crops; evaluation photos are scaled once, straight to the resize,
+    # so that the trainer's validation score is the one `resnet eval` gives the run folder.
+    train_side = math.ceil(max(pre.resize_size, pre.crop_size * _KEEP_OVER_CROP))
+    classes, train_imgs, train_labels, skipped = _read_split(train_dir, train_side, pre, strict)
     if len(classes) < 2:
         raise DataError(f"{train_dir} has only {len(classes)} class folder ({', '.join(classes)}); a classifier needs at "
                         "least two: put each class's photos in train/<class>/")
     val_dir = next((root / n for n in SPLIT_FOLDERS["val"] if (root / n).is_dir()), None)
     if val_dir is not None:
-        val_classes, val_imgs, val_labels, more = _read_split(val_dir, pre, strict)
+        val_classes, val_imgs, val_labels, more = _read_split(val_dir, pre.resize_size, pre, strict)
         skipped += more
         if val_classes != classes:
             raise DataError(f"{val_dir} has the classes {', '.join(val_classes)} but {train_dir} has {', '.join(classes)}; "
@@ -81,15 +84,15 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
     )
 
 
-def _read_split(folder: Path, pre: Preprocess, strict: bool) -> tuple[list[str], list[Tensor], list[int], list[tuple[str, str]]]:
-    """Decode every photo under ``folder/<class>/``, scaled down to the size kept in memory."""
+def _read_split(folder: Path, keep_side: int, pre: Preprocess, strict: bool
+                ) -> tuple[list[str], list[Tensor], list[int], list[tuple[str, str]]]:
+    """Decode every photo under ``folder/<class>/``, scaled down so the shorter side is ``keep_side``."""
     from ..data.decode import decode_files
 
     scan = scan_folder(folder)
     for path, reason in scan.skipped:
         report_skipped(path, reason, strict=strict)
     arrays, reasons = decode_files([p for p, _ in scan.samples], channels=3)
-    keep_side = math.ceil(max(pre.resize_size, pre.crop_size * _KEEP_OVER_CROP))
     images: list[Tensor] = []
     labels: list[int] = []
     skipped = list(scan.skipped)
