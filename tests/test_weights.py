@@ -304,3 +304,14 @@ def test_cli_list_and_named_source_for_predict(monkeypatch, tmp_path: Path, tiny
     assert "airplane" in json.dumps(out) or "truck" in json.dumps(out)  # CIFAR-10 names travel with the weights
     with pytest.raises(UsageError):
         find("resnet8", "nope")
+
+
+def test_torch_home_copy_is_used_and_a_path_works_as_pretrained(tmp_path: Path, tiny) -> None:
+    model, data = tiny
+    entry = entry_for(data, source="torchvision")  # nothing listens at its URL: it must not be fetched
+    copy = write(tmp_path / "torch" / "hub" / "checkpoints" / entry.filename, data)
+    assert ensure(entry, FAST) == copy and not cache_path(entry).exists()
+    from_file = resnet.create_model("resnet8", pretrained=str(copy))
+    torch.testing.assert_close(from_file.conv1.weight, model.conv1.weight)
+    with pytest.raises(UnknownWeightsError, match="no pretrained weights are published for plain20"):
+        resnet.create_model("plain20", pretrained=True)
