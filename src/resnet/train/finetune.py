@@ -60,6 +60,13 @@ def resolve_init(spec: str, model_name: str | None) -> InitWeights:
     return InitWeights(spec, member.model_name, state, member.preprocess, classes, str(label))
 
 
+def resolve_init_ranked(spec: str, model_name: str | None, dist: Any) -> InitWeights:
+    """:func:`resolve_init` on the main process first (it may download), then on the other ranks from the cache."""
+    init = resolve_init(spec, model_name) if dist.is_main else None
+    dist.barrier()
+    return init if init is not None else resolve_init(spec, model_name)
+
+
 def apply_init(model: nn.Module, init: InitWeights, classes: list[str]) -> str:
     """Load ``init`` into ``model`` (built for ``classes``); returns the note saying what happened to the head."""
     from ..models.interop import load_into

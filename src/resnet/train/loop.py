@@ -255,7 +255,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     from ..models.interop import save_weights
 
     started = time.monotonic()
-    init = finetune.resolve_init(opts.init, opts.model) if opts.init else None
+    init = finetune.resolve_init_ranked(opts.init, opts.model, dist) if opts.init else None
     model_name = opts.model or (init.model_name if init is not None else default_model(opts.data))
     try:  # before the name becomes part of a folder name: "../x" must not create folders anywhere
         get_spec(model_name)
