@@ -12,3 +12,7 @@ resnet() { PYTHONPATH=$PWD/src ${PYTHON:-python} -m resnet "$@"; }
 resnet train --model resnet20 $COMMON --set lr=0.1 --out $RUNS/scratch > $LOGS/scratch.log 2>&1
 resnet train --init $REF $COMMON --out $RUNS/finetune > $LOGS/finetune.log 2>&1
 resnet train --init $REF $COMMON --set freeze=all --set lr=0.1 --out $RUNS/probe > $LOGS/probe.log 2>&1
+# The same initialisation at the from-scratch run's learning rate, backbone included (isolates the starting point).
+resnet train --init $REF $COMMON --set lr=0.1 --set backbone_lr_scale=1 --out $RUNS/finetune-lr0.1 > $LOGS/finetune-lr0.1.log 2>&1
+# Per-class accuracy of the four run folders on val/ (resize 73, center crop 64, as trained).
+resnet eval $RUNS/scratch $RUNS/finetune $RUNS/probe $RUNS/finetune-lr0.1 --data imagenet --data-dir $DATA --split val > $LOGS/eval.txt 2>&1
