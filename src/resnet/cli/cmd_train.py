@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help="network name (same as --model)")
     p.add_argument("--model", help="network name, e.g. resnet20, plain56, resnet50 (default: resnet20; resnet50 for imagenet)")
     p.add_argument("--data", default="digits",
-                   help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/), "
+                   help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/; photos of "
+                   "any size with --recipe finetune or --init), "
                    "imagenet (ImageNet layout train/ and val/, decoded per image) (default digits)")
     p.add_argument("--data-dir", help="where the data is: a CIFAR archive, its extracted folder or an ImageFolder tree")
     p.add_argument("--init", metavar="NAME[:TAG]|PATH",
