@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import pickle
 from pathlib import Path
 
 import pytest
@@ -200,7 +199,6 @@ def test_crafted_pickle_passes_the_hash_but_is_never_run(server, tmp_path: Path)
     with pytest.raises(CheckpointError, match="refused to load"):
         load_entry(resnet.create_model("resnet8"), entry, FAST)
     assert not (tmp_path / "pwned").exists()
-    assert pickle.loads(pickle.dumps(1)) == 1  # (the payload class itself is fine to define)
 
 
 def test_offline_is_one_line_naming_url_file_and_import(monkeypatch: pytest.MonkeyPatch, tiny) -> None:

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The three Caltech-101-10 runs of docs/results/finetune/README.md, one after another, at one budget:
+# The four Caltech-101-10 runs of docs/results/finetune/README.md, one after another, at one budget, then their eval:
 # resnet20 (CIFAR net) at 64 px, 600 iterations of batch 64, recipe finetune, on this repository's 2-core CPU.
 # Usage (from the repository root): nice -n 10 sh docs/results/finetune/run_all.sh [RUNS_DIR]
 set -e
