@@ -84,7 +84,7 @@ def test_override_values_are_typed() -> None:
         (["batch_size=abc"], "batch_size takes a int"),
         (["nesterov=maybe"], "nesterov takes a bool"),
         (["learning_rate=0.1"], "did you mean lr"),
-        (["schedule=cosine"], "schedule must be one of"),
+        (["schedule=exponential"], "schedule must be one of"),
         (["milestones=300,200"], "milestones must be increasing"),
         (["name=x"], "cannot be overridden"),
         (["lr"], "KEY=VALUE"),
@@ -98,3 +98,18 @@ def test_bad_overrides_are_usage_errors_naming_the_field(items: list[str], messa
 def test_unknown_recipe_lists_the_known_ones() -> None:
     with pytest.raises(UsageError, match="cifar-paper"):
         resolve_recipe("cifar-slow")
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    recipe = resolve_recipe("finetune", {"iterations": "100"})
+    schedule = LRSchedule(recipe)
+    lrs = [schedule.lr(s) for s in range(101)]
+    assert lrs[0] == pytest.approx(recipe.lr * recipe.warmup_factor)
+    assert max(lrs) == pytest.approx(recipe.lr) and lrs.index(max(lrs)) == 10  # 10 % warm-up
+    assert lrs[100] == pytest.approx(0.0, abs=1e-12) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_freeze_field_is_checked() -> None:
+    assert resolve_recipe("finetune", {"freeze": "stem,layer1"}).freeze == "stem,layer1"
+    with pytest.raises(UsageError, match="freeze takes"):
+        resolve_recipe("finetune", {"freeze": "head"})

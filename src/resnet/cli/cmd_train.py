@@ -28,10 +28,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help="network name (same as --model)")
     p.add_argument("--model", help="network name, e.g. resnet20, plain56, resnet50 (default: resnet20; resnet50 for imagenet)")
     p.add_argument("--data", default="digits",
-                   help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/), "
+                   help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/; photos of "
+                   "any size with --recipe finetune or --init), "
                    "imagenet (ImageNet layout train/ and val/, decoded per image) (default digits)")
     p.add_argument("--data-dir", help="where the data is: a CIFAR archive, its extracted folder or an ImageFolder tree")
-    p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits (default: by data set)")
+    p.add_argument("--init", metavar="NAME[:TAG]|PATH",
+                   help="fine-tune: start from named weights (resnet50, resnet50:timm:a1_in1k; `resnet weights list`), a "
+                   "weights file or a run folder; the classifier is replaced when the classes differ. With --data folder "
+                   "use --recipe finetune (photos in PHOTOS/train/<class>/, optional val/)")
+    p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits, finetune (default: by data set; "
+                   "finetune with --init)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set lr=0.05 --set iterations=2000 (repeatable)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<data>)")
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
         resume=args.resume, overwrite=args.overwrite, deterministic=args.deterministic, progress=not args.no_progress,
         strict=args.strict, tensorboard=not args.no_tensorboard, stop_after=args.stop_after, time_limit=args.time_limit,
+        init=args.init,
         command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
     )
     summary = train(opts)

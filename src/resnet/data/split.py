@@ -20,7 +20,16 @@ def holdout_split(ds: ArrayDataset, n_holdout: int, seed: int = 0) -> tuple[Arra
             f"the hold-out size must be an integer between 1 and {len(ds) - 1} "
             f"(the data set has {len(ds)} images), got {n_holdout!r}"
         )
-    labels = ds.labels.cpu()
+    train_index, holdout_index = stratified_indices(ds.labels, n_holdout, seed)
+    train, holdout = ds.subset(train_index), ds.subset(holdout_index)
+    train.extra = {**ds.extra, "holdout": {"part": "train", "n_holdout": n_holdout, "seed": seed}}
+    holdout.extra = {**ds.extra, "holdout": {"part": "holdout", "n_holdout": n_holdout, "seed": seed}}
+    return train, holdout
+
+
+def stratified_indices(labels: torch.Tensor, n_holdout: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices into ``labels``, ascending: each class gives its share of ``n_holdout``."""
+    labels = labels.cpu()
     classes, counts = torch.unique(labels, return_counts=True)
     quotas = _proportional_quotas(counts, n_holdout)
     generator = torch.Generator().manual_seed(seed)
@@ -29,14 +38,9 @@ def holdout_split(ds: ArrayDataset, n_holdout: int, seed: int = 0) -> tuple[Arra
         members = torch.nonzero(labels == cls).flatten()
         chosen = torch.randperm(len(members), generator=generator)[:quota]
         picked.append(members[chosen])
-    holdout_mask = torch.zeros(len(ds), dtype=torch.bool)
+    holdout_mask = torch.zeros(len(labels), dtype=torch.bool)
     holdout_mask[torch.cat(picked)] = True
-    holdout_index = torch.nonzero(holdout_mask).flatten()
-    train_index = torch.nonzero(~holdout_mask).flatten()
-    train, holdout = ds.subset(train_index), ds.subset(holdout_index)
-    train.extra = {**ds.extra, "holdout": {"part": "train", "n_holdout": n_holdout, "seed": seed}}
-    holdout.extra = {**ds.extra, "holdout": {"part": "holdout", "n_holdout": n_holdout, "seed": seed}}
-    return train, holdout
+    return torch.nonzero(~holdout_mask).flatten(), torch.nonzero(holdout_mask).flatten()
 
 
 def _proportional_quotas(counts: torch.Tensor, total: int) -> torch.Tensor:

@@ -8,81 +8,16 @@ torchvision checkpoint evaluated here sees what its reference pipeline feeds it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping
-
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, DataError
-from .names import MAX_SIDE
+from ..data.preprocess import INTERPOLATIONS, MAX_SIDE, Preprocess
+from ..errors import DataError
+
+__all__ = ["INTERPOLATIONS", "MAX_SIDE", "Preprocess", "normalize", "resize_shorter", "center_box", "five_crop_boxes",
+           "crop", "match_channels", "Box"]
 
 Box = tuple[int, int, int, int]  # top, left, height, width
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Input convention of one network.
-
-    ``resize`` is the shorter side images are scaled to before cropping and ``crop`` the side of the
-    square crop fed to the network; ``None`` for both means "the image as it is" (CIFAR nets),
-    and images of another size are then scaled and cropped to ``input_size``.
-    """
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_size: int
-    resize: int | None = None
-    crop: int | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.mean) != len(self.std) or not self.mean:
-            raise ValueError(f"mean {self.mean} and std {self.std} need one entry per channel")
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be positive, got {self.std}")
-        for name in ("input_size", "resize", "crop"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or not 1 <= value <= MAX_SIDE):
-                raise ValueError(f"{name} must be an integer from 1 to {MAX_SIDE} pixels, got {value!r}")
-        if self.resize is not None and self.resize < self.crop_size:
-            raise ValueError(f"the resize to {self.resize} pixels leaves no room for the {self.crop_size}-pixel crop; "
-                             "resize must be at least the crop")
-
-    @property
-    def crop_size(self) -> int:
-        return self.crop or self.input_size
-
-    @property
-    def resize_size(self) -> int:
-        return self.resize or self.crop_size
-
-    @property
-    def channels(self) -> int:
-        return len(self.mean)
-
-    def with_sizes(self, resize: int | None = None, crop: int | None = None) -> "Preprocess":
-        """A copy with ``resize`` / ``crop`` replaced where given."""
-        return Preprocess(
-            self.mean, self.std, self.input_size, resize if resize is not None else self.resize, crop if crop is not None else self.crop
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], origin: str = "checkpoint") -> "Preprocess":
-        try:
-            return cls(
-                mean=tuple(float(v) for v in d["mean"]),
-                std=tuple(float(v) for v in d["std"]),
-                input_size=int(d.get("input_size") or d.get("crop") or 224),
-                resize=None if d.get("resize") is None else int(d["resize"]),
-                crop=None if d.get("crop") is None else int(d["crop"]),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{origin}: its preprocessing metadata is invalid ({err}); rewrite it with mean, std and input_size") from None
 
 
 def normalize(batch: Tensor, pre: Preprocess) -> Tensor:
@@ -95,14 +30,15 @@ def normalize(batch: Tensor, pre: Preprocess) -> Tensor:
     return batch.to(torch.float32).div_(255.0).sub_(mean).div_(std)
 
 
-def resize_shorter(img: Tensor, size: int) -> Tensor:
-    """Scale ``[..., H, W]`` so that its shorter side is ``size`` (bilinear, antialiased); a no-op when it already is."""
+def resize_shorter(img: Tensor, size: int, interpolation: str = "bilinear") -> Tensor:
+    """Scale ``[..., H, W]`` so that its shorter side is ``size`` (antialiased); a no-op when it already is."""
     h, w = img.shape[-2:]
     if min(h, w) == size:
         return img
+    from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    return F.resize(img, [size], antialias=True)
+    return F.resize(img, [size], interpolation=InterpolationMode(interpolation), antialias=True)
 
 
 def center_box(h: int, w: int, size: int) -> Box:

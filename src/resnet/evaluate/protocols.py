@@ -100,7 +100,7 @@ def _map_each(images: ImageBatch, fn: Callable[[Tensor], Tensor]) -> Tensor:
 
 def center_view(images: ImageBatch, pre: Preprocess) -> Tensor:
     def one(img: Tensor) -> Tensor:
-        img = resize_shorter(img, pre.resize_size)
+        img = resize_shorter(img, pre.resize_size, pre.interpolation)
         return crop(img, center_box(*img.shape[-2:], pre.crop_size))
 
     return _map_each(images, one)
@@ -186,7 +186,7 @@ class TenCrop(EvalProtocol):
         per_box: list[list[Tensor]] = [[] for _ in range(5)]
         uniform = isinstance(images, Tensor)
         for img in [images] if uniform else images:  # type: ignore[list-item]
-            img = resize_shorter(img, pre.resize_size)
+            img = resize_shorter(img, pre.resize_size, pre.interpolation)
             for i, box in enumerate(five_crop_boxes(*img.shape[-2:], pre.crop_size)):
                 per_box[i].append(crop(img, box))
         crops = [c[0] if uniform else torch.stack(c) for c in per_box]

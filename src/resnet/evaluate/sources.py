@@ -6,9 +6,11 @@
   mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
   crop 224, ImageNet class names. The network is named by ``--model`` or read off the file name
   (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
-- a registered model name alone has no trained weights: :func:`weights_for_name` refuses it (a random
-  network would answer confidently and wrongly), unless ``random_weights=True`` asks for an untrained
-  network on purpose (``resnet bench``, which only times).
+- ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
+  (:mod:`resnet.weights`, downloaded once and checked) with the preprocessing they were published with;
+- a registered model name alone names no weights: :func:`weights_for_name` refuses it, listing the named
+  weights it has (a random network would answer confidently and wrongly), unless ``random_weights=True``
+  asks for an untrained network on purpose (``resnet bench``, which only times).
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def resolve_source(
     path = Path(source)
     if path.exists():
         return _from_path(path, source, model_name, checkpoint_source)
+    if ":" in source and _is_model_name(source.split(":", 1)[0]):
+        return _named(source)
     if _is_model_name(source):
         if random_weights:
             return _random(source, num_classes)
@@ -124,10 +128,20 @@ def resolve_source(
 
 
 def weights_for_name(name: str) -> Member:
-    """The trained network a bare model NAME stands for. No named weights are registered in this build,
-    so this refuses with the reason: the one place where named weights will be looked up."""
+    """A bare model NAME is refused with the reason, naming the weights it could mean: a download
+    should never start, nor an untrained network answer, because a tag was left out."""
+    from ..weights import entries_for
+
+    entries = entries_for(name)
+    if entries:
+        default = next((e for e in entries if e.default), entries[0])
+        others = [e.name for e in entries if e is not default][:3]
+        raise CheckpointError(
+            f"{name} is a model name, not weights; name the weights: {default.name} (recommended)"
+            f"{', ' + ', '.join(others) if others else ''} or {name}:default (`resnet weights list {name}` shows all), "
+            "or pass a checkpoint file or run folder")
     raise CheckpointError(
-        f"{name} is a model name, and no trained weights for it are available here; an untrained network would "
+        f"{name} is a model name, and no trained weights for it are published; an untrained network would "
         f"give confident, meaningless answers. Pass a checkpoint file or run folder instead "
         f"(train one with `resnet train {name}`)"
     )
@@ -148,6 +162,19 @@ def _random(name: str, num_classes: int | None) -> Member:
     model = _build(name, **({"num_classes": num_classes} if num_classes else {}))
     model.eval()
     return Member(name, name, "random", model, default_preprocess(model.spec))
+
+
+def _named(source: str) -> Member:
+    """``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``): named weights with their own preprocessing."""
+    from ..weights import find, load_entry, split_name
+
+    model_name, tag = split_name(source)
+    entry = find(model_name, tag or None)
+    model = _build(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
+    loaded = load_entry(model, entry)
+    model.eval()
+    return Member(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
+                  {"weights": entry.name, "file": str(loaded.path)})
 
 
 def _weights_file(path: Path) -> Path:

@@ -30,13 +30,23 @@ def get_spec(name: str, **overrides: Any) -> ModelSpec:
 
 
 def create_model(
-    name: str, *, features_only: bool = False, out_indices: Sequence[int] | None = None, **overrides: Any
+    name: str, *, pretrained: bool | str = False, features_only: bool = False, out_indices: Sequence[int] | None = None,
+    **overrides: Any,
 ) -> ResNet:
-    """Build the network ``name`` with random (He) weights.
+    """Build the network ``name`` with random (He) weights, or with ``pretrained`` ones.
 
     ``overrides`` are fields of :class:`~resnet.models.specs.ModelSpec`, e.g. ``num_classes=100``,
     ``shortcut="C"``, ``version="v1"``, ``output_stride=16``, ``zero_init_residual=True``.
+    ``pretrained``: ``True`` (the recommended weights of torchvision, timm or akamaster, in that
+    order), a tag (``"tv_in1k_v2"``, ``"timm:a1_in1k"``; ``resnet weights list`` shows them) or a
+    weights file. Named weights are downloaded once into the cache and checked (:mod:`resnet.weights`);
+    ``model.preprocess`` then says what input they expect. With another ``num_classes`` the
+    classifier keeps its random initialisation (for fine-tuning).
     """
+    if pretrained:
+        from ..weights import pretrained_model  # the weights layer sits on top of this one
+
+        return pretrained_model(name, pretrained, features_only=features_only, out_indices=out_indices, **overrides)
     from .network import ResNet  # PyTorch is imported here, not by listing or resolving names
 
     model = ResNet(get_spec(name, **overrides), features_only=features_only, out_indices=out_indices)

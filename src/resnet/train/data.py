@@ -62,7 +62,7 @@ class TrainData:
 
 def load_train_data(
     name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
-    dtype: torch.dtype, strict: bool = False, eval_batch: int = 500,
+    dtype: torch.dtype, strict: bool = False, eval_batch: int = 500, preprocess: Any = None,
 ) -> TrainData:
     if name not in ALL_DATASETS:
         raise UsageError(f"unknown data set {name!r}; choose one of {', '.join(ALL_DATASETS)}")
@@ -73,6 +73,10 @@ def load_train_data(
             f"batch_size {recipe.batch_size} does not split evenly over {dist.world_size} processes; "
             f"pick a multiple of {dist.world_size} (--set batch_size=...)"
         )
+    if name == "folder" and recipe.augment == "rrc":  # photos of any size, the weights' preprocessing (fine-tuning)
+        from .photos import photo_data
+
+        return photo_data(data_dir, recipe, preprocess, seed=seed, device=device, dist=dist, strict=strict)
     if name in FOLDER_DATASETS:
         return _folder_data(name, data_dir, recipe, seed=seed, device=device, dist=dist, strict=strict)
     return _array_data(name, data_dir, recipe, seed=seed, device=device, dist=dist, dtype=dtype, strict=strict,

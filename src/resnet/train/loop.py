@@ -24,9 +24,11 @@ from ..evaluate.protocols import translate
 from ..utils.atomic import atomic_write_text
 from ..utils.device import resolve_device
 from . import checkpoint as ckpt
+from . import finetune
 from .data import ALL_DATASETS, EvalSet, TrainData, load_train_data
 from .distributed import DistContext, from_environment
 from .metrics import MetricsLog, read_metrics
+from .photos import photo_preprocess
 from .recipes import Recipe, resolve_recipe
 from .replicas import CoreReplicas, replica_count
 from .report import plot_curves, print_results, write_results_markdown
@@ -59,6 +61,7 @@ class TrainOptions:
     stop_after: int | None = None  # leave the run unfinished (resumable) after this many iterations
     time_limit: float | None = None  # seconds; stop at the next iteration past it, checkpoint, exit
     command: str = ""
+    init: str | None = None  # fine-tune from NAME[:TAG], a weights file or a run folder (train/finetune.py)
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -245,12 +248,14 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     from ..models.interop import save_weights
 
     started = time.monotonic()
-    model_name = opts.model or default_model(opts.data)
+    init = finetune.resolve_init_ranked(opts.init, opts.model, dist) if opts.init else None
+    model_name = opts.model or (init.model_name if init is not None else default_model(opts.data))
     try:  # before the name becomes part of a folder name: "../x" must not create folders anywhere
         get_spec(model_name)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    recipe = resolve_recipe(opts.recipe or default_recipe(opts.data), opts.overrides)
+    recipe = resolve_recipe(opts.recipe or ("finetune" if opts.init and opts.data == "folder" else default_recipe(opts.data)),
+                            opts.overrides)
     out = Path(opts.out) if opts.out is not None else Path("runs") / f"{model_name}-{opts.data}"
     say = _Say(dist.is_main and opts.progress)
     if opts.seed < 0:
@@ -273,8 +278,10 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     dist.barrier()
 
     amp = autocast_dtype(recipe.precision, device)
+    photo_pre = photo_preprocess(recipe, init.preprocess if init else None, "image_size" in opts.overrides) \
+        if recipe.augment == "rrc" else None
     data = load_train_data(opts.data, opts.data_dir, recipe, seed=opts.seed, device=device, dist=dist,
-                           dtype=torch.float32, strict=opts.strict)
+                           dtype=torch.float32, strict=opts.strict, preprocess=photo_pre)
     black = -torch.tensor(data.mean) / torch.tensor(data.std)  # a zero (padding) pixel after normalisation
     torch.manual_seed(opts.seed)
     try:
@@ -283,10 +290,14 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
     except ValueError as err:
         raise UsageError(str(err)) from None
     depth = model.spec.depth if hasattr(model.spec, "depth") else None
+    init_note = finetune.apply_init(model, init, data.classes) if init is not None else None
+    frozen = finetune.freeze(model, recipe.freeze)
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(_param_groups(model, recipe), lr=recipe.lr, momentum=recipe.momentum,
+    groups = _param_groups(model, recipe) if init is None and not frozen else \
+        finetune.param_groups(finetune.group_plan(model, recipe, pretrained=init is not None))
+    optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
     schedule = LRSchedule(recipe, depth if isinstance(depth, int) else None)
     ema = None
@@ -335,13 +346,15 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
             f"{data.image_size}px) -> {out}")
         say(f"device {device}, {dist.world_size} process(es)"
             f"{f', {replicas} core replicas' if replicas > 1 else ''}, compute {header['precision']}, "
-            f"{'resuming at iteration ' + str(step) if state else 'from scratch'}")
+            f"{'resuming at iteration ' + str(step) if state else ('from ' + init.label if init else 'from scratch')}")
         say(f"recipe {recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}")
+        for note in finetune.notes(init_note, frozen, recipe, optimizer):
+            say(note)
     log = MetricsLog(out, resume_step=step if state else None, tensorboard=opts.tensorboard) if dist.is_main else None
 
     meta = {"classes": data.classes, "preprocess": data.preprocess, "dataset": data.name,
             "data_dir": str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None, "recipe": recipe.name,
-            "recipe_version": recipe.version, "seed": opts.seed}
+            "recipe_version": recipe.version, "seed": opts.seed, **({"init": init.label} if init is not None else {})}
     eval_images = sum(s.size for s in (data.holdout, data.test) if s is not None)
     eval_every = recipe.evaluation_interval_for(eval_images)
 
@@ -387,7 +400,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
             for x, y in data.stream(epoch, batch):
                 lr = schedule.lr(step)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 if cores is not None:
                     optimizer.zero_grad(set_to_none=True)
                     loss, logits = cores.forward_backward(x, y, amp=amp, label_smoothing=recipe.label_smoothing)
@@ -516,6 +529,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
         "images_per_s": round(train_images / train_seconds, 1) if train_seconds and train_images else None,
         "skipped_files": len(skipped),
         "weights_digest": weights_digest(eval_net),
+        **({"init": init.label, "init_note": init_note} if init is not None else {}),
     }
     if dist.is_main:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from ..errors import UsageError
 
-SCHEDULES = ("step", "onecycle", "linear", "plateau")
-AUGMENTS = ("crop-flip", "flip", "none", "imagenet")
+SCHEDULES = ("step", "onecycle", "linear", "plateau", "cosine")
+AUGMENTS = ("crop-flip", "flip", "none", "imagenet", "rrc")  # rrc: RandomResizedCrop + flip (photo folders)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -67,6 +68,11 @@ class Recipe:
     zero_init_residual: bool = False
     grad_clip: float = 0.0
     workers: int = 4  # decoding processes for ImageNet-layout data
+    # fine-tuning (train/finetune.py): parts kept as initialised ("stem,layer1"; "all" = linear probe), their
+    # batch norm frozen too; the pretrained backbone learns at lr * backbone_lr_scale, the new head at lr
+    freeze: str = ""
+    backbone_lr_scale: float = 1.0
+    min_crop_scale: float = 0.08  # "rrc": smallest area fraction of a random crop (torchvision's default 0.08)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "Recipe":
@@ -105,6 +111,13 @@ class Recipe:
             problems.append(f"pct_start must be in (0, 1), got {self.pct_start}")
         if self.test_shift < 0:
             problems.append(f"test_shift must be >= 0 pixels, got {self.test_shift}")
+        if not 0 < self.backbone_lr_scale <= 10:
+            problems.append(f"backbone_lr_scale must be in (0, 10], got {self.backbone_lr_scale}")
+        if not 0 < self.min_crop_scale <= 1:
+            problems.append(f"min_crop_scale must be in (0, 1], got {self.min_crop_scale}")
+        bad = [p for p in self.freeze.split(",") if p.strip() and not re.fullmatch(r"stem|layer\d+|all", p.strip())]
+        if bad:
+            problems.append(f"freeze takes a comma-separated list of stem, layer1, layer2, ... or all, got {', '.join(bad)}")
         if self.padding < 0 or self.workers < 0 or self.patience < 1 or self.grad_clip < 0:
             problems.append("padding, workers and grad_clip must be >= 0 and patience >= 1")
         if problems:
@@ -162,6 +175,15 @@ RECIPES: dict[str, Recipe] = {
             batch_size=128, lr=0.2, nesterov=True, weight_decay=5e-4, decay_bn_and_bias=False, schedule="onecycle",
             iterations=10_500, milestones=(), label_smoothing=0.1, ema_decay=0.999, holdout=0, test_flip=True,
             test_shift=2, eval_every=10_500, pct_start=0.15, warmup_factor=0.05,
+        ),
+        Recipe(
+            "finetune", 1,
+            "ours, for pretrained weights on a folder of photos (resnet train --init NAME[:TAG]|PATH --data folder): "
+            "1,000 iterations of batch 64, cosine lr 0.01 after a 10% linear warm-up, backbone at 0.1x the head's lr, "
+            "Nesterov, wd 1e-4 without BN/bias decay, label smoothing 0.1, RandomResizedCrop (area >= 25%) + flip",
+            batch_size=64, lr=0.01, nesterov=True, weight_decay=1e-4, decay_bn_and_bias=False, schedule="cosine",
+            iterations=1_000, milestones=(), pct_start=0.1, warmup_factor=0.1, label_smoothing=0.1, holdout=0,
+            eval_every=0, log_every=20, augment="rrc", backbone_lr_scale=0.1, min_crop_scale=0.25, workers=0,
         ),
         Recipe(
             "digits", 1,

@@ -7,6 +7,7 @@ two of the paper's rules depend on measurements (the warm-up ends when the train
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .recipes import Recipe
@@ -32,8 +33,12 @@ class LRSchedule:
         t = min(step / r.iterations, 1.0)
         if r.schedule == "linear":
             return r.lr * (1.0 - t)
-        # onecycle: linear up, then linear down to zero
         start = r.lr * r.warmup_factor
+        if r.schedule == "cosine":  # linear warm-up over pct_start of the run, then half a cosine down to 0
+            if t < r.pct_start:
+                return start + (r.lr - start) * t / r.pct_start
+            return 0.5 * r.lr * (1.0 + math.cos(math.pi * (t - r.pct_start) / (1.0 - r.pct_start)))
+        # onecycle: linear up, then linear down to zero
         if t < r.pct_start:
             return start + (r.lr - start) * t / r.pct_start
         return r.lr * (1.0 - t) / (1.0 - r.pct_start)

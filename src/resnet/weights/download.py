@@ -1,0 +1,165 @@
+"""Fetching one weights file: resume, timeout and retry, sha256 check, atomic placement.
+
+The bytes go to ``<file>.part`` beside the destination; an interrupted download resumes from there
+with an HTTP ``Range`` request. Only a complete file whose sha256 starts with the published prefix
+is moved into place (:mod:`resnet.utils.atomic`); a mismatch deletes it and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ResNetError
+from ..utils.atomic import atomic_path
+
+_CHUNK = 1 << 16
+_TRUE = ("1", "true", "yes", "on")
+
+
+class DownloadError(ResNetError):
+    """A weights file could not be fetched or failed its checksum."""
+
+
+class OfflineError(DownloadError):
+    """No network (or offline mode): the message names the URL, the file and ``resnet weights import``."""
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    timeout: float = 30.0  # seconds without a byte before a try is given up
+    retries: int = 3  # further tries after the first
+    backoff: float = 1.0  # seconds before the first retry, doubled each time
+    progress: bool = True  # a progress bar on a terminal
+
+
+def offline_mode() -> bool:
+    """``HF_HUB_OFFLINE`` (huggingface_hub's switch) also keeps this package off the network."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def offline_message(url: str, filename: str, name: str, why: str) -> str:
+    return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and run "
+            f"`resnet weights import {filename} --as {name}`")
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Retry(Exception):
+    """A failure worth another try (timeout, cut connection, server error)."""
+
+
+class _NoNetwork(Exception):
+    """The host cannot be reached at all."""
+
+
+def fetch(url: str, dest: Path, *, sha256_prefix: str | None, name: str, policy: DownloadPolicy = DownloadPolicy()) -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), check its sha256 prefix, move it into place."""
+    if offline_mode():
+        raise OfflineError(offline_message(url, dest.name, name, "offline (HF_HUB_OFFLINE is set)"))
+    part = dest.with_name(dest.name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    last = ""
+    for attempt in range(policy.retries + 1):
+        if attempt:
+            time.sleep(policy.backoff * 2 ** (attempt - 1))
+        try:
+            _fetch_once(url, part, policy)
+            break
+        except _Retry as err:
+            last = str(err)
+        except _NoNetwork as err:
+            last = str(err)
+            if attempt == policy.retries:
+                raise OfflineError(offline_message(url, dest.name, name, f"no network ({err})")) from None
+    else:
+        kept = part.exists() and part.stat().st_size > 0
+        if part.exists() and not kept:
+            part.unlink()
+        raise DownloadError(f"cannot download {url} after {policy.retries + 1} tries ({last})"
+                            + (f"; the partial file {part} is kept and the next try resumes it" if kept else ""))
+    if sha256_prefix:
+        actual = sha256_of(part)
+        if not actual.startswith(sha256_prefix):
+            part.unlink()
+            raise DownloadError(f"the file from {url} has sha256 {actual[:16]}..., expected {sha256_prefix}...: "
+                                "it is corrupt or not the published file, so it was deleted; try again, or check the mirror")
+    with atomic_path(dest) as tmp:
+        os.replace(part, tmp)
+    return dest
+
+
+def _fetch_once(url: str, part: Path, policy: DownloadPolicy) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "resnet-weights/1", **({"Range": f"bytes={have}-"} if have else {})}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=policy.timeout) as resp:
+            resumed = have > 0 and resp.status == 206
+            length = resp.headers.get("Content-Length")
+            total = (have if resumed else 0) + int(length) if length and length.isdigit() else None
+            with open(part, "ab" if resumed else "wb") as fh, _Bar(policy.progress, total, have if resumed else 0, url) as bar:
+                while chunk := resp.read(_CHUNK):
+                    fh.write(chunk)
+                    bar.advance(len(chunk))
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # our partial file is no prefix of theirs: start over
+            part.unlink()
+            raise _Retry("the server refused to resume; starting over") from None
+        if err.code >= 500 or err.code == 429:
+            raise _Retry(f"HTTP {err.code} {err.reason}") from None
+        raise DownloadError(f"HTTP {err.code} {err.reason} for {url}; the weights are not at that address "
+                            "(check RESNET_WEIGHTS_MIRROR, or import the file with `resnet weights import`)") from None
+    except urllib.error.URLError as err:
+        reason = err.reason
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            raise _Retry(f"no data within {policy.timeout:g} s") from None
+        if isinstance(reason, (socket.gaierror, ConnectionRefusedError, OSError)):
+            raise _NoNetwork(str(reason)) from None
+        raise _Retry(str(reason)) from None
+    except (socket.timeout, TimeoutError):
+        raise _Retry(f"no data within {policy.timeout:g} s") from None
+    except (http.client.IncompleteRead, http.client.HTTPException, ConnectionError) as err:
+        raise _Retry(f"connection cut ({type(err).__name__}); resuming") from None
+    if total is not None and part.stat().st_size < total:
+        raise _Retry(f"connection cut at {part.stat().st_size} of {total} bytes; resuming")
+
+
+class _Bar:
+    """rich progress bar on a terminal; silent otherwise (logs, tests)."""
+
+    def __init__(self, enabled: bool, total: int | None, done: int, url: str) -> None:
+        self.progress = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+            self.progress = Progress(TextColumn(url.rsplit("/", 1)[-1]), BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.task = self.progress.add_task("download", total=total, completed=done)
+
+    def __enter__(self) -> "_Bar":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,184 @@
+"""The weights cache: where files live, getting them there, checking them, and loading them safely.
+
+One cache: ``$RESNET_HOME/weights`` (default ``$XDG_CACHE_HOME/resnet``, else ``~/.cache/resnet``).
+A torchvision file already in ``$TORCH_HOME/hub/checkpoints`` is used from there instead of being
+fetched again. Hugging Face files come through ``huggingface_hub`` (which honours ``HF_ENDPOINT``
+and ``HF_HUB_OFFLINE``) into the same cache. ``RESNET_WEIGHTS_MIRROR`` replaces the host of every
+direct URL (a company mirror; the tests' loopback server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from ..utils.atomic import atomic_path
+from .download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_message, sha256_of
+from .registry import WeightEntry
+
+
+def resnet_home() -> Path:
+    env = os.environ.get("RESNET_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "resnet"
+
+
+def cache_path(entry: WeightEntry) -> Path:
+    base = resnet_home() / "weights"
+    if entry.hf_hub_id:
+        return base / "hf" / entry.hf_hub_id.replace("/", "--") / entry.filename
+    return base / entry.source / entry.filename
+
+
+def download_url(entry: WeightEntry) -> str:
+    mirror = os.environ.get("RESNET_WEIGHTS_MIRROR", "").strip()
+    if mirror and not entry.hf_hub_id:
+        return mirror.rstrip("/") + "/" + entry.filename
+    return entry.url
+
+
+def _torch_home_copy(entry: WeightEntry) -> Path | None:
+    if entry.source != "torchvision":
+        return None
+    try:
+        candidate = Path(torch.hub.get_dir()) / "checkpoints" / entry.filename
+    except (RuntimeError, OSError):
+        return None
+    return candidate if candidate.is_file() else None
+
+
+def locate(entry: WeightEntry) -> Path | None:
+    """The file of ``entry`` when it is on this machine (our cache, or torchvision's under ``TORCH_HOME``)."""
+    own = cache_path(entry)
+    if own.is_file():
+        return own
+    return _torch_home_copy(entry)
+
+
+def check_hash(entry: WeightEntry, path: Path, fix: str | None = None) -> None:
+    if entry.sha256_prefix and not sha256_of(path).startswith(entry.sha256_prefix):
+        fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
+        raise CheckpointError(f"{path} does not have the sha256 published for {entry.name} ({entry.sha256_prefix}...): it "
+                              f"is corrupt or another file; {fix}")
+
+
+def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Path:
+    """The checked local file of ``entry``, downloaded first when absent."""
+    found = locate(entry)
+    if found is not None:
+        check_hash(entry, found)
+        return found
+    dest = cache_path(entry)
+    if entry.hf_hub_id:
+        return _fetch_hf(entry, dest)
+    return fetch(download_url(entry), dest, sha256_prefix=entry.sha256_prefix, name=entry.name, policy=policy)
+
+
+def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    assert entry.hf_hub_id is not None
+    try:
+        got = Path(hf_hub_download(entry.hf_hub_id, entry.filename, local_dir=dest.parent))
+    except LocalEntryNotFoundError as err:
+        why = "offline (HF_HUB_OFFLINE is set)" if "offline" in str(err).lower() else "no network"
+        raise OfflineError(offline_message(entry.url, entry.filename, entry.name, why)) from None
+    except (EntryNotFoundError, RepositoryNotFoundError) as err:
+        raise DownloadError(f"{entry.hf_hub_id}/{entry.filename} is not on the Hugging Face hub ({type(err).__name__}); "
+                            "import the file with `resnet weights import`") from None
+    except (HfHubHTTPError, OSError) as err:
+        raise DownloadError(f"cannot download {entry.hf_hub_id}/{entry.filename}: {str(err).splitlines()[0][:200]}") from None
+    return got
+
+
+def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:
+    """Copy a file fetched elsewhere into the cache as ``entry``, after checking its hash and that it loads."""
+    path = Path(src)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist or is not a file; pass the downloaded weights file")
+    check_hash(entry, path, f"import {entry.filename}, the file published at {entry.url}")
+    from ..models import create_model
+
+    probe = create_model(entry.model, num_classes=entry.num_classes or 1000)
+    state, _ = read_for(entry, path)
+    fitted, _ = fit_head(state, probe)
+    _load(probe, fitted, entry, path, check_only=True)
+    dest = cache_path(entry)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(path, tmp)
+    return dest
+
+
+def read_for(entry: WeightEntry, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors of ``path`` renamed to ours, read without running code (:func:`resnet.models.interop.read_state_dict`)."""
+    from ..models.interop import convert_state_dict, read_state_dict
+
+    state, meta = read_state_dict(path)
+    return convert_state_dict(state, "akamaster" if entry.source == "akamaster" else "torchvision"), meta
+
+
+def fit_head(state: Mapping[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], bool]:
+    """Drop the classifier of ``state`` when its shape differs from ``model``'s; returns (state, dropped)."""
+    own = model.state_dict()
+    head = {k for k in state if k.startswith("fc.")}
+    differs = any(k in own and tuple(own[k].shape) != tuple(state[k].shape) for k in head)
+    if not differs:
+        return dict(state), False
+    return {k: v for k, v in state.items() if k not in head}, True
+
+
+def _load(model: nn.Module, state: Mapping[str, torch.Tensor], entry: WeightEntry | None, origin: Path | str,
+          *, check_only: bool = False) -> None:
+    from ..models.interop import load_into
+
+    headless = not any(k.startswith("fc.") for k in state)
+    body = {k: v for k, v in state.items()}
+    if headless:  # a backbone (or a dropped head): the classifier keeps its initialisation
+        body.update({k: v for k, v in model.state_dict().items() if k.startswith("fc.")})
+    label = f"{entry.name} ({origin})" if entry is not None else str(origin)
+    load_into(model, body, origin=label, check_only=check_only)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What loading named weights into a network did."""
+
+    entry: WeightEntry
+    path: Path
+    head_replaced: bool
+
+
+def load_entry(model: nn.Module, entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Loaded:
+    """Fetch (if needed), check and load ``entry`` into ``model``; a classifier of another size is left as is."""
+    path = ensure(entry, policy)
+    state, _ = read_for(entry, path)
+    fitted, dropped = fit_head(state, model)
+    _load(model, fitted, entry, path)
+    model.preprocess = entry.preprocess  # type: ignore[assignment]
+    model.pretrained = entry.name  # type: ignore[assignment]
+    return Loaded(entry, path, dropped or entry.num_classes == 0)
+
+
+def verify_cached(entries: list[WeightEntry]) -> list[tuple[WeightEntry, Path, str]]:
+    """(entry, file, "ok" / "mismatch" / "no published hash") for every entry present on this machine."""
+    out = []
+    for entry in entries:
+        path = locate(entry)
+        if path is None:
+            continue
+        if not entry.sha256_prefix:
+            status = "no published hash"
+        else:
+            status = "ok" if sha256_of(path).startswith(entry.sha256_prefix) else "mismatch"
+        out.append((entry, path, status))
+    return out
