@@ -24,9 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help="network name (same as --model)")
     p.add_argument("--model", help="network name, e.g. resnet20, plain56, resnet50 (default: resnet20; resnet50 for imagenet)")
-    p.add_argument("--data", default="digits",
+    p.add_argument("--data", default=None,
                    help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/), "
-                   "imagenet (ImageNet layout train/ and val/, decoded per image) (default digits)")
+                   "imagenet (ImageNet layout train/ and val/, decoded per image); pennfudan for --task detection / segmentation "
+                   "(default digits; pennfudan for dense tasks)")
     p.add_argument("--data-dir", help="where the data is: a CIFAR archive, its extracted folder or an ImageFolder tree")
     p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits (default: by data set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -42,6 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="checkpoint and stop once this much time has passed")
     p.add_argument("--no-progress", action="store_true", help="print nothing but errors")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files")
+    p.add_argument("--task", default="classification", choices=("classification", "detection", "segmentation"),
+                   help="detection / segmentation: torchvision's Mask R-CNN / DeepLabV3 on MODEL as backbone, --data "
+                   "pennfudan (recipes detection, segmentation; default MODEL resnet18)")
+    p.add_argument("--pretrained", metavar="PATH", help="dense tasks: classification weights that initialise the backbone")
     p.add_argument("--list-recipes", action="store_true", help="print every recipe in full and exit")
     p.set_defaults(func=run)
 
@@ -56,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
+    if args.data is None:
+        args.data = "digits" if args.task == "classification" else "pennfudan"
+    if args.task != "classification":
+        return _run_dense(args)
+    if args.pretrained:
+        raise UsageError("--pretrained applies to --task detection / segmentation")
     opts = TrainOptions(
         model=args.model or args.model_pos, data=args.data, data_dir=args.data_dir, recipe=args.recipe,
         overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
@@ -64,4 +75,20 @@ def run(args: argparse.Namespace) -> int:
         command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
     )
     summary = train(opts)
+    return 0 if summary["finished"] or summary.get("stop_reason") else 1
+
+
+def _run_dense(args: argparse.Namespace) -> int:
+    from ..train import parse_overrides
+    from ..train.dense import DenseOptions
+    from ..train.dense_run import train_dense
+
+    opts = DenseOptions(
+        task=args.task, model=args.model or args.model_pos or "resnet18", data=args.data, data_dir=args.data_dir,
+        recipe=args.recipe, overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
+        pretrained=args.pretrained, resume=args.resume, overwrite=args.overwrite, strict=args.strict,
+        progress=not args.no_progress, tensorboard=not args.no_tensorboard, stop_after=args.stop_after,
+        time_limit=args.time_limit, command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
+    )
+    summary = train_dense(opts)
     return 0 if summary["finished"] or summary.get("stop_reason") else 1

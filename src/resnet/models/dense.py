@@ -123,3 +123,24 @@ def dense_task(head: str) -> str:
     if head not in HEADS:
         raise CheckpointError(f"unknown head {head!r}; known: {', '.join(HEADS)}")
     return "detection" if head in DETECTION_HEADS else "segmentation"
+
+
+def dense_model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a detector / segmenter of ``resnet train --task ...`` from its weights file or run folder."""
+    from .interop import load_into, read_state_dict
+
+    state_dict, meta = read_state_dict(path)
+    info = meta.get("dense")
+    if not isinstance(info, dict) or meta.get("task") not in ("detection", "segmentation"):
+        raise CheckpointError(f"{path} is not a detection or segmentation checkpoint of resnet train --task")
+    try:
+        head, name, num_classes = str(info["head"]), str(info["backbone"]), int(info["num_classes"])
+        options, overrides = dict(info["head_options"]), dict(info.get("backbone_overrides") or {})
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
+            raise ValueError(f"head options must be numbers, got {options}")
+        model = create_dense_model(head, name, num_classes, backbone_overrides=overrides, **options)
+    except (KeyError, TypeError, ValueError, UsageError) as err:
+        raise CheckpointError(f"{path}: its model metadata is invalid ({err}); the file was altered, use another copy") from None
+    load_into(model, state_dict, origin=str(path))
+    model.eval()
+    return model, meta
