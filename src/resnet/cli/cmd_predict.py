@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"))
     p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", metavar="DIR", help="detection / segmentation runs: folder for the drawn photos (PNG)")
+    p.add_argument("--threshold", type=float, default=0.5, help="detection runs: lowest score drawn (default 0.5)")
     p.set_defaults(func=run)
 
 
@@ -35,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.preprocess import normalize
     from ..evaluate.protocols import center_view
 
+    from ..evaluate.dense import dense_task_of
+
+    if dense_task_of(args.source):
+        from .dense import run_dense_predict
+
+        return run_dense_predict(args)
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:

@@ -91,10 +91,11 @@ DENSE_RECIPES: dict[str, DenseRecipe] = {
     r.name: r
     for r in (
         DenseRecipe("detection", 1, "Mask R-CNN (torchvision) on our FPN backbone, sized for a CPU: 160 px photos, "
-                    "400 iterations of 4, SGD lr 0.02 with 50 warm-up iterations and cosine decay", head="maskrcnn"),
+                    "300 proposals, 200 iterations of 4, SGD lr 0.02 with 50 warm-up iterations and cosine decay",
+                    head="maskrcnn", iterations=200),
         DenseRecipe("segmentation", 1, "DeepLabV3 (torchvision) on our dilated backbone (output stride 16), pedestrian "
-                    "vs background, sized for a CPU: 160 px square crops, 400 iterations of 4, SGD lr 0.02, cosine",
-                    head="deeplabv3"),
+                    "vs background, sized for a CPU: 128 px (square training crops), 800 iterations of 4, SGD lr 0.02 "
+                    "with 50 warm-up iterations and cosine decay", head="deeplabv3", image_size=128, iterations=800),
     )
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(DenseRecipe)}
