@@ -4,6 +4,7 @@
 >>> model = resnet.create_model("resnet56")          # CIFAR, option-A shortcuts, as in the paper
 >>> model = resnet.create_model("resnet50", version="v1", num_classes=100)
 >>> resnet.load_pretrained(model, "weights.pth")     # torchvision / timm / akamaster / ours
+>>> fpn = resnet.backbone("resnet50")                # for torchvision's FasterRCNN / MaskRCNN / RetinaNet
 """
 
 from .models import (
@@ -16,10 +17,11 @@ from .models import (
     list_models,
     load_pretrained,
 )
+from .models.backbone import backbone
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MODEL_SPECS", "ModelSpec", "ResNet", "UnknownModelError", "create_model", "get_spec", "list_models",
-    "load_pretrained", "__version__",
+    "load_pretrained", "backbone", "__version__",
 ]
