@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..train.dense import MAIN_METRIC, DenseOptions
-from ..train.dense_report import METRIC_LABELS
-from ..utils.atomic import atomic_path
+from ..train.dense_report import METRIC_LABELS, save_figure
 
 
 @dataclass(frozen=True)
@@ -117,12 +116,7 @@ def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, dpi=90)
 
 
 def _smooth(values: list[float], k: int = 5) -> list[float]:
@@ -139,9 +133,9 @@ def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, 
     from ..data.pennfudan import load_pennfudan
     from ..evaluate.dense import draw_prediction
     from ..models.dense import dense_model_from_checkpoint
-    from ..train.dense import predict_samples
-
     import torch
+
+    from ..train.dense import predict_samples
 
     models = [dense_model_from_checkpoint(r.folder / "last.safetensors") for r in runs]
     size = int(models[0][1]["dense"]["image_size"])
@@ -156,11 +150,7 @@ def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, 
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(f"{run.task[:3]}. {run.backbone}", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def write_study_json(path: Path, payload: dict[str, Any]) -> Path:

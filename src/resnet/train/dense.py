@@ -8,11 +8,8 @@ from a permutation fixed by (seed, epoch), so a resumed run continues exactly wh
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
-import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,13 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.pennfudan import DenseData, DenseSample, load_pennfudan
+from ..data.pennfudan import DenseData, DenseSample
 from ..errors import UsageError
 from ..models.dense import HEADS, create_dense_model, dense_task
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
-from ..utils.atomic import atomic_write_text
-from . import checkpoint as ckpt
-from .metrics import MetricsLog, read_metrics
 from .recipes import coerce_field
 
 TASKS = ("detection", "segmentation")

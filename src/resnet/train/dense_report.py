@@ -36,10 +36,18 @@ def plot_dense_curves(records: Sequence[dict[str, Any]], path: Path, title: str,
     ax_metric.set_ylim(bottom=0)
     ax_metric.grid(alpha=0.3)
     ax_metric.legend(loc="best")
-    fig.suptitle(title)
+    return save_figure(fig, path, title, dpi=100)
+
+
+def save_figure(fig: Any, path: Path, title: str | None = None, dpi: int = 100) -> Path:
+    """Title, tight layout, PNG written atomically, figure closed."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return path
 
