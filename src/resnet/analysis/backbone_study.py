@@ -28,10 +28,25 @@ def plan_study(out: Path, depths: Sequence[int], tasks: Sequence[str]) -> list[S
             for task in tasks for d in depths for kind in ("plain", "resnet")]
 
 
+def pretrained_for(folder: Path | None, backbone: str) -> str | None:
+    """``folder/<backbone>`` as a run folder, ``.safetensors`` or ``.pth`` file (ImageNet weights of each net)."""
+    from ..errors import UsageError
+
+    if folder is None:
+        return None
+    for candidate in (folder / backbone, folder / f"{backbone}.safetensors", folder / f"{backbone}.pth"):
+        if candidate.exists():
+            return str(candidate)
+    raise UsageError(f"--pretrained {folder} has no weights for {backbone} ({backbone}/, {backbone}.safetensors or "
+                     f"{backbone}.pth); train them with resnet train --model {backbone} --data imagenet")
+
+
 def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str], *, seed: int, device: str | None,
-              progress: Callable[[str], None]) -> list[dict[str, Any]]:
+              progress: Callable[[str], None], pretrained: Path | None = None) -> list[dict[str, Any]]:
     """Train (or resume, or keep a finished) run per backbone; returns their summaries."""
     from ..train.dense_run import train_dense
+
+    weights = {run.backbone: pretrained_for(pretrained, run.backbone) for run in runs}  # all checked before training
 
     summaries = []
     for run in runs:
@@ -42,7 +57,8 @@ def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str]
             continue
         progress(f"{run.task} {run.backbone}: training -> {run.folder}")
         opts = DenseOptions(task=run.task, model=run.backbone, data_dir=data_dir, overrides=dict(overrides),
-                            out=run.folder, seed=seed, device=device, resume=True, progress=False, tensorboard=False)
+                            out=run.folder, seed=seed, device=device, resume=True, progress=False, tensorboard=False,
+                            pretrained=weights[run.backbone])
         summaries.append(train_dense(opts))
         progress(f"{run.task} {run.backbone}: {_headline(summaries[-1])}")
     return summaries

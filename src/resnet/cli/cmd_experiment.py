@@ -138,6 +138,8 @@ def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
                    help="recipe field override for every run, e.g. --set iterations=300 --set image_size=128")
     p.add_argument("--seed", type=int, default=0, help="seed shared by every network (default 0)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--pretrained", type=Path, default=None, metavar="DIR",
+                   help="start each backbone from DIR/<name> (run folder), DIR/<name>.safetensors or .pth (default: from scratch)")
     p.add_argument("--plot-only", action="store_true", help="redraw the table and figures from the run folders in --out")
     p.add_argument("--out", default="experiments/backbone-degradation", help="output folder (default experiments/backbone-degradation)")
     p.set_defaults(func=run_backbone_degradation)
@@ -164,11 +166,13 @@ def run_backbone_degradation(args: argparse.Namespace) -> int:
         if not runs:
             raise UsageError(f"no finished runs under {out / 'runs'}; run without --plot-only first")
     else:
-        summaries = run_study(runs, args.data_dir, overrides, seed=args.seed, device=_device(args.device), progress=_say)
+        summaries = run_study(runs, args.data_dir, overrides, seed=args.seed, device=_device(args.device), progress=_say,
+                              pretrained=args.pretrained)
     recipe = summaries[0]["recipe"]
     setup = (f"Penn-Fudan ({summaries[0]['train_images']} training / {summaries[0]['test_images']} test photos), "
              f"{recipe['image_size']} px, {recipe['iterations']} iterations of {recipe['batch_size']}, lr {recipe['lr']:g} "
-             f"(warm-up {recipe['warmup']}, cosine), seed {args.seed}, every backbone from scratch (He init), same budget.")
+             f"(warm-up {recipe['warmup']}, cosine), seed {args.seed}, every backbone "
+             f"{'from ' + str(args.pretrained) if args.pretrained else 'from scratch (He init)'}, same budget.")
     command = "resnet experiment backbone-degradation " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["experiment", "backbone-degradation"] else ""
     wall = sum(float(s["seconds"]) for s in summaries)
     rows = study_rows(runs, summaries)

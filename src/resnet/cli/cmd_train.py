@@ -56,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from ..train import RECIPES, TrainOptions, parse_overrides, train
 
     if args.list_recipes:
+        from ..train.dense import DENSE_RECIPES
+
         for recipe in RECIPES.values():
             print(f"{recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}\n")
+        for dense in DENSE_RECIPES.values():
+            print(f"{dense.name} v{dense.version} (--task {dense.task}): {dense.description}\n{dense.as_dict()}\n")
         return 0
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
@@ -91,4 +95,9 @@ def _run_dense(args: argparse.Namespace) -> int:
         time_limit=args.time_limit, command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
     )
     summary = train_dense(opts)
+    if (summary.get("stop_reason") or "").startswith("interrupted"):
+        from ..train.loop import TrainingInterrupted
+
+        raise TrainingInterrupted(f"{summary['stop_reason']}; checkpoint written to {opts.out or 'the run folder'}; "
+                                  "continue with the same command plus --resume")
     return 0 if summary["finished"] or summary.get("stop_reason") else 1
