@@ -157,3 +157,22 @@ def test_backbone_degradation_experiment_writes_its_results(pennfudan_dir: Path,
     table = (out / "results.md").read_text()
     assert "| segmentation | plain18 | 2 |" in table and "| segmentation | resnet18 | 2 |" in table
     assert (out / "curves.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
+
+
+def test_classification_weights_start_the_backbone(pennfudan_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from resnet import create_model
+    from resnet.models.interop import save_weights
+
+    classifier = create_model("resnet18", num_classes=10)
+    save_weights(classifier, tmp_path / "r18.safetensors")
+    out = tmp_path / "run"
+    summary = train_dense(_options(pennfudan_dir, out, "segmentation", sets={"iterations": 1},
+                                   pretrained=str(tmp_path / "r18.safetensors")))
+    assert summary["pretrained"] == str(tmp_path / "r18.safetensors")
+    weights = load_file(out / "last.safetensors")
+    # trainable_layers=3: layer1 and the stem stay as the classifier left them; layer4 trained
+    torch.testing.assert_close(weights["backbone.layer1.0.conv1.weight"], classifier.layer1[0].conv1.weight.detach())
+    torch.testing.assert_close(weights["backbone.bn1.running_mean"], classifier.bn1.running_mean)
+    assert not torch.equal(weights["backbone.layer4.0.conv1.weight"], classifier.layer4[0].conv1.weight.detach())
