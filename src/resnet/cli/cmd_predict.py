@@ -35,14 +35,15 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.images import expand_inputs, read_image
     from ..evaluate.predict import Failure, predict_files
     from ..evaluate.preprocess import normalize
-    from ..evaluate.protocols import center_view
-
     from ..evaluate.dense import dense_task_of
+    from ..evaluate.protocols import center_view
 
     if dense_task_of(args.source):
         from .dense import run_dense_predict
 
         return run_dense_predict(args)
+    if args.out:
+        raise UsageError("--out is for detection / segmentation runs, which draw their predictions; classifiers print them")
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:
