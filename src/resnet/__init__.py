@@ -4,6 +4,7 @@
 >>> model = resnet.create_model("resnet56")          # CIFAR, option-A shortcuts, as in the paper
 >>> model = resnet.create_model("resnet50", version="v1", num_classes=100)
 >>> resnet.load_pretrained(model, "weights.pth")     # torchvision / timm / akamaster / ours
+>>> fpn = resnet.backbone("resnet50")                # for torchvision's FasterRCNN / MaskRCNN / RetinaNet
 """
 
 from typing import TYPE_CHECKING
@@ -16,10 +17,11 @@ if TYPE_CHECKING:
     from .models import (
         MODEL_SPECS, ModelSpec, ResNet, UnknownModelError, create_model, get_spec, list_models, load_pretrained,
     )
+    from .models.backbone import backbone
 
 __all__ = [
     "MODEL_SPECS", "ModelSpec", "ResNet", "UnknownModelError", "create_model", "get_spec", "list_models",
-    "load_pretrained", "__version__",
+    "load_pretrained", "backbone", "__version__",
 ]
 # PyTorch is imported on first use of a model attribute, not by `import resnet` (the CLI starts faster).
-__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__[:-1], "models"))
+__getattr__ = lazy_attributes(__name__, {**dict.fromkeys(__all__[:-2], "models"), "backbone": "models.backbone"})

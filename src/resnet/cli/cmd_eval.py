@@ -62,6 +62,12 @@ def parse_scales(values: list[str] | None) -> list[int] | None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import get_protocol, resolve_source
     from ..evaluate.data import open_eval_data
+    from ..evaluate.dense import dense_task_of
+
+    if len(args.sources) == 1 and dense_task_of(args.sources[0]):
+        from .dense import run_dense_eval
+
+        return run_dense_eval(args)
 
     scales = parse_scales(args.scales)
     if scales and args.protocol != "multiscale":

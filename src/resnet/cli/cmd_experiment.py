@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_depth_table(exp)
     _add_responses(exp)
     _add_gradients(exp)
+    _add_backbone_degradation(exp)
 
 
 def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int], imagenet_depths: str = "") -> None:
@@ -138,6 +139,69 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--out", default="experiments/gradients", help="output folder (default experiments/gradients)")
     p.set_defaults(func=run_gradients)
+
+
+def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
+    p = exp.add_parser(
+        "backbone-degradation",
+        help="the degradation study on a dense task: DeepLabV3 (and Mask R-CNN) on ResNet vs plain backbones, Penn-Fudan",
+        description="Train the same segmenter (--tasks detection: also the same detector) on resnetD and plainD backbones "
+        "for each depth D, alike and from scratch; table, curves and a picture of predictions go to --out.",
+    )
+    p.add_argument("--data-dir", required=True, help="the Penn-Fudan folder, e.g. ../shared/data/pennfudan")
+    p.add_argument("--depths", type=int, nargs="+", default=[18, 34], help="ImageNet-style depths (default 18 34)")
+    p.add_argument("--tasks", nargs="+", default=["segmentation"], choices=("segmentation", "detection"),
+                   help="dense tasks to study (default segmentation)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe field override for every run, e.g. --set iterations=300 --set image_size=128")
+    p.add_argument("--seed", type=int, default=0, help="seed shared by every network (default 0)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--pretrained", type=Path, default=None, metavar="DIR",
+                   help="start each backbone from DIR/<name> (run folder), DIR/<name>.safetensors or .pth (default: from scratch)")
+    p.add_argument("--plot-only", action="store_true", help="redraw the table and figures from the run folders in --out")
+    p.add_argument("--out", default="experiments/backbone-degradation", help="output folder (default experiments/backbone-degradation)")
+    p.set_defaults(func=run_backbone_degradation)
+
+
+def run_backbone_degradation(args: argparse.Namespace) -> int:
+    import json
+    import shlex
+
+    from ..analysis.backbone_study import (draw_study_predictions, plan_study, plot_study, run_study, study_markdown,
+                                           study_rows, write_study_json)
+    from ..analysis.experiments import write_text
+    from ..train import parse_overrides
+
+    bad = [d for d in args.depths if d not in IMAGENET_ALLOWED]
+    if bad:
+        raise UsageError(f"--depths takes ImageNet-style depths ({', '.join(map(str, IMAGENET_ALLOWED))}), got {bad}")
+    out = Path(args.out)
+    runs = plan_study(out, list(dict.fromkeys(args.depths)), list(dict.fromkeys(args.tasks)))
+    overrides = parse_overrides(args.overrides)
+    if args.plot_only:
+        summaries = [json.loads((r.folder / "summary.json").read_text()) for r in runs if (r.folder / "summary.json").is_file()]
+        runs = [r for r in runs if (r.folder / "summary.json").is_file()]
+        if not runs:
+            raise UsageError(f"no finished runs under {out / 'runs'}; run without --plot-only first")
+    else:
+        summaries = run_study(runs, args.data_dir, overrides, seed=args.seed, device=_device(args.device), progress=_say,
+                              pretrained=args.pretrained)
+    recipe = summaries[0]["recipe"]
+    setup = (f"Penn-Fudan ({summaries[0]['train_images']} training / {summaries[0]['test_images']} test photos), "
+             f"{recipe['image_size']} px, {recipe['iterations']} iterations of {recipe['batch_size']}, lr {recipe['lr']:g} "
+             f"(warm-up {recipe['warmup']}, cosine), seed {args.seed}, every backbone "
+             f"{'from ' + str(args.pretrained) if args.pretrained else 'from scratch (He init)'}, same budget.")
+    command = "resnet experiment backbone-degradation " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["experiment", "backbone-degradation"] else ""
+    wall = sum(float(s["seconds"]) for s in summaries)
+    rows = study_rows(runs, summaries)
+    files = [
+        write_text(out / "results.md", study_markdown(rows, setup, command, wall)),
+        plot_study(runs, out / "curves.png", "Same head, ResNet (solid) vs plain (dashed) backbones, from scratch"),
+        draw_study_predictions(runs, args.data_dir, out / "predictions.png"),
+        write_study_json(out / "results.json", {"setup": setup, "command": command, "wall_seconds": wall, "rows": rows}),
+    ]
+    _report_files(files)
+    return 0 if all(s.get("finished") for s in summaries) else 1
 
 
 # -- shared checks --------------------------------------------------------------------------------

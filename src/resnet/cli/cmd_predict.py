@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", metavar="DIR", help="detection / segmentation runs: folder for the drawn photos (PNG)")
+    p.add_argument("--threshold", type=float, default=0.5, help="detection runs: lowest score drawn (default 0.5)")
     p.set_defaults(func=run)
 
 
@@ -40,7 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.calibration import calibration_batch
     from ..evaluate.images import expand_inputs
     from ..evaluate.predict import Failure, predict_files
+    from ..evaluate.dense import dense_task_of
 
+    if dense_task_of(args.source):
+        from .dense import run_dense_predict
+
+        return run_dense_predict(args)
+    if args.out:
+        raise UsageError("--out is for detection / segmentation runs, which draw their predictions; classifiers print them")
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:

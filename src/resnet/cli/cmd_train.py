@@ -27,10 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model_pos", nargs="?", metavar="MODEL", help="network name (same as --model)")
     p.add_argument("--model", help="network name, e.g. resnet20, plain56, resnet50 (default: resnet20; resnet50 for imagenet)")
-    p.add_argument("--data", default="digits",
+    p.add_argument("--data", default=None,
                    help="cifar10, cifar100, digits (embedded, no download), folder (small images in train/ and test/; photos of "
-                   "any size with --recipe finetune or --init), "
-                   "imagenet (ImageNet layout train/ and val/, decoded per image) (default digits)")
+                   "any size with --recipe finetune or --init), imagenet (ImageNet layout train/ and val/, decoded per image); "
+                   "pennfudan for --task detection / segmentation (default digits; pennfudan for dense tasks)")
     p.add_argument("--data-dir", help="where the data is: a CIFAR archive, its extracted folder or an ImageFolder tree")
     p.add_argument("--init", metavar="NAME[:TAG]|PATH",
                    help="fine-tune: start from named weights (resnet50, resnet50:timm:a1_in1k; `resnet weights list`), a "
@@ -51,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="checkpoint and stop once this much time has passed")
     p.add_argument("--no-progress", action="store_true", help="print nothing but errors")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard event files")
+    p.add_argument("--task", default="classification", choices=("classification", "detection", "segmentation"),
+                   help="detection / segmentation: torchvision's Mask R-CNN / DeepLabV3 on MODEL as backbone, --data "
+                   "pennfudan (recipes detection, segmentation; default MODEL resnet18)")
+    p.add_argument("--pretrained", metavar="PATH", help=argparse.SUPPRESS)  # old spelling of --init for dense tasks
     p.add_argument("--list-recipes", action="store_true", help="print every recipe in full and exit")
     p.set_defaults(func=run)
 
@@ -60,11 +64,21 @@ def run(args: argparse.Namespace) -> int:
     from ..train import RECIPES, TrainOptions, parse_overrides, train
 
     if args.list_recipes:
+        from ..train.dense import DENSE_RECIPES
+
         for recipe in RECIPES.values():
             print(f"{recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}\n")
+        for dense in DENSE_RECIPES.values():
+            print(f"{dense.name} v{dense.version} (--task {dense.task}): {dense.description}\n{dense.as_dict()}\n")
         return 0
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
+    if args.data is None:
+        args.data = "digits" if args.task == "classification" else "pennfudan"
+    if args.task != "classification":
+        return _run_dense(args)
+    if args.pretrained:
+        raise UsageError("--pretrained is the dense tasks' old spelling of --init; use --init")
     opts = TrainOptions(
         model=args.model or args.model_pos, data=args.data, data_dir=args.data_dir, recipe=args.recipe,
         overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
@@ -74,4 +88,25 @@ def run(args: argparse.Namespace) -> int:
         command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
     )
     summary = train(opts)
+    return 0 if summary["finished"] or summary.get("stop_reason") else 1
+
+
+def _run_dense(args: argparse.Namespace) -> int:
+    from ..train import parse_overrides
+    from ..train.dense import DenseOptions
+    from ..train.dense_run import train_dense
+
+    opts = DenseOptions(
+        task=args.task, model=args.model or args.model_pos or "resnet18", data=args.data, data_dir=args.data_dir,
+        recipe=args.recipe, overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
+        pretrained=args.init or args.pretrained, resume=args.resume, overwrite=args.overwrite, strict=args.strict,
+        progress=not args.no_progress, tensorboard=not args.no_tensorboard, stop_after=args.stop_after,
+        time_limit=args.time_limit, command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
+    )
+    summary = train_dense(opts)
+    if (summary.get("stop_reason") or "").startswith("interrupted"):
+        from ..train.loop import TrainingInterrupted
+
+        raise TrainingInterrupted(f"{summary['stop_reason']}; checkpoint written to {opts.out or 'the run folder'}; "
+                                  "continue with the same command plus --resume")
     return 0 if summary["finished"] or summary.get("stop_reason") else 1

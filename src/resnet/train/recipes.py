@@ -218,7 +218,11 @@ _FIELD_TYPES = {f.name: f.type for f in fields(Recipe)}
 
 
 def _coerce(key: str, raw: Any) -> Any:
-    kind = _FIELD_TYPES[key]
+    return coerce_field(_FIELD_TYPES[key], key, raw)
+
+
+def coerce_field(kind: str, key: str, raw: Any) -> Any:
+    """``raw`` (a ``--set`` string or a JSON value) as a value of the field type ``kind`` ("int", "bool", ...)."""
     if not isinstance(raw, str):
         value: Any = raw
     else:

@@ -1,0 +1,176 @@
+"""The degradation study on a dense task: the same head on ResNet and plain-twin backbones of several depths,
+trained alike from scratch (``resnet experiment backbone-degradation``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..train.dense import MAIN_METRIC, DenseOptions
+from ..train.dense_report import METRIC_LABELS, save_figure
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    backbone: str  # resnet18, plain18, ...
+    task: str
+    folder: Path
+
+    @property
+    def residual(self) -> bool:
+        return self.backbone.startswith("resnet")
+
+
+def plan_study(out: Path, depths: Sequence[int], tasks: Sequence[str]) -> list[StudyRun]:
+    return [StudyRun(f"{kind}{d}", task, out / "runs" / f"{task}-{kind}{d}")
+            for task in tasks for d in depths for kind in ("plain", "resnet")]
+
+
+def pretrained_for(folder: Path | None, backbone: str) -> str | None:
+    """``folder/<backbone>`` as a run folder, ``.safetensors`` or ``.pth`` file (ImageNet weights of each net)."""
+    from ..errors import UsageError
+
+    if folder is None:
+        return None
+    for candidate in (folder / backbone, folder / f"{backbone}.safetensors", folder / f"{backbone}.pth"):
+        if candidate.exists():
+            return str(candidate)
+    raise UsageError(f"--pretrained {folder} has no weights for {backbone} ({backbone}/, {backbone}.safetensors or "
+                     f"{backbone}.pth); train them with resnet train --model {backbone} --data imagenet")
+
+
+def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str], *, seed: int, device: str | None,
+              progress: Callable[[str], None], pretrained: Path | None = None) -> list[dict[str, Any]]:
+    """Train (or resume, or keep a finished) run per backbone; returns their summaries."""
+    from ..train.dense_run import train_dense
+
+    weights = {run.backbone: pretrained_for(pretrained, run.backbone) for run in runs}  # all checked before training
+
+    summaries = []
+    for run in runs:
+        done = run.folder / "summary.json"
+        if done.is_file() and json.loads(done.read_text()).get("finished"):
+            progress(f"{run.task} {run.backbone}: finished earlier, kept ({run.folder})")
+            summaries.append(json.loads(done.read_text()))
+            continue
+        progress(f"{run.task} {run.backbone}: training -> {run.folder}")
+        opts = DenseOptions(task=run.task, model=run.backbone, data_dir=data_dir, overrides=dict(overrides),
+                            out=run.folder, seed=seed, device=device, resume=True, progress=False, tensorboard=False,
+                            pretrained=weights[run.backbone])
+        summaries.append(train_dense(opts))
+        progress(f"{run.task} {run.backbone}: {_headline(summaries[-1])}")
+    return summaries
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    key = MAIN_METRIC[summary["task"]]
+    final = summary.get("final") or {}
+    value = final.get(key)
+    return f"{METRIC_LABELS[key]} {value:.2f} %, {summary['seconds']:.0f} s" if value is not None else "no score"
+
+
+def study_rows(runs: Sequence[StudyRun], summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for run, s in zip(runs, summaries):
+        final = s.get("final") or {}
+        rows.append({"task": s["task"], "head": s["head"], "backbone": s["model"], "iterations": s["steps"],
+                     "seconds": s["seconds"], **{k: final.get(k) for k in METRIC_LABELS if final.get(k) is not None},
+                     "final_train_loss": _last_loss(run.folder)})
+    return rows
+
+
+def _last_loss(folder: Path) -> float | None:
+    """Mean training loss of the last five logged windows."""
+    from ..train.metrics import read_metrics
+
+    tail = [r for r in read_metrics(folder / "metrics.jsonl") if r.get("kind") == "train"][-5:]
+    return sum(r["loss"] for r in tail) / len(tail) if tail else None
+
+
+def study_markdown(rows: Sequence[dict[str, Any]], setup: str, command: str, wall: float) -> str:
+    keys = [k for k in METRIC_LABELS if any(r.get(k) is not None for r in rows)]
+    head = ["task", "backbone", "iterations", "final training loss", *(f"test {METRIC_LABELS[k]} %" for k in keys), "wall time"]
+    lines = ["# Degradation on a dense task: ResNet vs plain backbones", "", setup, "",
+             f"Command: `{command}`", "", f"Wall time: {wall / 60:.1f} min (the runs' own, summed)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        loss = "–" if r.get("final_train_loss") is None else f"{r['final_train_loss']:.3f}"
+        cells = [r["task"], r["backbone"], str(r["iterations"]), loss,
+                 *("–" if r.get(k) is None else f"{r[k]:.2f}" for k in keys), f"{r['seconds']:.0f} s"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
+    """Training loss (left) and the test metric (right) against iterations, one line per backbone:
+    dashed = plain, solid = ResNet, one colour per depth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..train.metrics import read_metrics
+
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    depths = sorted({int("".join(c for c in r.backbone if c.isdigit())) for r in runs})
+    for run in runs:
+        records = read_metrics(run.folder / "metrics.jsonl")
+        train = [r for r in records if r.get("kind") == "train"]
+        key = MAIN_METRIC[run.task]
+        evals = [(r["step"], r[key]) for r in records if r.get("kind") == "eval" and r.get(key) is not None]
+        depth = int("".join(c for c in run.backbone if c.isdigit()))
+        style = dict(color=f"C{depths.index(depth)}", ls="-" if run.residual else "--", label=f"{run.task} {run.backbone}")
+        if train:
+            ax_loss.plot([r["step"] for r in train], _smooth([r["loss"] for r in train]), lw=1.2, **style)
+        if evals:
+            ax_metric.plot(*zip(*evals), marker="o", ms=3, lw=1.5, **style)
+    ax_loss.set(xlabel="iteration", ylabel="training loss (smoothed)")
+    ax_metric.set(xlabel="iteration", ylabel="test score (%)")
+    ax_metric.set_ylim(bottom=0)
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, path, title, dpi=90)
+
+
+def _smooth(values: list[float], k: int = 5) -> list[float]:
+    return [sum(values[max(0, i - k + 1):i + 1]) / len(values[max(0, i - k + 1):i + 1]) for i in range(len(values))]
+
+
+def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, photos: int = 3) -> Path:
+    """A grid: the same test photos (rows) as each backbone's final model (columns) sees them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..data.pennfudan import load_pennfudan
+    from ..evaluate.dense import draw_prediction
+    from ..models.dense import dense_model_from_checkpoint
+    import torch
+
+    from ..train.dense import predict_samples
+
+    models = [dense_model_from_checkpoint(r.folder / "last.safetensors") for r in runs]
+    size = int(models[0][1]["dense"]["image_size"])
+    _, test = load_pennfudan(data_dir, size)
+    chosen = test.samples[:: max(1, len(test.samples) // photos)][:photos]
+    fig, axes = plt.subplots(len(chosen), len(runs), figsize=(2.4 * len(runs), 2.6 * len(chosen)), squeeze=False)
+    for col, (run, (model, meta)) in enumerate(zip(runs, models)):
+        outs = predict_samples(model, [s.image for s in chosen], meta["task"], torch.device("cpu"))
+        for row, (sample, out) in enumerate(zip(chosen, outs)):
+            ax = axes[row][col]
+            ax.imshow(draw_prediction(sample.image, out, meta["task"], meta["classes"]).permute(1, 2, 0).numpy())
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(f"{run.task[:3]}. {run.backbone}", fontsize=9)
+    return save_figure(fig, path, dpi=80)
+
+
+def write_study_json(path: Path, payload: dict[str, Any]) -> Path:
+    from ..utils.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    return path

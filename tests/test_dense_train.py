@@ -1,0 +1,178 @@
+"""Detection / segmentation on Penn-Fudan: the data source and its bad input, training (loss falls, resume),
+``resnet eval`` / ``resnet predict`` on the runs, and the backbone-degradation experiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet.cli import main
+from resnet.data.pennfudan import load_pennfudan, read_sample, scan_pennfudan
+from resnet.errors import DataError
+from resnet.train.dense import DenseOptions
+from resnet.train.dense_run import train_dense
+from resnet.train.metrics import read_metrics
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def pennfudan_dir() -> Path:
+    from conftest import find_shared
+
+    shared = find_shared()
+    path = shared / "data" / "pennfudan" if shared else None
+    if path is None or not (path / "PNGImages").is_dir():
+        pytest.skip("../shared/data/pennfudan is not present")
+    return path
+
+
+def _write_sample(root: Path, name: str, photo_hw: tuple[int, int] = (40, 30), mask_hw: tuple[int, int] | None = None,
+                  ids: tuple[int, ...] = (1,), annotated: int | None = None) -> None:
+    for sub in ("PNGImages", "PedMasks", "Annotation"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    h, w = photo_hw
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "PNGImages" / f"{name}.png")
+    mh, mw = mask_hw or photo_hw
+    mask = np.zeros((mh, mw), dtype=np.uint8)
+    for k, v in enumerate(ids):
+        mask[5 + 10 * k: 12 + 10 * k, 4:20] = v
+    Image.fromarray(mask, mode="L").save(root / "PedMasks" / f"{name}_mask.png")
+    n = len(ids) if annotated is None else annotated
+    lines = [f'Original label for object {i} "PASpersonWalking" : "PennFudanPed"' for i in range(1, n + 1)]
+    (root / "Annotation" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture()
+def bad_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "pf"
+    _write_sample(root, "good1", ids=(1, 2))
+    _write_sample(root, "good2")
+    _write_sample(root, "good3")
+    _write_sample(root, "size", mask_hw=(20, 30))
+    _write_sample(root, "empty", ids=())
+    _write_sample(root, "range", ids=(1, 3), annotated=2)
+    _write_sample(root, "broken")
+    (root / "PNGImages" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    Image.new("RGB", (30, 40)).save(root / "PNGImages" / "nomask.png")
+    return root
+
+
+def test_boxes_come_from_the_masks(bad_tree: Path) -> None:
+    items, _ = scan_pennfudan(bad_tree)
+    sample = read_sample(next(i for i in items if i.name == "good1"), 40)
+    assert sample.image.shape == (3, 53, 40) and sample.masks.shape == (2, 53, 40)
+    assert sample.labels.tolist() == [1, 1]
+    for box, mask in zip(sample.boxes, sample.masks):
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        assert box.tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+
+
+def test_bad_samples_are_skipped_and_counted(bad_tree: Path) -> None:
+    with pytest.warns(UserWarning, match="skipping"):
+        train, test = load_pennfudan(bad_tree, 40, test_images=0)
+    assert sorted(s.name for s in train.samples) == ["good1", "good2", "good3"] and not test.samples
+    reasons = {Path(p).stem: r for p, r in train.skipped}
+    assert set(reasons) == {"size", "empty", "range", "broken", "nomask"}
+    assert "20" in reasons["size"] and "its photo's size" in reasons["size"]
+    assert "no objects" in reasons["empty"]
+    assert "object id 3 is out of range" in reasons["range"]
+    assert "unreadable photo" in reasons["broken"]
+    assert "no mask" in reasons["nomask"]
+    assert all("\n" not in r for r in reasons.values())
+
+
+def test_strict_stops_at_the_first_bad_sample_with_one_line(bad_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(DataError, match="--strict"):
+        load_pennfudan(bad_tree, 40, strict=True)
+    code = main(["train", "--task", "detection", "--data-dir", str(bad_tree), "--strict", "--out", str(tmp_path / "run"),
+                 "--no-progress", "--no-tensorboard"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and err.startswith("resnet train: error:") and "nomask" in err
+    code = main(["train", "--task", "segmentation", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "not a Penn-Fudan folder" in err and err.count("\n") == 0
+
+
+def _options(data: Path, out: Path, task: str, **kw) -> DenseOptions:  # noqa: ANN003
+    sets = {"image_size": 64, "batch_size": 4, "test_images": 1, "log_every": 1, "warmup": 0, "hflip": "false",
+            "lr": 0.01, **kw.pop("sets", {})}
+    return DenseOptions(task=task, model="resnet18", data_dir=str(data), out=out, progress=False, tensorboard=False,
+                        limit=5, overrides={k: str(v) for k, v in sets.items()}, **kw)
+
+
+def _losses(out: Path) -> list[float]:
+    return [r["loss"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
+
+
+def test_detector_trains_and_its_loss_falls(pennfudan_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "det"
+    summary = train_dense(_options(pennfudan_dir, out, "detection", sets={"iterations": 8, "proposals": 64, "rois_per_image": 32}))
+    losses = _losses(out)
+    assert summary["finished"] and len(losses) == 8 and summary["train_images"] == 4
+    assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses
+    assert {"box_map", "box_map50", "mask_map"} <= set(summary["final"])
+    for name in ("recipe.json", "metrics.jsonl", "last.safetensors", "last.state.pt", "summary.json", "curves.png", "results.md"):
+        assert (out / name).is_file(), name
+    png = tmp_path / "drawn"
+    code = main(["predict", str(out), str(pennfudan_dir / "PNGImages" / "FudanPed00001.png"), "--out", str(png),
+                 "--threshold", "0"])
+    assert code == 0
+    with Image.open(png / "FudanPed00001.png") as img:
+        assert img.format == "PNG" and min(img.size) == 64
+
+
+def test_segmenter_trains_resumes_exactly_and_evaluates(pennfudan_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    summary = train_dense(_options(pennfudan_dir, whole, "segmentation", sets={"iterations": 8, "hflip": "true"}))
+    losses = _losses(whole)
+    assert summary["finished"] and sum(losses[-2:]) < 0.8 * sum(losses[:2]), losses
+    assert train_dense(_options(pennfudan_dir, split, "segmentation", sets={"iterations": 8, "hflip": "true"},
+                                stop_after=3))["stop_reason"]
+    assert train_dense(_options(pennfudan_dir, split, "segmentation", sets={"iterations": 8, "hflip": "true"},
+                                resume=True))["finished"]
+    a, b = load_file(whole / "last.safetensors"), load_file(split / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert main(["eval", str(whole), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "segmentation" and result["photos"] == 1
+    assert result["metrics"]["miou"] == pytest.approx(summary["final"]["miou"])
+    assert main(["predict", str(whole), str(tmp_path / "missing.png"), "--out", str(tmp_path / "p")]) == 1
+    assert "missing.png" in capsys.readouterr().err
+
+
+def test_backbone_degradation_experiment_writes_its_results(pennfudan_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    code = main(["experiment", "backbone-degradation", "--data-dir", str(pennfudan_dir), "--depths", "18", "--out", str(out),
+                 "--set", "iterations=2", "--set", "image_size=48", "--set", "test_images=2", "--set", "log_every=1"])
+    assert code == 0
+    table = (out / "results.md").read_text()
+    assert "| segmentation | plain18 | 2 |" in table and "| segmentation | resnet18 | 2 |" in table
+    assert (out / "curves.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
+
+
+def test_classification_weights_start_the_backbone(pennfudan_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from resnet import create_model
+    from resnet.models.interop import save_weights
+
+    classifier = create_model("resnet18", num_classes=10)
+    save_weights(classifier, tmp_path / "r18.safetensors")
+    out = tmp_path / "run"
+    summary = train_dense(_options(pennfudan_dir, out, "segmentation", sets={"iterations": 1},
+                                   pretrained=str(tmp_path / "r18.safetensors")))
+    assert summary["pretrained"] == str(tmp_path / "r18.safetensors")
+    weights = load_file(out / "last.safetensors")
+    # trainable_layers=3: layer1 and the stem stay as the classifier left them; layer4 trained
+    torch.testing.assert_close(weights["backbone.layer1.0.conv1.weight"], classifier.layer1[0].conv1.weight.detach())
+    torch.testing.assert_close(weights["backbone.bn1.running_mean"], classifier.bn1.running_mean)
+    assert not torch.equal(weights["backbone.layer4.0.conv1.weight"], classifier.layer4[0].conv1.weight.detach())
