@@ -7,6 +7,7 @@ import sys
 
 from ..errors import DataError, UsageError
 from ..evaluate.protocols import PROTOCOLS
+from ..explain import METHODS as EXPLAIN_METHODS
 from .common import print_json
 
 
@@ -25,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", dest="checkpoint_source", default="auto", choices=("auto", "resnet", "torchvision", "timm", "akamaster"))
     p.add_argument("--optimize", default="none", choices=("none", "fp32", "bf16", "int8"), help="run through resnet.deploy.optimize")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--explain", action="store_true", help="also write per image a PNG (photo, top-k, class-activation map) and index.html")
+    p.add_argument("--method", default="gradcam", choices=EXPLAIN_METHODS, help="map drawn by --explain (default gradcam)")
+    p.add_argument("--out", default="explained", help="folder for the --explain pictures (default ./explained)")
     p.set_defaults(func=run)
 
 
@@ -80,4 +84,11 @@ def run(args: argparse.Namespace) -> int:
                 "errors": [f.as_dict() for f in failures],
             }
         )
+    if args.explain and predictions:
+        from pathlib import Path
+
+        from ..explain.report import explain_predictions
+
+        index = explain_predictions(member, predictions, Path(args.out), args.method, failures)
+        print(f"resnet predict: {len(predictions)} explained picture(s) and {index}", file=sys.stderr)
     return 1 if failures else 0
