@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..errors import ResNetError
 
-COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench")
+COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench", "serve")
 
 
 class _Parser(argparse.ArgumentParser):
