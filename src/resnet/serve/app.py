@@ -39,6 +39,7 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = "n
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(batcher.warm_up)
         batcher.start()
         yield
         await run_in_threadpool(batcher.stop)
@@ -82,7 +83,7 @@ def describe_model(member: Member, mode: str, config: ServeConfig) -> dict[str, 
     from pathlib import Path
 
     spec = getattr(member.model, "spec", None)
-    scalars = {k: v for k, v in member.metadata.items() if isinstance(v, (str, int, float, bool)) and k not in ("format",)}
+    scalars = {k: v for k, v in member.metadata.items() if isinstance(v, (str, int, float, bool)) and k not in ("format", "optimize")}
     return {
         "name": member.name,
         "model": member.model_name,
@@ -105,6 +106,8 @@ def _top(top: int | None, config: ServeConfig, member: Member) -> int:
 
 
 def _cam_method(cam: str | None) -> str | None:
+    if cam is not None:
+        cam = cam.replace(" ", "+")  # an unescaped ?cam=gradcam++ arrives as "gradcam  "
     if cam is None or cam.lower() in ("", "0", "false", "no", "none"):
         return None
     if cam.lower() in ("1", "true", "yes"):

@@ -51,6 +51,13 @@ class MicroBatcher:
     def start(self) -> None:
         self._thread.start()
 
+    def warm_up(self) -> None:
+        """One batch through the network and grad-cam imported, so the first requests wait for neither."""
+        import pytorch_grad_cam  # noqa: F401 - seconds of imports (OpenCV) on the first CAM otherwise
+
+        pre = self.member.preprocess
+        self._probabilities(torch.zeros(1, pre.channels, pre.crop_size, pre.crop_size, dtype=torch.uint8))
+
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
