@@ -230,8 +230,8 @@ def test_client_disconnecting_mid_upload(client: httpx.Client, server: str) -> N
     _healthy(client)
 
 
-def test_slow_upload_times_out(client: httpx.Client, server: str) -> None:
-    sock = _raw_request(server, "", b"\x89PNG", 50_000)  # then nothing: the upload stalls
+def _reply(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Status line + headers, and the JSON body, of the answer on ``sock``."""
     reply = b""
     while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
         chunk = sock.recv(4096)
@@ -240,28 +240,41 @@ def test_slow_upload_times_out(client: httpx.Client, server: str) -> None:
         reply += chunk
     sock.close()
     head, body = reply.split(b"\r\n\r\n", 1)
+    return head, body
+
+
+def test_slow_upload_times_out(client: httpx.Client, server: str) -> None:
+    sock = _raw_request(server, "", b"\x89PNG", 50_000)  # then nothing: the upload stalls
+    head, body = _reply(sock)
     assert head.startswith(b"HTTP/1.1 408")
     assert json.loads(body)["error"]["code"] == "upload_timeout"
     _healthy(client)
 
 
 def test_micro_batching_gathers_concurrent_requests(checkpoint: Path) -> None:
+    """8 requests in flight at once (their uploads held back, then completed) run as 2 batches of 4."""
     member = load_member(str(checkpoint), "none")
-    config = ServeConfig(max_batch=4, max_wait_ms=5000, timeout_s=60)  # a batch closes once 4 images wait
-    sizes: list[int] = []
+    config = ServeConfig(max_batch=4, max_wait_ms=5000, timeout_s=60)
+    photos = [_png(_photo(40 + i, 40)) for i in range(8)]
     with BackgroundServer(create_app(member, config)) as url:
-        def one(i: int) -> None:
-            r = httpx.post(f"{url}/v1/predict", content=_png(_photo(40 + i, 40)), timeout=60)
-            sizes.append(r.json()["batch_size"])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        sockets = [_raw_request(url, "Connection: close\r\n", p[:50], len(p)) for p in photos]
+        for _ in range(200):  # until the server has all 8 requests in hand
+            if re.search(r"resnet_requests_in_flight 8.0", httpx.get(f"{url}/metrics").text):
+                break
+            time.sleep(0.05)
+        for sock, p in zip(sockets, photos):
+            sock.sendall(p[50:])
+        sizes = [json.loads(_reply(sock)[1])["batch_size"] for sock in sockets]
         text = httpx.get(f"{url}/metrics").text
-    assert sizes == [4] * 8  # 8 concurrent requests, run as 2 batches of 4
+    assert sizes == [4] * 8
     assert re.search(r'resnet_batch_size_bucket\{le="4.0"\} 2.0', text) and "resnet_batch_size_count 2.0" in text
+
+
+def test_a_lone_request_does_not_wait_for_company(checkpoint: Path) -> None:
+    member = load_member(str(checkpoint), "none")
+    with BackgroundServer(create_app(member, ServeConfig(max_batch=4, max_wait_ms=60_000, timeout_s=30))) as url:
+        r = httpx.post(f"{url}/v1/predict", content=_png(_photo()), timeout=30)  # would time out if it waited
+    assert r.status_code == 200 and r.json()["batch_size"] == 1
 
 
 def test_batched_answers_equal_single_answers(checkpoint: Path) -> None:

@@ -73,7 +73,14 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = "n
 
     @app.post("/v1/predict")
     async def predict(request: Request, top: int | None = None, cam: str | None = None) -> dict[str, Any]:
-        return await _predict(request, member, batcher, config, _top(top, config, member), _cam_method(cam))
+        k, method = _top(top, config, member), _cam_method(cam)
+        batcher.begin()
+        metrics.in_flight.inc()
+        try:
+            return await _predict(request, member, batcher, config, k, method)
+        finally:
+            batcher.end()
+            metrics.in_flight.dec()
 
     return app
 

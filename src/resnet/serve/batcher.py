@@ -1,5 +1,6 @@
 """Dynamic micro-batching: requests queue single images; one worker thread gathers them until
-``max_batch`` images are waiting or the first has waited ``max_wait_ms``, runs them as one batch on
+``max_batch`` images are waiting, the first has waited ``max_wait_ms``, or no other request is on its
+way (still uploading or decoding: a lone client never waits), runs them as one batch on
 the (optimised) network, and hands each request its own row. The CAMs some requests ask for are
 computed by the same thread on the float network afterwards, so nothing runs the models concurrently.
 """
@@ -46,6 +47,8 @@ class MicroBatcher:
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="resnet-serve-batcher", daemon=True)
         self._names = member.class_names()
+        self._in_flight = 0  # requests between begin() and end(): the images that may still join a batch
+        self._lock = threading.Lock()
         self._net = member.network()
 
     def start(self) -> None:
@@ -70,6 +73,15 @@ class MicroBatcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
+    def begin(self) -> None:
+        """A request has started (its image may join a batch soon)."""
+        with self._lock:
+            self._in_flight += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
     def submit(self, job: Job) -> Future:
         if self._queue.qsize() >= self.config.max_queue:
             raise BadRequest(503, "overloaded", f"{self.config.max_queue} images are already waiting; retry in a moment")
@@ -79,6 +91,8 @@ class MicroBatcher:
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         jobs, deadline = [first], time.perf_counter() + self.config.max_wait_ms / 1000.0
         while len(jobs) < self.config.max_batch:
+            if self._in_flight <= len(jobs) and self._queue.empty():
+                break  # every request in flight is in this batch: nobody to wait for
             remaining = deadline - time.perf_counter()
             try:
                 job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()

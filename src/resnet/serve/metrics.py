@@ -31,6 +31,7 @@ class Metrics:
         self.batch_size = Histogram("resnet_batch_size", "Images per network batch", buckets=_batch_buckets(self.max_batch), registry=r)
         self.batch_seconds = Histogram("resnet_batch_seconds", "Network time per batch (CAMs included)", buckets=LATENCY_BUCKETS, registry=r)
         self.images = Counter("resnet_images", "Images classified", registry=r)
+        self.in_flight = Gauge("resnet_requests_in_flight", "Predict requests being uploaded, decoded or run", registry=r)
         self.queue = Gauge("resnet_queue_images", "Images waiting for a batch", registry=r)
 
     def observe_batch(self, size: int, seconds: float) -> None:
