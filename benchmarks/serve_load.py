@@ -4,8 +4,8 @@ against the model's own throughput and latency measured in the same run.
     PYTHONPATH=src nice -n 10 python benchmarks/serve_load.py [SOURCE] [--model resnet50] [--clients 1 8 64] [--seconds 20]
 
 The server is ``resnet serve`` in its own process (the same loading, optimisation and micro-batching as
-on the command line); the clients are asyncio tasks in this process, each sending real JPEG photos
-(raw bytes, one request after the other). Without SOURCE, a random-weight ``--model`` with ImageNet
+on the command line); the clients are asyncio tasks in this process on keep-alive connections, each
+sending real JPEG photos (raw bytes, one request after the other). Without SOURCE, a random-weight ``--model`` with ImageNet
 class names and preprocessing is written to a temporary checkpoint (weights do not change speed).
 
 Reported per client count: requests/s, p50/p95/p99 latency, errors (any non-200), mean batch size
@@ -160,9 +160,38 @@ def batch_stats(url: str) -> tuple[float, float]:
     return total, count
 
 
-async def load(url: str, clients: int, payloads: list[bytes], warmup: float, seconds: float) -> dict:
-    import httpx
+class Connection:
+    """A keep-alive HTTP/1.1 connection that posts raw bytes: a few lines of asyncio instead of a full
+    client library, so that the load generator takes as little of the shared CPU as it can (like wrk)."""
 
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, data: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+        self.writer.write(head.encode() + data)
+        await self.writer.drain()
+        assert self.reader is not None
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(header.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", header).group(1))
+        await self.reader.readexactly(length)
+        if re.search(rb"(?i)connection: *close", header):
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def load(url: str, clients: int, payloads: list[bytes], warmup: float, seconds: float) -> dict:
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
     loop = asyncio.get_running_loop()
@@ -170,22 +199,23 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
     end = begin + seconds
     marks: dict[str, tuple[float, float]] = {}
 
-    async def client(i: int, http: httpx.AsyncClient) -> None:
+    async def client(i: int) -> None:
         nonlocal errors
-        k = i
+        conn, k = Connection(host, int(port)), i
         while loop.time() < end:
             data = payloads[k % len(payloads)]
             k += clients
             t = loop.time()
             try:
-                r = await http.post("/v1/predict", content=data, headers={"content-type": "image/jpeg"})
-                ok = r.status_code == 200
-            except httpx.HTTPError:
+                ok = await conn.post("/v1/predict", data) == 200
+            except (OSError, asyncio.IncompleteReadError, ValueError, AttributeError):
                 ok = False
+                await conn.close()
             t_end = loop.time()
             if begin <= t and t_end <= end:
                 latencies.append(t_end - t)
                 errors += not ok
+        await conn.close()
 
     async def mark() -> None:
         await asyncio.sleep(max(0.0, begin - loop.time()))
@@ -193,9 +223,7 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
         await asyncio.sleep(max(0.0, end - loop.time()))
         marks["end"] = await asyncio.to_thread(batch_stats, url)
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-        await asyncio.gather(mark(), *(client(i, http) for i in range(clients)))
+    await asyncio.gather(mark(), *(client(i) for i in range(clients)))
     (s0, c0), (s1, c1) = marks["start"], marks["end"]
     return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0}
 
