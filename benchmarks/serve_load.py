@@ -75,13 +75,16 @@ def random_checkpoint(model: str, folder: Path) -> str:
 
 
 class Direct:
-    """The model without a server, run on one worker thread as the server's batcher runs it (on a loaded
-    machine, PyTorch's intra-op threads on the main thread measured up to 10x slower at batch 1)."""
+    """The model without a server, run on worker threads as the server's batcher runs it (on a loaded
+    machine, PyTorch's intra-op threads on the main thread measured up to 10x slower at batch 1). Batch 1
+    runs on a thread of its own: on a thread that has run sharded batches, batch-1 calls measured several
+    times slower (see the README), and the 1-client row of the server runs before any batch."""
 
     def __init__(self, source: str, mode: str, payloads: list[bytes], max_batch: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="direct")
+        self.single_pool = ThreadPoolExecutor(1, thread_name_prefix="direct-1")
         self.payloads, self.max_batch = payloads, max_batch
         self.member = self.pool.submit(load_member, source, mode).result()
         pre = self.member.preprocess
@@ -121,7 +124,7 @@ class Direct:
                 full.append(time.perf_counter() - t)
             return model, full
 
-        return self.pool.submit(run).result()
+        return self.single_pool.submit(run).result()
 
 
 def free_port() -> int:
@@ -151,13 +154,13 @@ def start_server(source: str, args: argparse.Namespace, port: int) -> subprocess
     raise SystemExit("the server did not come up within 300 s")
 
 
-def batch_stats(url: str) -> tuple[float, float]:
+def batch_stats(url: str) -> tuple[float, float, float]:
+    """Images batched, batches, and seconds the batching thread spent running them, so far."""
     import httpx
 
     text = httpx.get(f"{url}/metrics", timeout=30).text
-    total = float(re.search(r"^resnet_batch_size_sum (\S+)$", text, re.M).group(1))
-    count = float(re.search(r"^resnet_batch_size_count (\S+)$", text, re.M).group(1))
-    return total, count
+    value = lambda name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))  # noqa: E731
+    return value("resnet_batch_size_sum"), value("resnet_batch_size_count"), value("resnet_batch_seconds_sum")
 
 
 class Connection:
@@ -197,7 +200,7 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
     loop = asyncio.get_running_loop()
     begin = loop.time() + warmup
     end = begin + seconds
-    marks: dict[str, tuple[float, float]] = {}
+    marks: dict[str, tuple[float, float, float]] = {}
 
     async def client(i: int) -> None:
         nonlocal errors
@@ -224,8 +227,8 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
         marks["end"] = await asyncio.to_thread(batch_stats, url)
 
     await asyncio.gather(mark(), *(client(i) for i in range(clients)))
-    (s0, c0), (s1, c1) = marks["start"], marks["end"]
-    return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0}
+    (s0, c0, b0), (s1, c1, b1) = marks["start"], marks["end"]
+    return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0, "busy_s": b1 - b0}
 
 
 def measure(url: str, direct: Direct, clients: int, payloads: list[bytes], args: argparse.Namespace) -> dict[str, float]:
@@ -247,6 +250,7 @@ def measure(url: str, direct: Direct, clients: int, payloads: list[bytes], args:
         "p50_s": q(0.50), "p95_s": q(0.95), "p99_s": q(0.99),
         "mean_batch": sum(r["batched"] for r in rows) / max(sum(r["batches"] for r in rows), 1),
         "direct_images_per_s": done / spent, "ratio": served / (done / spent),
+        "batcher_busy": sum(r["busy_s"] for r in rows) / args.seconds,
     }
     if clients == 1:
         out["direct_batch1_model_s"], out["direct_batch1_decode_and_model_s"] = statistics.median(model_s), statistics.median(full_s)
@@ -272,11 +276,13 @@ def main() -> int:
           f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, {len(payloads)} photos from {args.images.name}, "
           f"{args.seconds:g} s per row in {args.rounds} rounds alternating with the direct model, torch threads "
           f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-    print("| clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | direct img/s (batch %d) | served / direct |" % args.max_batch)
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | batcher busy | direct img/s (batch %d) | served / direct |"
+          % args.max_batch)
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['clients']} | {r['requests_per_s']:.1f} | {1000 * r['p50_s']:.0f} | {1000 * r['p95_s']:.0f} | "
-              f"{1000 * r['p99_s']:.0f} | {r['errors']} | {r['mean_batch']:.1f} | {r['direct_images_per_s']:.1f} | {r['ratio']:.2f} |")
+              f"{1000 * r['p99_s']:.0f} | {r['errors']} | {r['mean_batch']:.1f} | {100 * r['batcher_busy']:.0f} % | "
+              f"{r['direct_images_per_s']:.1f} | {r['ratio']:.2f} |")
     single = next((r for r in rows if r["clients"] == 1), None)
     if single:
         full, model = single["direct_batch1_decode_and_model_s"], single["direct_batch1_model_s"]

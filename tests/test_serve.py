@@ -189,6 +189,7 @@ def test_bad_inputs_get_4xx_json_and_the_server_keeps_serving(client: httpx.Clie
         (client.post("/v1/predict?top=11", content=_png(photo)), 400, "bad_top", "1 to 10"),
         (client.post("/v1/predict?top=many", content=_png(photo)), 400, "bad_parameter", "top"),
         (client.post("/v1/predict?cam=lime", content=_png(photo)), 400, "bad_cam", "gradcam"),
+        (client.post("/v1/predict?cam=scorecam", content=_png(photo)), 400, "scorecam_disabled", "--allow-scorecam"),
         (client.get("/v1/predict"), 405, "http_405", "POST /v1/predict"),
         (client.get("/nowhere"), 404, "http_404", "GET /v1/model"),
     ]

@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=_DEFAULTS.max_pixels, help=f"largest image, width x height (default {_DEFAULTS.max_pixels:,})")
     p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s, help=f"seconds a request may take, upload included (default {_DEFAULTS.timeout_s:g})")
     p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
+    p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
 
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
     try:
         config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_bytes=args.max_bytes,
-                             max_pixels=args.max_pixels, timeout_s=args.timeout, top=args.top)
+                             max_pixels=args.max_pixels, timeout_s=args.timeout, top=args.top,
+                             allow_scorecam=args.allow_scorecam)
     except UsageError as err:
         raise UsageError(str(err).replace("max_", "--max-").replace("timeout_s", "--timeout").replace("top=", "--top=")) from None
     member = load_member(args.source, args.mode, calibration=args.calibration, model_name=args.model,

@@ -77,7 +77,7 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = "n
 
     @app.post("/v1/predict")
     async def predict(request: Request, top: int | None = None, cam: str | None = None) -> dict[str, Any]:
-        k, method = _top(top, config, member), _cam_method(cam)
+        k, method = _top(top, config, member), _cam_method(cam, config)
         batcher.begin()
         metrics.in_flight.inc()
         try:
@@ -116,7 +116,7 @@ def _top(top: int | None, config: ServeConfig, member: Member) -> int:
     return k
 
 
-def _cam_method(cam: str | None) -> str | None:
+def _cam_method(cam: str | None, config: ServeConfig) -> str | None:
     if cam is not None:
         cam = cam.replace(" ", "+")  # an unescaped ?cam=gradcam++ arrives as "gradcam  "
     if cam is None or cam.lower() in ("", "0", "false", "no", "none"):
@@ -125,6 +125,9 @@ def _cam_method(cam: str | None) -> str | None:
         return METHODS[0]
     if cam.lower() not in METHODS:
         raise BadRequest(400, "bad_cam", f"cam={cam!r} is no explain method; use cam=true or one of {', '.join(METHODS)}")
+    if cam.lower() == "scorecam" and not config.allow_scorecam:
+        raise BadRequest(400, "scorecam_disabled", "Score-CAM is off on this server (one forward pass per channel would hold up "
+                         "every request); use cam=gradcam or cam=gradcam++, or start the server with --allow-scorecam")
     return cam.lower()
 
 

@@ -30,6 +30,7 @@ class ServeConfig:
     timeout_s: float = 30.0  # longest a request may take, upload included
     max_queue: int = 1024  # images waiting at most; more get 503
     top: int = 5  # classes returned when the request does not say
+    allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
 
     def __post_init__(self) -> None:
         checks = {
