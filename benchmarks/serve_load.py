@@ -77,8 +77,8 @@ def random_checkpoint(model: str, folder: Path) -> str:
 class Direct:
     """The model without a server, run on worker threads as the server's batcher runs it (on a loaded
     machine, PyTorch's intra-op threads on the main thread measured up to 10x slower at batch 1). Batch 1
-    runs on a thread of its own: on a thread that has run sharded batches, batch-1 calls measured several
-    times slower (see the README), and the 1-client row of the server runs before any batch."""
+    runs on a thread of its own, which never runs a batch, as the server's thread has not when the 1-client
+    row runs first."""
 
     def __init__(self, source: str, mode: str, payloads: list[bytes], max_batch: int) -> None:
         from concurrent.futures import ThreadPoolExecutor

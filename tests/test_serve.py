@@ -308,3 +308,14 @@ def test_serve_command_refuses_bad_settings(checkpoint: Path, capsys: pytest.Cap
     assert "--calibration" in capsys.readouterr().err
     assert main(["serve", "/no/such/file.safetensors"]) == 2
     assert "no/such" in capsys.readouterr().err
+
+
+def test_int8_server_calibrates_on_photos_and_explains_its_float_model(checkpoint: Path, tmp_path: Path) -> None:
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(_png(_photo(36 + i, 44)))
+    member = load_member(str(checkpoint), "int8", calibration=[str(tmp_path)])
+    assert member.optimized is not None and member.metadata["optimize"] == "int8"
+    with BackgroundServer(create_app(member, ServeConfig(), mode="int8")) as url:
+        assert httpx.get(f"{url}/v1/model").json()["mode"] == "int8"
+        r = httpx.post(f"{url}/v1/predict", params={"cam": "gradcam"}, content=_png(_photo()), timeout=60)
+    assert r.status_code == 200 and r.json()["cam"]["png"].startswith("data:image/png;base64,")
