@@ -221,11 +221,10 @@ def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None)
 
 def calibration_from_files(paths: Sequence[Path], pre: Preprocess, limit: int = 32) -> Tensor:
     """Normalised centre views of the first ``limit`` readable images of ``paths``, for int8 calibration."""
+    from ..errors import DataError
     from .images import read_image
     from .preprocess import normalize
     from .protocols import center_view
-
-    from ..errors import DataError
 
     images = []
     for p in paths:

@@ -8,7 +8,7 @@ import base64
 import io
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
@@ -160,8 +160,12 @@ async def _predict(
     except asyncio.TimeoutError:
         raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
     data, name = await image_bytes(request, body)
-    view = await workers.run(decode_upload, data, member.preprocess, config, name)
-    future = batcher.submit(Job(view, top, cam))
+
+    def decode_and_queue() -> tuple[Any, Future]:  # queued from the decoding thread: one thread hop less
+        view = decode_upload(data, member.preprocess, config, name)
+        return view, batcher.submit(Job(view, top, cam))
+
+    view, future = await workers.run(decode_and_queue)
     try:
         outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(deadline - loop.time(), 0.001))
     except asyncio.TimeoutError:
