@@ -8,10 +8,11 @@ on the command line); the clients are asyncio tasks in this process on keep-aliv
 sending real JPEG photos (raw bytes, one request after the other). Without SOURCE, a random-weight ``--model`` with ImageNet
 class names and preprocessing is written to a temporary checkpoint (weights do not change speed).
 
-Reported per client count: requests/s, p50/p95/p99 latency, errors (any non-200), mean batch size
-(from the server's /metrics), and served images/s over the model's own batched images/s (a direct
-``--max-batch`` call on already decoded images, measured in this process before the server starts and
-after it stops, averaged). The 1-client p50 is compared with a direct batch-1 call: decoding the same
+Reported per client count: requests/s, p50/p95/p99 latency, errors (any non-200), mean batch size and
+the share of time the batching thread was running batches (from the server's /metrics), and served
+images/s over the model's own batched images/s (a direct ``--max-batch`` call on already decoded images,
+in this process, measured in ``--rounds`` rounds alternating with the served load so that both see the
+same machine; the server idles meanwhile). The 1-client p50 is compared with a direct batch-1 call: decoding the same
 bytes with the same decoder, cropping and running the network once (what a caller does without a
 server), and with the network call alone. Targets: >= 0.8 of direct throughput at 64 clients with 0
 errors; 1-client p50 within 20 % of the direct batch-1 call. On a shared machine, other jobs slow both
@@ -59,6 +60,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--mode", default="fp32")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--decode-threads", type=int, default=0, help="the server's --decode-threads")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args()
 
@@ -136,7 +138,7 @@ def free_port() -> int:
 def start_server(source: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "resnet", "serve", source, "--port", str(port), "--mode", args.mode, "--max-batch",
-           str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning", "--timeout", "120"]
+           str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning", "--timeout", "120", "--decode-threads", str(args.decode_threads)]
     proc = subprocess.Popen(cmd, env=env)
     import httpx
 
@@ -273,7 +275,7 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=60)
     print(f"# resnet serve load test: {args.source or args.model + ' (random weights)'}, mode {args.mode}, "
-          f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, {len(payloads)} photos from {args.images.name}, "
+          f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, --decode-threads {args.decode_threads}, {len(payloads)} photos from {args.images.name}, "
           f"{args.seconds:g} s per row in {args.rounds} rounds alternating with the direct model, torch threads "
           f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print("| clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | batcher busy | direct img/s (batch %d) | served / direct |"

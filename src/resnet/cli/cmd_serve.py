@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=_DEFAULTS.max_pixels, help=f"largest image, width x height (default {_DEFAULTS.max_pixels:,})")
     p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s, help=f"seconds a request may take, upload included (default {_DEFAULTS.timeout_s:g})")
     p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
+    p.add_argument("--decode-threads", type=int, default=0, help="threads decoding uploads (default 0: two per core)")
     p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
@@ -47,9 +48,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_bytes=args.max_bytes,
                              max_pixels=args.max_pixels, timeout_s=args.timeout, top=args.top,
-                             allow_scorecam=args.allow_scorecam)
+                             decode_threads=args.decode_threads, allow_scorecam=args.allow_scorecam)
     except UsageError as err:
-        raise UsageError(str(err).replace("max_", "--max-").replace("timeout_s", "--timeout").replace("top=", "--top=")) from None
+        import re
+
+        flag = {"timeout_s": "--timeout", "max_queue": "max_queue"}
+        message = re.sub(r"\b([a-z_]+)=", lambda m: flag.get(m.group(1), "--" + m.group(1).replace("_", "-")) + "=", str(err))
+        raise UsageError(message) from None
     member = load_member(args.source, args.mode, calibration=args.calibration, model_name=args.model,
                          checkpoint_source=args.checkpoint_source)
     app = create_app(member, config, mode=args.mode)

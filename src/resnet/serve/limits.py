@@ -30,19 +30,20 @@ class ServeConfig:
     timeout_s: float = 30.0  # longest a request may take, upload included
     max_queue: int = 1024  # images waiting at most; more get 503
     top: int = 5  # classes returned when the request does not say
+    decode_threads: int = 0  # threads decoding uploads (one intra-op thread each); 0: two per core
     allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
 
     def __post_init__(self) -> None:
         checks = {
             "max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0, "max_bytes": self.max_bytes >= 1024,
             "max_pixels": self.max_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
-            "top": self.top >= 1,
+            "top": self.top >= 1, "decode_threads": self.decode_threads >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
             raise UsageError(f"invalid server setting {values}: batch, pixels, queue and top at least 1, "
-                             "bytes at least 1024, wait at least 0, timeout above 0")
+                             "bytes at least 1024, wait and decode threads at least 0, timeout above 0")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
