@@ -5,11 +5,13 @@
 >>> model = resnet.create_model("resnet50", version="v1", num_classes=100)
 >>> resnet.load_pretrained(model, "weights.pth")     # torchvision / timm / akamaster / ours
 >>> fpn = resnet.backbone("resnet50")                # for torchvision's FasterRCNN / MaskRCNN / RetinaNet
+>>> heatmap, overlay = resnet.explain(model, "photo.jpg")  # Grad-CAM of the top class
 """
 
 from typing import TYPE_CHECKING
 
-from .utils.lazy import lazy_attributes
+from .explain import explain  # light: grad-cam and PyTorch are imported on the first call. Eager, because a
+from .utils.lazy import lazy_attributes  # lazy attribute named like its subpackage would be shadowed by it
 
 __version__ = "0.1.0"
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_SPECS", "ModelSpec", "ResNet", "UnknownModelError", "create_model", "get_spec", "list_models",
-    "load_pretrained", "backbone", "__version__",
+    "load_pretrained", "backbone", "explain", "__version__",
 ]
 # PyTorch is imported on first use of a model attribute, not by `import resnet` (the CLI starts faster).
-__getattr__ = lazy_attributes(__name__, {**dict.fromkeys(__all__[:-2], "models"), "backbone": "models.backbone"})
+__getattr__ = lazy_attributes(__name__, {**dict.fromkeys(__all__[:-3], "models"), "backbone": "models.backbone"})

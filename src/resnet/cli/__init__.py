@@ -15,7 +15,7 @@ from typing import Iterator, Sequence, TextIO
 
 from ..errors import ResNetError
 
-COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench", "weights")
+COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench", "weights", "serve")
 
 
 class _Formatter(argparse.HelpFormatter):

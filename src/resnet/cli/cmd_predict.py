@@ -7,6 +7,7 @@ import sys
 
 from ..errors import DataError, UsageError
 from ..evaluate.names import OPTIMIZE_MODES, PROTOCOLS
+from ..explain import METHODS as EXPLAIN_METHODS
 from .common import add_device, add_origin, apply_sizes, examples, print_json, run_device
 
 
@@ -32,7 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--out", metavar="DIR", help="detection / segmentation runs: folder for the drawn photos (PNG)")
+    p.add_argument("--explain", action="store_true", help="also write per image a PNG (photo, top-k, class-activation map) and index.html")
+    p.add_argument("--method", default="gradcam", choices=EXPLAIN_METHODS, help="map drawn by --explain (default gradcam)")
+    p.add_argument("--out", metavar="DIR", help="folder for pictures: --explain's PNGs and index.html (default ./explained), "
+                   "or a detection / segmentation run's drawn photos")
     p.add_argument("--threshold", type=float, default=0.5, help="detection runs: lowest score drawn (default 0.5)")
     p.set_defaults(func=run)
 
@@ -48,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
         from .dense import run_dense_predict
 
         return run_dense_predict(args)
-    if args.out:
-        raise UsageError("--out is for detection / segmentation runs, which draw their predictions; classifiers print them")
+    if args.out and not args.explain:
+        raise UsageError("--out is where --explain writes its pictures (and where detection / segmentation runs draw "
+                         "theirs); add --explain, or leave --out out")
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:
@@ -87,4 +92,11 @@ def run(args: argparse.Namespace) -> int:
                 "errors": [f.as_dict() for f in failures],
             }
         )
+    if args.explain and predictions:
+        from pathlib import Path
+
+        from ..explain.report import explain_predictions
+
+        index = explain_predictions(member, predictions, Path(args.out or "explained"), args.method, failures)
+        print(f"resnet predict: {len(predictions)} explained picture(s) and {index}", file=sys.stderr)
     return 1 if failures else 0

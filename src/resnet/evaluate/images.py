@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Iterable
@@ -32,6 +33,25 @@ def read_image(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
             raise DataError(f"{path} is a folder, not an image; pass image files or a folder of them") from None
         raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class _NamedBytes(io.BytesIO):
+    """In-memory image bytes that :func:`read_image` names in its messages like a file path."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self._name = name
+
+    def __str__(self) -> str:
+        return self._name
+
+    __repr__ = __str__
+
+
+def read_image_bytes(data: bytes, channels: int = 3, name: str = "upload") -> Tensor:
+    """:func:`read_image` for an image held in memory (an HTTP upload): the same decoder, modes and
+    errors, with ``name`` standing for the path in them."""
+    return read_image(_NamedBytes(data, name), channels)  # type: ignore[arg-type] - Pillow opens file objects
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:

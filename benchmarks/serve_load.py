@@ -1,0 +1,299 @@
+"""Load test of ``resnet serve`` on loopback: N concurrent clients (1, 8, 64) for a bounded time each,
+against the model's own throughput and latency measured in the same run.
+
+    PYTHONPATH=src nice -n 10 python benchmarks/serve_load.py [SOURCE] [--model resnet50] [--clients 1 8 64] [--seconds 20]
+
+The server is ``resnet serve`` in its own process (the same loading, optimisation and micro-batching as
+on the command line); the clients are asyncio tasks in this process on keep-alive connections, each
+sending real JPEG photos (raw bytes, one request after the other). Without SOURCE, a random-weight ``--model`` with ImageNet
+class names and preprocessing is written to a temporary checkpoint (weights do not change speed).
+
+Reported per client count: requests/s, p50/p95/p99 latency, errors (any non-200), mean batch size and
+the share of time the batching thread was running batches (from the server's /metrics), and served
+images/s over the model's own batched images/s (a direct ``--max-batch`` call on already decoded images,
+in this process, measured in ``--rounds`` rounds alternating with the served load so that both see the
+same machine; the server idles meanwhile). The 1-client p50 is compared with a direct batch-1 call: decoding the same
+bytes with the same decoder, cropping and running the network once (what a caller does without a
+server), and with the network call alone. Targets: >= 0.8 of direct throughput at 64 clients with 0
+errors; 1-client p50 within 20 % of the direct batch-1 call. On a shared machine, other jobs slow both
+sides; the clients themselves also use CPU time the server cannot have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import torch  # noqa: E402
+
+from resnet.evaluate.images import IMAGE_EXTENSIONS, read_image_bytes  # noqa: E402
+from resnet.evaluate.preprocess import normalize  # noqa: E402
+from resnet.explain import network_view  # noqa: E402
+from resnet.serve import load_member  # noqa: E402
+
+DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "imagenet-samples" / "images"
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("source", nargs="?", help="checkpoint / run folder (default: a random-weight --model)")
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of photos to send")
+    p.add_argument("--count", type=int, default=32, help="photos used (cycled)")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
+    p.add_argument("--seconds", type=float, default=20.0, help="measured time per client count")
+    p.add_argument("--warmup", type=float, default=4.0, help="unmeasured load before each client count")
+    p.add_argument("--rounds", type=int, default=4, help="alternations of direct and served measurement per row")
+    p.add_argument("--mode", default="fp32")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--decode-threads", type=int, default=0, help="the server's --decode-threads")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    return p.parse_args()
+
+
+def random_checkpoint(model: str, folder: Path) -> str:
+    import resnet
+    from resnet.evaluate.sources import _imagenet_classes, default_preprocess
+    from resnet.models.interop import save_weights
+
+    net = resnet.create_model(model, num_classes=1000)
+    path = folder / f"{model}-random.safetensors"
+    save_weights(net, path, {"classes": _imagenet_classes(), "preprocess": default_preprocess(net.spec).as_dict()})
+    return str(path)
+
+
+class Direct:
+    """The model without a server, run on worker threads as the server's batcher runs it (on a loaded
+    machine, PyTorch's intra-op threads on the main thread measured up to 10x slower at batch 1). Batch 1
+    runs on a thread of its own, which never runs a batch, as the server's thread has not when the 1-client
+    row runs first."""
+
+    def __init__(self, source: str, mode: str, payloads: list[bytes], max_batch: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="direct")
+        self.single_pool = ThreadPoolExecutor(1, thread_name_prefix="direct-1")
+        self.payloads, self.max_batch = payloads, max_batch
+        self.member = self.pool.submit(load_member, source, mode).result()
+        pre = self.member.preprocess
+        views = [network_view(read_image_bytes(b, pre.channels), pre) for b in payloads]
+        self.batch = normalize(torch.stack([views[i % len(views)] for i in range(max_batch)]), pre)
+        self.one = normalize(views[0][None], pre)
+        self.single_s(3), self.pool.submit(self._logits, self.batch).result()  # warm-up
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.member.network().logits(x)
+
+    def _full(self, data: bytes) -> torch.Tensor:
+        pre = self.member.preprocess
+        return self._logits(normalize(network_view(read_image_bytes(data, pre.channels), pre)[None], pre))
+
+    def batched_images_per_s(self, seconds: float) -> tuple[int, float]:
+        def run() -> tuple[int, float]:
+            start, done = time.perf_counter(), 0
+            while time.perf_counter() - start < seconds:
+                self._logits(self.batch)
+                done += self.max_batch
+            return done, time.perf_counter() - start
+
+        return self.pool.submit(run).result()
+
+    def single_s(self, repeats: int) -> tuple[list[float], list[float]]:
+        """Batch-1 latencies: the network call alone, and decoding + cropping + the call."""
+        def run() -> tuple[list[float], list[float]]:
+            model, full = [], []
+            for i in range(repeats):
+                t = time.perf_counter()
+                self._logits(self.one)
+                model.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                self._full(self.payloads[i % len(self.payloads)])
+                full.append(time.perf_counter() - t)
+            return model, full
+
+        return self.single_pool.submit(run).result()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(source: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "resnet", "serve", source, "--port", str(port), "--mode", args.mode, "--max-batch",
+           str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning", "--timeout", "120", "--decode-threads", str(args.decode_threads)]
+    proc = subprocess.Popen(cmd, env=env)
+    import httpx
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("the server did not come up within 300 s")
+
+
+def batch_stats(url: str) -> tuple[float, float, float]:
+    """Images batched, batches, and seconds the batching thread spent running them, so far."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    value = lambda name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))  # noqa: E731
+    return value("resnet_batch_size_sum"), value("resnet_batch_size_count"), value("resnet_batch_seconds_sum")
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection that posts raw bytes: a few lines of asyncio instead of a full
+    client library, so that the load generator takes as little of the shared CPU as it can (like wrk)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, data: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+        self.writer.write(head.encode() + data)
+        await self.writer.drain()
+        assert self.reader is not None
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(header.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", header).group(1))
+        await self.reader.readexactly(length)
+        if re.search(rb"(?i)connection: *close", header):
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def load(url: str, clients: int, payloads: list[bytes], warmup: float, seconds: float) -> dict:
+    host, port = url.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    begin = loop.time() + warmup
+    end = begin + seconds
+    marks: dict[str, tuple[float, float, float]] = {}
+
+    async def client(i: int) -> None:
+        nonlocal errors
+        conn, k = Connection(host, int(port)), i
+        while loop.time() < end:
+            data = payloads[k % len(payloads)]
+            k += clients
+            t = loop.time()
+            try:
+                ok = await conn.post("/v1/predict", data) == 200
+            except (OSError, asyncio.IncompleteReadError, ValueError, AttributeError):
+                ok = False
+                await conn.close()
+            t_end = loop.time()
+            if begin <= t and t_end <= end:
+                latencies.append(t_end - t)
+                errors += not ok
+        await conn.close()
+
+    async def mark() -> None:
+        await asyncio.sleep(max(0.0, begin - loop.time()))
+        marks["start"] = await asyncio.to_thread(batch_stats, url)
+        await asyncio.sleep(max(0.0, end - loop.time()))
+        marks["end"] = await asyncio.to_thread(batch_stats, url)
+
+    await asyncio.gather(mark(), *(client(i) for i in range(clients)))
+    (s0, c0, b0), (s1, c1, b1) = marks["start"], marks["end"]
+    return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0, "busy_s": b1 - b0}
+
+
+def measure(url: str, direct: Direct, clients: int, payloads: list[bytes], args: argparse.Namespace) -> dict[str, float]:
+    """``args.rounds`` rounds of [direct model, then served load], so that both see the same machine."""
+    asyncio.run(load(url, clients, payloads, 0.0, args.warmup))  # unmeasured warm-up at this concurrency
+    rows, done, spent, model_s, full_s = [], 0, 0.0, [], []
+    for _ in range(args.rounds):
+        n, t = direct.batched_images_per_s(args.seconds / args.rounds / 2)
+        done, spent = done + n, spent + t
+        if clients == 1:
+            m, f = direct.single_s(8)
+            model_s, full_s = model_s + m, full_s + f
+        rows.append(asyncio.run(load(url, clients, payloads, 0.0, args.seconds / args.rounds)))
+    lat = sorted(x for r in rows for x in r["latencies"])
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]  # noqa: E731
+    served = len(lat) / args.seconds
+    out = {
+        "clients": clients, "requests": len(lat), "requests_per_s": served, "errors": sum(r["errors"] for r in rows),
+        "p50_s": q(0.50), "p95_s": q(0.95), "p99_s": q(0.99),
+        "mean_batch": sum(r["batched"] for r in rows) / max(sum(r["batches"] for r in rows), 1),
+        "direct_images_per_s": done / spent, "ratio": served / (done / spent),
+        "batcher_busy": sum(r["busy_s"] for r in rows) / args.seconds,
+    }
+    if clients == 1:
+        out["direct_batch1_model_s"], out["direct_batch1_decode_and_model_s"] = statistics.median(model_s), statistics.median(full_s)
+    return out
+
+
+def main() -> int:
+    args = parse()
+    payloads = [p.read_bytes() for p in sorted(args.images.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS][: args.count]
+    if not payloads:
+        raise SystemExit(f"no photos in {args.images}; pass --images DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = args.source or random_checkpoint(args.model, Path(tmp))
+        direct = Direct(source, args.mode, payloads, args.max_batch)
+        port = free_port()
+        server = start_server(source, args, port)
+        try:
+            rows = [measure(f"http://127.0.0.1:{port}", direct, n, payloads, args) for n in args.clients]
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    print(f"# resnet serve load test: {args.source or args.model + ' (random weights)'}, mode {args.mode}, "
+          f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, --decode-threads {args.decode_threads}, {len(payloads)} photos from {args.images.name}, "
+          f"{args.seconds:g} s per row in {args.rounds} rounds alternating with the direct model, torch threads "
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    print("| clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | batcher busy | direct img/s (batch %d) | served / direct |"
+          % args.max_batch)
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['clients']} | {r['requests_per_s']:.1f} | {1000 * r['p50_s']:.0f} | {1000 * r['p95_s']:.0f} | "
+              f"{1000 * r['p99_s']:.0f} | {r['errors']} | {r['mean_batch']:.1f} | {100 * r['batcher_busy']:.0f} % | "
+              f"{r['direct_images_per_s']:.1f} | {r['ratio']:.2f} |")
+    single = next((r for r in rows if r["clients"] == 1), None)
+    if single:
+        full, model = single["direct_batch1_decode_and_model_s"], single["direct_batch1_model_s"]
+        print(f"1 client: p50 {1000 * single['p50_s']:.0f} ms; direct batch-1 call {1000 * full:.0f} ms with decoding "
+              f"(ratio {single['p50_s'] / full:.2f}, target <= 1.20), {1000 * model:.0f} ms network only (ratio {single['p50_s'] / model:.2f})")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0 if all(r["errors"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``resnet serve``: a network behind HTTP, with a web page, Prometheus metrics and micro-batching."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UsageError
+from ..evaluate.sources import IMPORT_SOURCES, OPTIMIZE_MODES
+from ..serve.limits import MiB, ServeConfig
+from ..serve.server import DEFAULT_HOST, DEFAULT_PORT
+
+_DEFAULTS = ServeConfig()
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a network over HTTP (JSON API, web page at /, /metrics)",
+        description="Serve SOURCE (run folder, checkpoint file or model name) over HTTP: POST /v1/predict, GET /v1/model, "
+        "GET /healthz, GET /metrics and a page at /. Binds to loopback; put a reverse proxy in front to serve others.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="run folder, checkpoint file or model name (as for predict)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--mode", default="fp32", choices=OPTIMIZE_MODES, help="resnet.deploy.optimize mode (default fp32; none = eager)")
+    p.add_argument("--calibration", nargs="+", default=[], metavar="IMAGE|DIR", help="photos to calibrate --mode int8 on")
+    p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
+    p.add_argument("--source", dest="checkpoint_source", default="auto", choices=IMPORT_SOURCES)
+    p.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch, help=f"images run together at most (default {_DEFAULTS.max_batch})")
+    p.add_argument("--max-wait-ms", type=float, default=_DEFAULTS.max_wait_ms,
+                   help=f"how long a request waits for others to batch with (default {_DEFAULTS.max_wait_ms:g} ms)")
+    p.add_argument("--max-bytes", type=int, default=_DEFAULTS.max_bytes, help=f"largest request body (default {_DEFAULTS.max_bytes // MiB} MiB)")
+    p.add_argument("--max-pixels", type=int, default=_DEFAULTS.max_pixels, help=f"largest image, width x height (default {_DEFAULTS.max_pixels:,})")
+    p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s, help=f"seconds a request may take, upload included (default {_DEFAULTS.timeout_s:g})")
+    p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
+    p.add_argument("--decode-threads", type=int, default=0, help="threads decoding uploads (default 0: two per core)")
+    p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..serve import create_app, load_member, serve_forever
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    try:
+        config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_bytes=args.max_bytes,
+                             max_pixels=args.max_pixels, timeout_s=args.timeout, top=args.top,
+                             decode_threads=args.decode_threads, allow_scorecam=args.allow_scorecam)
+    except UsageError as err:
+        import re
+
+        flag = {"timeout_s": "--timeout", "max_queue": "max_queue"}
+        message = re.sub(r"\b([a-z_]+)=", lambda m: flag.get(m.group(1), "--" + m.group(1).replace("_", "-")) + "=", str(err))
+        raise UsageError(message) from None
+    member = load_member(args.source, args.mode, calibration=args.calibration, model_name=args.model,
+                         checkpoint_source=args.checkpoint_source)
+    app = create_app(member, config, mode=args.mode)
+    print(f"resnet serve: {member.model_name} ({member.name}, mode {args.mode}) on http://{args.host}:{args.port}/ "
+          "(Ctrl-C stops)", file=sys.stderr, flush=True)
+    serve_forever(app, args.host, args.port, log_level=args.log_level)
+    return 0

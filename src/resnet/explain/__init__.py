@@ -1,0 +1,90 @@
+"""Why a network predicts what it does: class-activation maps (Grad-CAM, Grad-CAM++, Score-CAM).
+
+>>> import resnet
+>>> heatmap, overlay = resnet.explain(model, "photo.jpg")              # Grad-CAM of the top class
+>>> heatmap, overlay = resnet.explain(member, image, method="scorecam", target=3)
+
+``model`` is a network (ours, or a torchvision / timm ResNet) or a :class:`~resnet.evaluate.Member`
+(from :func:`~resnet.evaluate.resolve_source`; its preprocessing is then used, and its float network
+is explained whatever deploy mode it runs). ``image`` is a path, a PIL image, a uint8 tensor
+``[C, H, W]`` or a uint8 array ``[H, W, C]``. The image is resized and centre-cropped as the network
+sees it; ``heatmap`` is float32 ``[h, w]`` in [0, 1] over that view and ``overlay`` the uint8 RGB view
+with the heatmap drawn over it. Nothing heavy is imported until the first call.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import Tensor
+
+    from ..evaluate.preprocess import Preprocess
+
+METHODS = ("gradcam", "gradcam++", "scorecam")  # the CAM methods, names as the CLI and the server take them
+
+
+def explain(
+    model: Any,
+    image: "str | os.PathLike[str] | Any",
+    method: str = "gradcam",
+    target: int | None = None,
+    *,
+    preprocess: "Preprocess | None" = None,
+) -> "tuple[np.ndarray, np.ndarray]":
+    """``(heatmap, overlay)`` for ``image``: see the module docstring; ``target`` is a class index
+    (``None``: the most likely class)."""
+    from ..evaluate.preprocess import normalize
+    from .cam import cam_maps, float_model, overlay
+
+    pre = preprocess or preprocess_of(model)
+    view = network_view(image, pre)
+    heatmap = cam_maps(float_model(model), normalize(view[None], pre), method, [target])[0]
+    return heatmap, overlay(view.permute(1, 2, 0).numpy(), heatmap)
+
+
+def preprocess_of(model: Any) -> "Preprocess":
+    """A member's preprocessing, else the default for the network's stem (CIFAR 32 px, ImageNet 256/224)."""
+    from ..evaluate.sources import default_preprocess
+
+    pre = getattr(model, "preprocess", None)
+    if pre is not None and hasattr(model, "model"):
+        return pre
+    return default_preprocess(getattr(model, "spec", None))
+
+
+def network_view(image: Any, pre: "Preprocess") -> "Tensor":
+    """uint8 ``[C, h, w]``: ``image`` decoded (if a path), resized and centre-cropped as the network sees it."""
+    from ..evaluate.preprocess import match_channels
+    from ..evaluate.protocols import center_view
+
+    img = as_uint8_chw(image, pre.channels)
+    return center_view(match_channels(img, pre.channels)[None], pre)[0]
+
+
+def as_uint8_chw(image: Any, channels: int = 3) -> "Tensor":
+    """A path (through :func:`resnet.evaluate.images.read_image`), PIL image, ``[H, W, C]`` array or
+    ``[C, H, W]`` tensor as a uint8 ``[C, H, W]`` tensor."""
+    import numpy as np
+    import torch
+
+    from ..errors import UsageError
+    from ..evaluate.images import read_image
+
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image, channels)
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
+        from ..data.decode import _to_array
+
+        image = _to_array(image, channels)
+    if isinstance(image, np.ndarray):
+        array = image[:, :, None] if image.ndim == 2 else image
+        image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.dtype != torch.uint8:
+        raise UsageError("explain takes an image path, a PIL image, a uint8 [H, W, C] array or a uint8 [C, H, W] tensor")
+    return image.contiguous()
+
+
+__all__ = ["METHODS", "as_uint8_chw", "explain", "network_view", "preprocess_of"]

@@ -1,0 +1,290 @@
+"""The HTTP application: ``POST /v1/predict``, ``GET /v1/model``, ``GET /healthz``, ``GET /metrics``
+and the page at ``/``. Build it with :func:`create_app`; :mod:`.server` runs it under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from importlib import resources
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from ..evaluate.sources import Member
+from ..explain import METHODS
+from .batcher import Job, MicroBatcher, Outcome
+from .limits import BadRequest, ServeConfig, decode_upload
+from .metrics import Metrics
+
+log = logging.getLogger("resnet.serve")
+T = TypeVar("T")
+ENDPOINTS = ("/", "/v1/predict", "/v1/model", "/healthz", "/metrics")
+CAM_DISPLAY = 320  # side of the CAM picture sent back (the network's view is scaled up to it)
+
+
+def create_app(member: Member, config: ServeConfig | None = None, mode: str = "none") -> FastAPI:
+    """A FastAPI app serving ``member`` (already optimised for ``mode``, if any)."""
+    config = config or ServeConfig()
+    metrics = Metrics(config.max_batch)
+    batcher = MicroBatcher(member, config, metrics.observe_batch)
+    workers = Workers(config.decode_threads)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(batcher.warm_up)
+        batcher.start()
+        yield
+        await run_in_threadpool(batcher.stop)
+        workers.close()
+
+    app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
+    app.add_middleware(_Observe, metrics=metrics)
+    _add_error_handlers(app, metrics)
+    page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    about = describe_model(member, mode, config)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        ok = batcher.alive
+        return JSONResponse({"status": "ok" if ok else "down", "queue": batcher.waiting}, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        metrics.queue.set(batcher.waiting)
+        return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model")
+    async def model_info() -> dict[str, Any]:
+        return about
+
+    @app.post("/v1/predict")
+    async def predict(request: Request, top: int | None = None, cam: str | None = None) -> dict[str, Any]:
+        k, method = _top(top, config, member), _cam_method(cam, config)
+        batcher.begin()
+        metrics.in_flight.inc()
+        try:
+            return await _predict(request, member, batcher, workers, config, k, method)
+        finally:
+            batcher.end()
+            metrics.in_flight.dec()
+
+    return app
+
+
+def describe_model(member: Member, mode: str, config: ServeConfig) -> dict[str, Any]:
+    """What ``GET /v1/model`` answers: architecture, classes, preprocessing, weights, mode, limits."""
+    from pathlib import Path
+
+    spec = getattr(member.model, "spec", None)
+    scalars = {k: v for k, v in member.metadata.items() if isinstance(v, (str, int, float, bool)) and k not in ("format", "optimize")}
+    return {
+        "name": member.name,
+        "model": member.model_name,
+        "architecture": {k: v for k, v in asdict(spec).items() if k != "extra"} if spec is not None else None,
+        "num_classes": member.num_classes,
+        "classes": member.class_names(),
+        "preprocessing": member.preprocess.as_dict(),
+        "weights": {"source": Path(member.source).name, "kind": member.kind, **scalars},
+        "mode": mode,
+        "explain_methods": list(METHODS),
+        "limits": config.as_dict(),
+    }
+
+
+def _top(top: int | None, config: ServeConfig, member: Member) -> int:
+    k = config.top if top is None else top
+    if not 1 <= k <= member.num_classes:
+        raise BadRequest(400, "bad_top", f"top={top} is out of range; ask for 1 to {member.num_classes} classes")
+    return k
+
+
+def _cam_method(cam: str | None, config: ServeConfig) -> str | None:
+    if cam is not None:
+        cam = cam.replace(" ", "+")  # an unescaped ?cam=gradcam++ arrives as "gradcam  "
+    if cam is None or cam.lower() in ("", "0", "false", "no", "none"):
+        return None
+    if cam.lower() in ("1", "true", "yes"):
+        return METHODS[0]
+    if cam.lower() not in METHODS:
+        raise BadRequest(400, "bad_cam", f"cam={cam!r} is no explain method; use cam=true or one of {', '.join(METHODS)}")
+    if cam.lower() == "scorecam" and not config.allow_scorecam:
+        raise BadRequest(400, "scorecam_disabled", "Score-CAM is off on this server (one forward pass per channel would hold up "
+                         "every request); use cam=gradcam or cam=gradcam++, or start the server with --allow-scorecam")
+    return cam.lower()
+
+
+class Workers:
+    """Threads that decode uploads and draw CAM pictures, each with one PyTorch intra-op thread; by
+    default two per core, so that decoding keeps up while the network holds the cores (ResNet-18, 64
+    clients, 2 busy cores: the batching thread was busy 77 % of the time with one per core, 92 % with two,
+    87 % with four). anyio's default pool of 40 threads, each resizing with every core's worth of OpenMP
+    threads, oversubscribed a loaded machine and halved the served throughput."""
+
+    def __init__(self, threads: int = 0) -> None:
+        import torch
+
+        from ..data.decode import usable_cpus
+
+        self.pool = ThreadPoolExecutor(threads or 2 * usable_cpus(), thread_name_prefix="resnet-decode",
+                                       initializer=torch.set_num_threads, initargs=(1,))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _predict(
+    request: Request, member: Member, batcher: MicroBatcher, workers: Workers, config: ServeConfig, top: int, cam: str | None
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.timeout_s
+    try:
+        body = await asyncio.wait_for(read_body(request, config.max_bytes), timeout=config.timeout_s)
+    except asyncio.TimeoutError:
+        raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
+    data, name = await image_bytes(request, body)
+
+    def decode_and_queue() -> tuple[Any, Future]:  # queued from the decoding thread: one thread hop less
+        view = decode_upload(data, member.preprocess, config, name)
+        return view, batcher.submit(Job(view, top, cam))
+
+    view, future = await workers.run(decode_and_queue)
+    try:
+        outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(deadline - loop.time(), 0.001))
+    except asyncio.TimeoutError:
+        raise BadRequest(503, "timeout", f"no answer within {config.timeout_s:g} s: the server is overloaded; retry later") from None
+    answer: dict[str, Any] = {
+        "model": member.name,
+        "top": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in outcome.top],
+        "batch_size": outcome.batch_size,
+    }
+    if cam and outcome.heatmap is not None:
+        answer["cam"] = {"method": cam, "png": await workers.run(cam_png, view, outcome.heatmap)}
+    return answer
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused (413) as soon as it passes ``max_bytes``; a client that hangs up is a 499."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(int(declared), max_bytes)
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(size, max_bytes)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest(499, "client_disconnected", f"the client closed the connection after {size:,} bytes of the upload") from None
+    return b"".join(chunks)
+
+
+def _too_large(size: int, max_bytes: int) -> BadRequest:
+    return BadRequest(413, "too_large", f"the request body ({size:,} bytes so far) is over the server's limit of {max_bytes:,} bytes; "
+                      "send a smaller image (or start the server with a larger --max-bytes)")
+
+
+async def image_bytes(request: Request, body: bytes) -> tuple[bytes, str]:
+    """The image in ``body``: the first file of a multipart form, else the body itself."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return body, "upload"
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=4, max_fields=16)
+    except (HTTPException, ValueError, AssertionError) as err:
+        raise BadRequest(400, "bad_multipart", f"the multipart form cannot be parsed ({getattr(err, 'detail', err)}); "
+                         "send the image as a file field (curl -F file=@photo.jpg) or as the raw body") from None
+    for value in form.values():
+        if hasattr(value, "read") and hasattr(value, "filename"):
+            return await value.read(), str(value.filename or "upload")
+    raise BadRequest(400, "no_file", "the multipart form holds no file; send the image as a file field (curl -F file=@photo.jpg)")
+
+
+def cam_png(view: Any, heatmap: Any) -> str:
+    """The CAM over the network's view as a ``data:image/png;base64,...`` URL, scaled up for display."""
+    from PIL import Image
+
+    from ..explain.cam import overlay
+
+    picture = Image.fromarray(overlay(view.permute(1, 2, 0).numpy(), heatmap))
+    scale = max(1.0, CAM_DISPLAY / max(picture.size))
+    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    def reply(err: BadRequest) -> JSONResponse:
+        metrics.errors.labels(err.code).inc()
+        return JSONResponse(err.as_json(), status_code=err.status)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
+        return reply(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors())
+        return reply(BadRequest(400, "bad_parameter", f"invalid request parameter ({where})"))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        detail = str(err.detail)
+        if err.status_code in (404, 405):
+            detail += f" ({request.method} {request.url.path}); the endpoints are GET /, POST /v1/predict, GET /v1/model, GET /healthz, GET /metrics"
+        return reply(BadRequest(err.status_code, f"http_{err.status_code}", detail))
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, err: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return reply(BadRequest(500, "internal", f"internal error ({type(err).__name__}); the server keeps running, see its log"))
+
+
+class _Observe:
+    """ASGI middleware counting every HTTP answer and timing it, by endpoint and status."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def observed_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            endpoint = scope.get("path", "") if scope.get("path", "") in ENDPOINTS else "other"
+            self.metrics.requests.labels(endpoint, str(status[0])).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)

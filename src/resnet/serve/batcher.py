@@ -1,0 +1,149 @@
+"""Dynamic micro-batching: requests queue single images; one worker thread gathers them until
+``max_batch`` images are waiting, the first has waited ``max_wait_ms``, or no other request is on its
+way (still uploading or decoding: a lone client never waits), runs them as one batch on
+the (optimised) network, and hands each request its own row. The CAMs some requests ask for are
+computed by the same thread on the float network afterwards, so nothing runs the models concurrently.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..evaluate.preprocess import normalize
+from ..evaluate.sources import Member
+from .limits import BadRequest, ServeConfig
+
+
+@dataclass
+class Job:
+    view: Tensor  # uint8 [C, h, w], cropped as the network expects
+    top: int
+    cam: str | None = None  # explain method, or None
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class Outcome:
+    top: list[tuple[str, int, float]]  # (class name, index, probability), most likely first
+    heatmap: np.ndarray | None  # float32 [h, w] in [0, 1] when a CAM was asked for
+    batch_size: int  # images run together with this one
+
+
+class MicroBatcher:
+    """Owns the worker thread; :meth:`submit` is safe from any thread."""
+
+    def __init__(self, member: Member, config: ServeConfig, on_batch: Callable[[int, float], None] | None = None) -> None:
+        self.member, self.config = member, config
+        self.on_batch = on_batch  # called with (batch size, seconds) after each batch
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="resnet-serve-batcher", daemon=True)
+        self._names = member.class_names()
+        self._in_flight = 0  # requests between begin() and end(): the images that may still join a batch
+        self._lock = threading.Lock()
+        self._net = member.network()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def warm_up(self) -> None:
+        """One batch through the network and grad-cam imported, so the first requests wait for neither."""
+        import pytorch_grad_cam  # noqa: F401 - seconds of imports (OpenCV) on the first CAM otherwise
+
+        pre = self.member.preprocess
+        self._probabilities(torch.zeros(1, pre.channels, pre.crop_size, pre.crop_size, dtype=torch.uint8))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def begin(self) -> None:
+        """A request has started (its image may join a batch soon)."""
+        with self._lock:
+            self._in_flight += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def submit(self, job: Job) -> Future:
+        if self._queue.qsize() >= self.config.max_queue:
+            raise BadRequest(503, "overloaded", f"{self.config.max_queue} images are already waiting; retry in a moment")
+        self._queue.put(job)
+        return job.future
+
+    def _gather(self, first: Job) -> tuple[list[Job], bool]:
+        jobs, deadline = [first], time.perf_counter() + self.config.max_wait_ms / 1000.0
+        while len(jobs) < self.config.max_batch:
+            if self._in_flight <= len(jobs) and self._queue.empty():
+                break  # every request in flight is in this batch: nobody to wait for
+            remaining = deadline - time.perf_counter()
+            try:
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs, stop = self._gather(first)
+            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # drop requests that gave up
+            if jobs:
+                self._run(jobs)
+            if stop:
+                return
+
+    def _run(self, jobs: list[Job]) -> None:
+        start = time.perf_counter()
+        try:
+            probs = self._probabilities(torch.stack([j.view for j in jobs]))
+            maps = self._cams(jobs, probs)
+        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the worker
+            for j in jobs:
+                j.future.set_exception(err)
+            return
+        if self.on_batch:
+            self.on_batch(len(jobs), time.perf_counter() - start)
+        for i, j in enumerate(jobs):
+            k = min(j.top, len(self._names))
+            values, indices = probs[i].topk(k)
+            top = [(self._names[c], c, p) for c, p in zip(indices.tolist(), values.tolist())]
+            j.future.set_result(Outcome(top, maps.get(i), len(jobs)))
+
+    @torch.inference_mode()
+    def _probabilities(self, views: Tensor) -> Tensor:
+        return torch.softmax(self._net.logits(normalize(views, self.member.preprocess)).float(), dim=1)
+
+    def _cams(self, jobs: list[Job], probs: Tensor) -> dict[int, np.ndarray]:
+        from ..explain.cam import cam_maps
+
+        out: dict[int, np.ndarray] = {}
+        for method in sorted({j.cam for j in jobs if j.cam}):
+            rows = [i for i, j in enumerate(jobs) if j.cam == method]
+            views = torch.stack([jobs[i].view for i in rows])
+            top1 = probs[rows].argmax(dim=1).tolist()
+            maps = cam_maps(self.member.model, normalize(views, self.member.preprocess), method, top1)
+            out.update(zip(rows, maps))
+        return out

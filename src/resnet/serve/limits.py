@@ -1,0 +1,96 @@
+"""What the server accepts: its limits, and uploads turned into the network's view or a 4xx error.
+
+Every problem with a request is a :class:`BadRequest` carrying the HTTP status, a short code and a
+message naming the problem and the fix; the app answers it as JSON and keeps serving.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import Tensor
+
+from ..errors import DataError, UsageError
+from ..evaluate.preprocess import Preprocess
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Batching, limits and defaults of one server."""
+
+    max_batch: int = 32  # images run together at most
+    max_wait_ms: float = 5.0  # how long the first image of a batch waits for company
+    max_bytes: int = 20 * MiB  # largest request body
+    max_pixels: int = 50_000_000  # largest image (width x height), checked before decoding
+    timeout_s: float = 30.0  # longest a request may take, upload included
+    max_queue: int = 1024  # images waiting at most; more get 503
+    top: int = 5  # classes returned when the request does not say
+    decode_threads: int = 0  # threads decoding uploads (one intra-op thread each); 0: two per core
+    allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0, "max_bytes": self.max_bytes >= 1024,
+            "max_pixels": self.max_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
+            "top": self.top >= 1, "decode_threads": self.decode_threads >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+            raise UsageError(f"invalid server setting {values}: batch, pixels, queue and top at least 1, "
+                             "bytes at least 1024, wait and decode threads at least 0, timeout above 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BadRequest(Exception):
+    """A request the server refuses: ``status`` (4xx/503), ``code`` (stable, for clients) and ``message``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+
+
+def check_header(data: bytes, config: ServeConfig) -> tuple[str, int, int]:
+    """Format, width and height read from the image header (nothing decoded); refuses non-images and
+    images over ``config.max_pixels`` (decompression bombs: a small file claiming gigapixels)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise BadRequest(400, "empty", "the request carries no image; send the image file as the body or as a multipart field")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt, (width, height) = str(img.format), img.size
+    except Image.DecompressionBombError as err:
+        raise BadRequest(413, "too_many_pixels", f"the image is too large to decode safely ({err}); send a smaller image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as err:
+        head = data[:16].hex(" ")
+        raise BadRequest(415, "not_an_image", f"the upload is not an image Pillow can read ({type(err).__name__}; "
+                         f"starts with bytes {head}); send a JPEG, PNG, WebP, BMP, GIF or TIFF file") from None
+    if width * height > config.max_pixels:
+        raise BadRequest(413, "too_many_pixels", f"the image is {width}x{height} = {width * height:,} pixels, over the "
+                         f"server's limit of {config.max_pixels:,}; scale it down (or start the server with a larger --max-pixels)")
+    return fmt, width, height
+
+
+def decode_upload(data: bytes, pre: Preprocess, config: ServeConfig, name: str = "upload") -> Tensor:
+    """uint8 ``[C, h, w]``: the upload decoded by the library's one decoder and cropped as ``predict`` does."""
+    from ..evaluate.images import read_image_bytes
+    from ..explain import network_view
+
+    check_header(data, config)
+    try:
+        return network_view(read_image_bytes(data, pre.channels, name), pre)
+    except DataError as err:
+        raise BadRequest(422, "undecodable", str(err)) from None
