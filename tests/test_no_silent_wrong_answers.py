@@ -115,11 +115,13 @@ def test_a_photo_gets_the_same_answer_upright_and_rotated_with_exif(tmp_path: Pa
 def test_model_name_without_weights_refuses_in_every_command_that_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Image.fromarray(upright()).save(tmp_path / "p.png")
     write_tree(tmp_path / "data", CLASSES)
-    for command in (["predict", "resnet20", str(tmp_path / "p.png")], ["eval", "resnet20", "--data-dir", str(tmp_path / "data")],
-                    ["export", "resnet20", "--out", str(tmp_path / "x.onnx")]):
-        rc, out, err = run_cli(command, capsys)
-        assert rc == 1 and out == "", command
-        assert "no trained weights" in one_line(err) and "class_" not in err
+    for name, expected in (("plain20", "no trained weights"), ("resnet20", "name the weights: resnet20:akamaster_cifar10")):
+        for command in (["predict", name, str(tmp_path / "p.png")], ["eval", name, "--data-dir", str(tmp_path / "data")],
+                        ["export", name, "--out", str(tmp_path / "x.onnx")]):
+            rc, out, err = run_cli(command, capsys)
+            assert rc == 1 and out == "", command
+            assert expected in one_line(err) and "class_" not in err, command
+    assert not (tmp_path / "x.onnx").exists()
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -304,8 +304,8 @@ def test_serve_command_refuses_bad_settings(checkpoint: Path, capsys: pytest.Cap
 
     assert main(["serve", str(checkpoint), "--max-batch", "0"]) == 2
     assert "--max-batch" in capsys.readouterr().err
-    assert main(["serve", str(checkpoint), "--mode", "int8"]) == 2
-    assert "--calibration" in capsys.readouterr().err
+    assert main(["serve", str(checkpoint), "--mode", "int8"]) == 1  # no recorded training data, none named
+    assert "name calibration images" in capsys.readouterr().err
     assert main(["serve", "/no/such/file.safetensors"]) == 2
     assert "no/such" in capsys.readouterr().err
 
@@ -313,7 +313,7 @@ def test_serve_command_refuses_bad_settings(checkpoint: Path, capsys: pytest.Cap
 def test_int8_server_calibrates_on_photos_and_explains_its_float_model(checkpoint: Path, tmp_path: Path) -> None:
     for i in range(4):
         (tmp_path / f"{i}.png").write_bytes(_png(_photo(36 + i, 44)))
-    member = load_member(str(checkpoint), "int8", calibration=[str(tmp_path)])
+    member = load_member(str(checkpoint), "int8", calibration=str(tmp_path))
     assert member.optimized is not None and member.metadata["optimize"] == "int8"
     with BackgroundServer(create_app(member, ServeConfig(), mode="int8")) as url:
         assert httpx.get(f"{url}/v1/model").json()["mode"] == "int8"

@@ -147,6 +147,8 @@ def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
         help="the degradation study on a dense task: DeepLabV3 (and Mask R-CNN) on ResNet vs plain backbones, Penn-Fudan",
         description="Train the same segmenter (--tasks detection: also the same detector) on resnetD and plainD backbones "
         "for each depth D, alike and from scratch; table, curves and a picture of predictions go to --out.",
+        epilog=examples("resnet experiment backbone-degradation --data-dir ../shared/data/pennfudan --depths 18 34 "
+                        "--out docs/results/backbone"),
     )
     p.add_argument("--data-dir", required=True, help="the Penn-Fudan folder, e.g. ../shared/data/pennfudan")
     p.add_argument("--depths", type=int, nargs="+", default=[18, 34], help="ImageNet-style depths (default 18 34)")

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from ..evaluate.sources import IMPORT_SOURCES, OPTIMIZE_MODES
-from ..serve.limits import MiB, ServeConfig
-from ..serve.server import DEFAULT_HOST, DEFAULT_PORT
+from ..evaluate.names import OPTIMIZE_MODES
+from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, MiB, ServeConfig
+from .common import add_origin, examples
 
 _DEFAULTS = ServeConfig()
 
@@ -17,16 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a network over HTTP (JSON API, web page at /, /metrics)",
-        description="Serve SOURCE (run folder, checkpoint file or model name) over HTTP: POST /v1/predict, GET /v1/model, "
+        description="Serve SOURCE (run folder, checkpoint file or NAME:TAG of named weights) over HTTP: POST /v1/predict, GET /v1/model, "
         "GET /healthz, GET /metrics and a page at /. Binds to loopback; put a reverse proxy in front to serve others.",
+        epilog=examples("resnet serve runs/r20 --port 8000", "resnet serve resnet56:akamaster_cifar10 --mode int8 --max-batch 64"),
     )
-    p.add_argument("source", metavar="SOURCE", help="run folder, checkpoint file or model name (as for predict)")
+    p.add_argument("source", metavar="SOURCE", help="run folder, checkpoint file or NAME:TAG (as for predict)")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--mode", default="fp32", choices=OPTIMIZE_MODES, help="resnet.deploy.optimize mode (default fp32; none = eager)")
-    p.add_argument("--calibration", nargs="+", default=[], metavar="IMAGE|DIR", help="photos to calibrate --mode int8 on")
+    p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
+                   help="--mode int8: calibrate on these images (default: the training data the run recorded; never requests)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
-    p.add_argument("--source", dest="checkpoint_source", default="auto", choices=IMPORT_SOURCES)
+    add_origin(p)
     p.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch, help=f"images run together at most (default {_DEFAULTS.max_batch})")
     p.add_argument("--max-wait-ms", type=float, default=_DEFAULTS.max_wait_ms,
                    help=f"how long a request waits for others to batch with (default {_DEFAULTS.max_wait_ms:g} ms)")
@@ -36,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
     p.add_argument("--decode-threads", type=int, default=0, help="threads decoding uploads (default 0: two per core)")
     p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level (default info)")
     p.set_defaults(func=run)
 
 

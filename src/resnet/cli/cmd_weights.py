@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import console, print_json
+from .common import console, examples, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,21 +14,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "akamaster CIFAR-10 checkpoints. NAME[:TAG] is e.g. resnet50 (the recommended weights), resnet50:tv_in1k_v2, "
         "resnet50:timm:a1_in1k, resnet56:akamaster_cifar10. Files are cached in $RESNET_HOME/weights (default "
         "~/.cache/resnet); HF_HUB_OFFLINE=1 keeps everything off the network.",
+        epilog=examples("resnet weights list resnet50", "resnet weights download resnet56:akamaster_cifar10"),
     )
     wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    lst = wsub.add_parser("list", help="a table of every named weight: source, accuracy, preprocessing, size, cached")
+    lst = wsub.add_parser("list", help="a table of every named weight: source, accuracy, preprocessing, size, cached",
+                          description="Every named weight that fits a network of this library: name, tag, source, published top-1/top-5, input size and preprocessing, file size, licence, and whether it is cached.",
+                          epilog=examples("resnet weights list resnet50", "resnet weights list '*akamaster*' --cached"))
     lst.add_argument("pattern", nargs="?", help="shell-style filter on NAME:TAG, e.g. 'resnet50' or '*akamaster*'")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--cached", action="store_true", help="only weights already on this machine")
-    dl = wsub.add_parser("download", help="fetch NAME[:TAG] into the cache (resumes; checks the sha256)")
-    dl.add_argument("names", nargs="+", metavar="NAME[:TAG]")
+    dl = wsub.add_parser("download", help="fetch NAME[:TAG] into the cache (resumes; checks the sha256)",
+                          description="Fetch named weights into the cache: a partial file is resumed, the sha256 is checked before the file is kept, and a mismatch deletes it.",
+                          epilog=examples("resnet weights download resnet50:tv_in1k_v2", "resnet weights download resnet20 resnet56 --timeout 60"))
+    dl.add_argument("names", nargs="+", metavar="NAME[:TAG]", help="weights to fetch (a bare NAME: the recommended ones)")
     dl.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a try is given up (default 30)")
     dl.add_argument("--retries", type=int, default=3, help="further tries after a failed one (default 3)")
-    ver = wsub.add_parser("verify", help="re-check the sha256 of every cached file (or of NAME[:TAG])")
-    ver.add_argument("names", nargs="*", metavar="NAME[:TAG]")
-    pth = wsub.add_parser("path", help="print the local file of NAME[:TAG] (error when not downloaded)")
-    pth.add_argument("name", metavar="NAME[:TAG]")
-    imp = wsub.add_parser("import", help="copy a weights file fetched elsewhere into the cache (machines without network)")
+    ver = wsub.add_parser("verify", help="re-check the sha256 of every cached file (or of NAME[:TAG])",
+                          description="Re-check the sha256 of cached weights against the published prefix; exit 1 when one differs.",
+                          epilog=examples("resnet weights verify", "resnet weights verify resnet56:akamaster_cifar10"))
+    ver.add_argument("names", nargs="*", metavar="NAME[:TAG]", help="weights to check (default: every cached file)")
+    pth = wsub.add_parser("path", help="print the local file of NAME[:TAG] (error when not downloaded)",
+                          description="Print the cached file of named weights (an error, naming the download and import commands, when it is not cached).",
+                          epilog=examples("resnet weights path resnet56:akamaster_cifar10"))
+    pth.add_argument("name", metavar="NAME[:TAG]", help="the weights whose file to print")
+    imp = wsub.add_parser("import", help="copy a weights file fetched elsewhere into the cache (machines without network)",
+                          description="Copy a weights file fetched on another machine into the cache as NAME:TAG, checking its sha256 first.",
+                          epilog=examples("resnet weights import resnet50-11ad3fa6.pth --as resnet50:tv_in1k_v2"))
     imp.add_argument("file", help="the downloaded file, e.g. resnet50-11ad3fa6.pth")
     imp.add_argument("--as", dest="as_name", required=True, metavar="NAME:TAG", help="which named weights it is")
     p.set_defaults(func=run)

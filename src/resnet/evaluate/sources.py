@@ -284,23 +284,3 @@ def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None)
     member.optimized = optimized
     member.forward = lambda x: optimized(x).float()
     member.metadata = {**member.metadata, "optimize": mode}
-
-
-def calibration_from_files(paths: Sequence[Path], pre: Preprocess, limit: int = 32) -> Tensor:
-    """Normalised centre views of the first ``limit`` readable images of ``paths``, for int8 calibration."""
-    from ..errors import DataError
-    from .images import read_image
-    from .preprocess import normalize
-    from .protocols import center_view
-
-    images = []
-    for p in paths:
-        try:
-            images.append(center_view(read_image(p, pre.channels)[None], pre)[0])
-        except DataError:
-            continue  # an unreadable file is not worth stopping for: calibration needs only a few
-        if len(images) >= limit:
-            break
-    if not images:
-        raise DataError("int8 calibration needs at least one readable image; give image files or a folder of them")
-    return normalize(torch.stack(images), pre)

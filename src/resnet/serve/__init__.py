@@ -9,11 +9,20 @@ gradcam++|scorecam``), ``GET /v1/model``, ``GET /healthz``, ``GET /metrics`` (Pr
 at ``/``. Bad requests get a 4xx JSON ``{"error": {"code", "message", "status"}}``.
 """
 
-from .app import create_app, describe_model
-from .limits import BadRequest, ServeConfig
-from .server import DEFAULT_HOST, DEFAULT_PORT, BackgroundServer, load_member, serve_forever
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import exports, lazy_attributes
+from .config import DEFAULT_HOST, DEFAULT_PORT, ServeConfig
+
+if TYPE_CHECKING:
+    from .app import create_app, describe_model
+    from .limits import BadRequest
+    from .server import BackgroundServer, load_member, serve_forever
 
 __all__ = [
     "BackgroundServer", "BadRequest", "DEFAULT_HOST", "DEFAULT_PORT", "ServeConfig", "create_app", "describe_model",
     "load_member", "serve_forever",
 ]
+# FastAPI and PyTorch are imported on first use, so `resnet --help` stays fast.
+__getattr__ = lazy_attributes(__name__, exports({"app": ["create_app", "describe_model"], "limits": ["BadRequest"],
+                                                 "server": ["BackgroundServer", "load_member", "serve_forever"]}))

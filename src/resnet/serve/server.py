@@ -10,26 +10,23 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
-from ..evaluate.sources import Member, apply_optimize, calibration_from_files, resolve_source
+from ..evaluate.sources import Member, apply_optimize, resolve_source
 
-DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve others (README)
-DEFAULT_PORT = 8000
+from .config import DEFAULT_HOST, DEFAULT_PORT
 
 
 def load_member(
-    source: str, mode: str = "none", *, calibration: Sequence[str] = (), model_name: str | None = None, checkpoint_source: str = "auto"
+    source: str, mode: str = "none", *, calibration: str | None = None, model_name: str | None = None,
+    checkpoint_source: str = "auto",
 ) -> Member:
-    """The network named by ``source`` (checkpoint, run folder or model name: :func:`resolve_source`),
-    optimised for ``mode`` like ``resnet predict --optimize``; int8 calibrates on ``calibration`` images."""
-    from ..evaluate.images import expand_inputs
+    """The network named by ``source`` (checkpoint, run folder or NAME:TAG: :func:`resolve_source`),
+    optimised for ``mode`` like ``resnet predict --optimize``. int8 calibrates as predict does
+    (:func:`~resnet.evaluate.calibration.calibration_batch`): on ``calibration`` (an image file or a
+    folder of them) when given, else on the training data the run recorded; never on requests."""
+    from ..evaluate.calibration import calibration_batch
 
     member = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
-    batch = None
-    if mode == "int8":
-        paths = expand_inputs(calibration)
-        if not paths:
-            raise UsageError("mode int8 needs calibration photos: pass --calibration with image files or a folder of them")
-        batch = calibration_from_files(paths, member.preprocess)
+    batch = calibration_batch(member, calibration) if mode == "int8" else None
     apply_optimize(member, mode, batch)
     return member
 

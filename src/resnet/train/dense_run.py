@@ -17,7 +17,8 @@ from ..utils.atomic import atomic_write_text
 from . import checkpoint as ckpt
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
                     evaluate_dense, head_options, resolve_dense_recipe, training_loss)
-from .loop import StopFlag, TrainingDiverged, _device, _prepare_folder
+from ..utils.device import resolve_device
+from .loop import StopFlag, TrainingDiverged, _prepare_folder
 from .metrics import MetricsLog, read_metrics
 
 # Fields that may change between a run and its resumption.
@@ -62,7 +63,7 @@ def _setup(opts: DenseOptions) -> tuple[DenseRecipe, Path, torch.device]:
     if opts.stop_after is not None and opts.stop_after < 1:
         raise UsageError(f"--stop-after must be a positive number of iterations, got {opts.stop_after}")
     out = Path(opts.out) if opts.out is not None else Path("runs") / f"{recipe.head}-{opts.model}-{opts.data}"
-    return recipe, out, _device(opts.device)
+    return recipe, out, resolve_device(opts.device)
 
 
 def train_dense(opts: DenseOptions) -> dict[str, Any]:

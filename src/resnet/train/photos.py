@@ -90,15 +90,12 @@ def _read_split(folder: Path, keep_side: int, pre: Preprocess, strict: bool
     from ..data.decode import decode_files
 
     scan = scan_folder(folder)
-    for path, reason in scan.skipped:
-        report_skipped(path, reason, strict=strict)
     arrays, reasons = decode_files([p for p, _ in scan.samples], channels=3)
     images: list[Tensor] = []
     labels: list[int] = []
     skipped = list(scan.skipped)
     for (path, label), array, reason in zip(scan.samples, arrays, reasons):
         if array is None:
-            report_skipped(str(path), reason, strict=strict)
             skipped.append((str(path), reason))
             continue
         images.append(_shrink(torch.from_numpy(array).permute(2, 0, 1).contiguous(), keep_side, pre.interpolation))
@@ -107,6 +104,8 @@ def _read_split(folder: Path, keep_side: int, pre: Preprocess, strict: bool
     if empty:
         raise DataError(f"class folder {folder / empty[0]} has no readable photo ({len(empty)} such class folder(s)); "
                         "add photos or remove the folder")
+    for path, reason in skipped:  # after the check above, so a fatal error stays one line
+        report_skipped(str(path), reason, strict=strict)
     return scan.classes, images, labels, skipped
 
 

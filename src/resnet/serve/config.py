@@ -1,0 +1,42 @@
+"""The server's settings and defaults, free of PyTorch and FastAPI so the command line can show them at once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import UsageError
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve others (README)
+DEFAULT_PORT = 8000
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Batching, limits and defaults of one server."""
+
+    max_batch: int = 32  # images run together at most
+    max_wait_ms: float = 5.0  # how long the first image of a batch waits for company
+    max_bytes: int = 20 * MiB  # largest request body
+    max_pixels: int = 50_000_000  # largest image (width x height), checked before decoding
+    timeout_s: float = 30.0  # longest a request may take, upload included
+    max_queue: int = 1024  # images waiting at most; more get 503
+    top: int = 5  # classes returned when the request does not say
+    decode_threads: int = 0  # threads decoding uploads (one intra-op thread each); 0: two per core
+    allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0, "max_bytes": self.max_bytes >= 1024,
+            "max_pixels": self.max_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
+            "top": self.top >= 1, "decode_threads": self.decode_threads >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+            raise UsageError(f"invalid server setting {values}: batch, pixels, queue and top at least 1, "
+                             "bytes at least 1024, wait and decode threads at least 0, timeout above 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
