@@ -1,0 +1,84 @@
+"""Time to accuracy: one `resnet train` run of a recipe on the real CIFAR-10, timed from a cold start of the
+command to its final test score, with the host's fp32 matrix-product rate measured before and after (so a
+slow host shows in the same output).
+
+    .venv/bin/python benchmarks/time_to_accuracy.py [--recipe cifar-fast] [--set KEY=VALUE ...] [--out DIR]
+
+Prints wall time, accuracy (with the recipe's declared test views), images/s and the matmul rates, and writes
+them to ``<out>/time_to_accuracy.json`` beside the run's weights: ``accuracy``, ``epochs``, ``wall_s``,
+``images_per_s``, ``matmul_gflops_start``, ``matmul_gflops_end`` (plus the command and the CPU). Issue 19's
+target: ResNet-20 at >= 91.25 % in <= 30 min on 2 cores, i.e. <= 16 epochs and >= 440 images/s on a host
+measuring >= 160 GFLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from train_throughput import matmul_peak_gflops  # noqa: E402
+
+TRAIN_IMAGES = 50_000  # CIFAR-10's training set: what an epoch is
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--recipe", default="cifar-fast")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
+    p.add_argument("--out", type=Path, default=ROOT / "runs/time-to-accuracy")
+    args = p.parse_args()
+
+    import torch
+
+    gflops_start = matmul_peak_gflops(2.0)
+    command = [sys.executable, "-m", "resnet", "train", "--model", args.model, "--data", "cifar10", "--data-dir",
+               args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress"]
+    for item in args.overrides:
+        command += ["--set", item]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - start
+    gflops_end = matmul_peak_gflops(2.0)
+
+    summary = json.loads((args.out / "summary.json").read_text())
+    recipe = summary["recipe"]
+    result = {
+        "accuracy": round(100.0 - float(summary["final"]["test_error"]), 2),
+        "epochs": round(int(summary["steps"]) * int(recipe["batch_size"]) / TRAIN_IMAGES, 2),
+        "wall_s": round(wall, 1),
+        "images_per_s": summary["images_per_s"],
+        "matmul_gflops_start": round(gflops_start, 1),
+        "matmul_gflops_end": round(gflops_end, 1),
+        "test_views": {"flip": recipe.get("test_flip"), "shift": recipe.get("test_shift")},
+        "command": "resnet " + shlex.join(command[3:]),
+        "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+        "recipe": f"{recipe.get('name', args.recipe)} v{recipe.get('version', '?')}",
+    }
+    (args.out / "time_to_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.model} {result['recipe']}: {result['accuracy']:.2f} % after {result['epochs']} epochs in "
+          f"{wall / 60:.1f} min ({result['images_per_s']} images/s); fp32 matmul {gflops_start:.0f} -> "
+          f"{gflops_end:.0f} GFLOP/s; {result['cpu']} ({result['cpu_capability']})")
+
+
+if __name__ == "__main__":
+    main()
