@@ -1,4 +1,9 @@
-"""Exceptions that carry a message meant for the user (the CLI prints them as one line)."""
+"""Exceptions that carry a message meant for the user (the CLI prints them as one line).
+
+A message names an option the way Python callers spell it, between backticks ("`iterations` must be
+positive", "`data_dir` holds no images"); the CLI shows each such name as its flag (``--iterations``,
+``--data-dir``: :mod:`resnet.cli.options`). No library module names a command-line flag.
+"""
 
 
 class ResNetError(Exception):

@@ -11,9 +11,10 @@ import importlib
 import importlib.util
 import sys
 import warnings
-from typing import Iterator, Sequence, TextIO
+from typing import Iterator, Mapping, Sequence, TextIO
 
 from ..errors import ResNetError
+from .options import as_flags, flag_names
 
 COMMANDS = ("list", "summary", "train", "eval", "predict", "experiment", "export", "bench", "weights", "serve")
 
@@ -61,11 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    flags = flag_names(parser, args)
     try:
-        with one_line_warnings(args.command):
+        with one_line_warnings(args.command, flags):
             return int(args.func(args) or 0)
     except ResNetError as err:
-        print(f"resnet {args.command}: error: {err}", file=sys.stderr)
+        print(f"resnet {args.command}: error: {as_flags(str(err), flags)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"resnet {args.command}: interrupted", file=sys.stderr)
@@ -81,15 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def one_line_warnings(command: str) -> Iterator[None]:
+def one_line_warnings(command: str, flags: Mapping[str, str] | None = None) -> Iterator[None]:
     """Python warnings reach the terminal as one ``resnet COMMAND: warning: ...`` line each, never as
-    ``file:line: Category: text`` plus a source line; repeats of one message are shown once."""
+    ``file:line: Category: text`` plus a source line; repeats of one message are shown once. Option
+    names in backticks are shown as the command's flags (:mod:`.options`)."""
     seen: set[str] = set()
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: TextIO | None = None, line: str | None = None) -> None:
         lines = str(message).strip().splitlines()
-        text = lines[0] if lines else category.__name__
+        text = as_flags(lines[0], flags or {}) if lines else category.__name__
         if text not in seen:
             seen.add(text)
             print(f"resnet {command}: warning: {text}", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""Turning a ``--device`` value (cpu, cuda, cuda:N, auto) into a ``torch.device``: one rule for every command."""
+"""Turning a ``device`` value (cpu, cuda, cuda:N, auto) into a ``torch.device``: one rule for every command."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def resolve_device(name: str | None) -> "torch.device":
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use {DEVICE_CHOICES}") from None
+        raise UsageError(f"unknown device {name!r} for `device`; use {DEVICE_CHOICES}") from None
     if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"device {name!r} is not supported; use {DEVICE_CHOICES}")
+        raise UsageError(f"device {name!r} is not supported for `device`; use {DEVICE_CHOICES}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no GPU is visible to PyTorch; use --device cpu")
+        raise UsageError("`device` cuda asked for, but no GPU is visible to PyTorch; use `device` cpu")
     return device
