@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from resnet import create_model  # noqa: E402
-from resnet.analysis.complexity import count_macs  # noqa: E402
+from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.evaluate import Center, evaluate  # noqa: E402
 from resnet.evaluate.data import ArrayEvalData, FileEvalData  # noqa: E402
 from resnet.evaluate.images import scan_class_folders  # noqa: E402

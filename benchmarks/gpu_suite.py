@@ -53,7 +53,7 @@ from torchvision.transforms.v2 import RandomResizedCrop  # noqa: E402
 from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
 from resnet import create_model  # noqa: E402
-from resnet.analysis.complexity import count_macs  # noqa: E402
+from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.reference import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they remain its only batched GPU JPEG decoder

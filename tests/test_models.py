@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 import resnet
-from resnet.analysis.complexity import count_macs, count_params
+from resnet.models.complexity import count_macs, count_params
 from resnet.models.blocks import ZeroPadShortcut
 from resnet.reference import (
     CIFAR_MMACS,

@@ -535,7 +535,7 @@ def test_nonsense_option_values_are_usage_errors(argv: list[str], needle: str, t
 
 
 def test_out_of_memory_is_a_one_line_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import resnet.analysis.complexity as complexity
+    import resnet.models.complexity as complexity
 
     def exhausted(*args: object, **kwargs: object) -> None:
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 TB")

@@ -85,7 +85,7 @@ def write_shipped() -> Path:
 def _count(name: str, size: int) -> Counts:
     from ..models import create_model
     from ..utils.threads import single_threaded
-    from .complexity import count_macs
+    from ..models.complexity import count_macs
 
     with single_threaded():  # a batch-of-one pass to count: threads only add waiting
         c = count_macs(create_model(name), size)

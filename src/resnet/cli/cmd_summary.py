@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def model_summary(name: str, input_size: int | None = None, **overrides: Any) -> dict[str, Any]:
     import torch
 
-    from ..analysis.complexity import count_macs
+    from ..models.complexity import count_macs
     from ..evaluate.names import MAX_SIDE
 
     if input_size is not None and not 8 <= input_size <= MAX_SIDE:
@@ -84,7 +84,7 @@ def _paper_rows() -> dict[str, list[dict[str, Any]]]:
 
 
 def _count_paper_rows() -> dict[str, list[dict[str, Any]]]:
-    from ..analysis.complexity import count_macs
+    from ..models.complexity import count_macs
     from ..models import create_model
     from ..reference import PAPER_CIFAR_ERR, PAPER_CIFAR_PARAMS_M, PAPER_IMAGENET_GMACS, TORCHVISION_GMACS, TORCHVISION_PARAMS
 

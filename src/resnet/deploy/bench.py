@@ -173,7 +173,7 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Time ``peers`` and our ``modes`` for each batch size; see the module docstring for the method."""
-    from ..analysis.complexity import count_macs
+    from ..models.complexity import count_macs
 
     say = progress or (lambda msg: None)
     for m in modes:

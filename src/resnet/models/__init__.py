@@ -6,6 +6,7 @@ from ..utils.lazy import exports, lazy_attributes
 
 if TYPE_CHECKING:
     from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
+    from .complexity import Complexity, count_macs, count_params
     from .interop import load_pretrained, read_state_dict
     from .network import ResNet
     from .registry import UnknownModelError, create_model, get_spec, list_models
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = exports({
     "blocks": ["BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut"],
+    "complexity": ["Complexity", "count_macs", "count_params"],
     "interop": ["load_pretrained", "read_state_dict"],
     "network": ["ResNet"],
     "registry": ["UnknownModelError", "create_model", "get_spec", "list_models"],
