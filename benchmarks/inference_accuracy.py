@@ -107,12 +107,12 @@ def main() -> int:
         runners[mode] = optimize(model, mode, calibration=calibration if mode == "int8" else None)
         timings[mode] = time.perf_counter() - start
     if not args.no_onnxruntime:
-        from resnet.deploy.export import _onnx_program
+        from resnet.deploy.export import onnx_program
         from resnet.deploy.onnx_runtime import OrtModel, quantize_onnx_static
 
         tmp = Path(tempfile.mkdtemp(prefix="resnet-acc-"))
         fp32_path = tmp / "model.onnx"
-        _onnx_program(model, normalise(test_x[:1]), True, None).save(fp32_path, external_data=False)
+        onnx_program(model, normalise(test_x[:1]), True, None).save(fp32_path, external_data=False)
         runners["onnxruntime fp32"] = OrtModel(fp32_path)
         runners["onnxruntime int8 (static, per-channel)"] = OrtModel(
             quantize_onnx_static(fp32_path, tmp / "model.int8.onnx", list(calibration.split(64)), per_channel=True)

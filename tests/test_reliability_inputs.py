@@ -332,7 +332,7 @@ def test_damaged_training_state_on_resume(damage: str, tmp_path: Path) -> None:
 def test_checkpoint_of_another_architecture_lists_keys_and_shapes(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(CheckpointError) as err:
         load_pretrained(resnet.create_model("resnet32"), files["tv"])
-    assert "missing key(s): layer1.3.conv1.weight" in str(err.value) and "Pick the matching --model" in str(err.value)
+    assert "missing key(s): layer1.3.conv1.weight" in str(err.value) and "Pick the matching `model`" in str(err.value)
     with pytest.raises(CheckpointError, match=r"fc.weight: checkpoint \(10, 64\) vs model \(100, 64\)"):
         load_pretrained(resnet.create_model("resnet20", num_classes=100), files["tv"])
     with pytest.raises(CheckpointError, match="unexpected key"):

@@ -181,7 +181,7 @@ def test_bad_inputs_get_4xx_json_and_the_server_keeps_serving(client: httpx.Clie
         (client.post("/v1/predict", content=jpeg[: len(jpeg) // 2]), 422, "undecodable", "truncated"),
         (client.post("/v1/predict", content=_png(np.zeros((1000, 1100), np.uint8))), 413, "too_many_pixels", "1,100,000"),
         (client.post("/v1/predict", content=bytes(400_000)), 413, "too_large", "300,000"),
-        (client.post("/v1/predict", content=iter([bytes(100_000)] * 4)), 413, "too_large", "--max-bytes"),  # chunked, no length
+        (client.post("/v1/predict", content=iter([bytes(100_000)] * 4)), 413, "too_large", "`max_bytes`"),  # chunked, no length
         (client.post("/v1/predict", files={"name": (None, "x")}), 400, "no_file", "no file"),
         (client.post("/v1/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data"}),
          400, "bad_multipart", "multipart"),
@@ -189,7 +189,7 @@ def test_bad_inputs_get_4xx_json_and_the_server_keeps_serving(client: httpx.Clie
         (client.post("/v1/predict?top=11", content=_png(photo)), 400, "bad_top", "1 to 10"),
         (client.post("/v1/predict?top=many", content=_png(photo)), 400, "bad_parameter", "top"),
         (client.post("/v1/predict?cam=lime", content=_png(photo)), 400, "bad_cam", "gradcam"),
-        (client.post("/v1/predict?cam=scorecam", content=_png(photo)), 400, "scorecam_disabled", "--allow-scorecam"),
+        (client.post("/v1/predict?cam=scorecam", content=_png(photo)), 400, "scorecam_disabled", "`allow_scorecam`"),
         (client.get("/v1/predict"), 405, "http_405", "POST /v1/predict"),
         (client.get("/nowhere"), 404, "http_404", "GET /v1/model"),
     ]

@@ -16,14 +16,15 @@ from .utils.lazy import lazy_attributes  # lazy attribute named like its subpack
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .models import (
-        MODEL_SPECS, ModelSpec, ResNet, UnknownModelError, create_model, get_spec, list_models, load_pretrained,
-    )
-    from .models.backbone import backbone
+    from .models import MODEL_SPECS, ModelSpec, ResNet, UnknownModelError, get_spec, list_models, load_pretrained
+    from .weights import backbone, create_model
 
 __all__ = [
     "MODEL_SPECS", "ModelSpec", "ResNet", "UnknownModelError", "create_model", "get_spec", "list_models",
     "load_pretrained", "backbone", "explain", "__version__",
 ]
 # PyTorch is imported on first use of a model attribute, not by `import resnet` (the CLI starts faster).
-__getattr__ = lazy_attributes(__name__, {**dict.fromkeys(__all__[:-3], "models"), "backbone": "models.backbone"})
+# create_model and backbone take pretrained weights, so they are the weights layer's (it builds on models).
+__getattr__ = lazy_attributes(
+    __name__, {**dict.fromkeys(__all__[:-3], "models"), "create_model": "weights", "backbone": "weights"}
+)

@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
-from ..evaluate.names import MAX_SIDE, OPTIMIZE_MODES, PROTOCOLS
+from ..evaluate.names import MAX_SIDE, PROTOCOLS
+from ..utils.modes import OPTIMIZE_MODES, is_eager
 from .common import add_device, add_origin, apply_sizes, console, examples, print_json, run_device
 
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         apply_sizes(m, args.resize, args.crop)
     if args.calibration is not None and args.optimize != "int8":
         raise UsageError("--calibration applies to --optimize int8 only")
-    if args.optimize != "none":
+    if not is_eager(args.optimize):
         _optimize(members, args.optimize, args.calibration)
 
     show_progress = not args.json and sys.stderr.isatty()

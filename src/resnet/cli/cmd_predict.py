@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from ..errors import DataError, UsageError
-from ..evaluate.names import OPTIMIZE_MODES, PROTOCOLS
+from ..evaluate.names import PROTOCOLS
+from ..utils.modes import OPTIMIZE_MODES, is_eager
 from ..explain import METHODS as EXPLAIN_METHODS
 from .common import add_device, add_origin, apply_sizes, examples, print_json, run_device
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     if args.calibration is not None and args.optimize != "int8":
         raise UsageError("--calibration applies to --optimize int8 only")
-    if args.optimize != "none":
+    if not is_eager(args.optimize):
         calibration = calibration_batch(member, args.calibration) if args.optimize == "int8" else None
         apply_optimize(member, args.optimize, calibration)
 

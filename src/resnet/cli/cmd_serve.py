@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from ..evaluate.names import OPTIMIZE_MODES
+from ..utils.modes import OPTIMIZE_MODES
 from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, MiB, ServeConfig
 from .common import add_origin, examples
 
@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..serve import create_app, load_member, serve_forever
+    from . import build_parser
+    from .options import as_flags, flag_names
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(message) from None
     member = load_member(args.source, args.mode, calibration=args.calibration, model_name=args.model,
                          checkpoint_source=args.checkpoint_source)
-    app = create_app(member, config, mode=args.mode)
+    names = flag_names(build_parser(), args)  # error replies name this command's flags, as before
+    app = create_app(member, config, mode=args.mode, wording=lambda text: as_flags(text, names))
     print(f"resnet serve: {member.model_name} ({member.name}, mode {args.mode}) on http://{args.host}:{args.port}/ "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     serve_forever(app, args.host, args.port, log_level=args.log_level)

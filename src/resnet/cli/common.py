@@ -53,7 +53,9 @@ def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: s
 
 def run_device(device: str | None, optimize: str = "none") -> str | None:
     """``--device`` as given; ``auto`` with an ``--optimize`` mode is the CPU, where those modes run."""
-    return "cpu" if optimize != "none" and device in (None, "auto") else device
+    from ..utils.modes import is_eager
+
+    return "cpu" if not is_eager(optimize) and device in (None, "auto") else device
 
 
 def add_origin(p: argparse.ArgumentParser) -> None:

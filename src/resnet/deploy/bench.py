@@ -25,12 +25,13 @@ from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
 from ..utils.cpu import int8_without_vnni_note
+from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
 from .onnx_runtime import OrtModel, machine_threads, quantize_onnx_static
 from .fused import onednn_bf16_available
-from .optimize import BF16_FALLBACK_NOTE, MODES, optimize
+from .optimize import BF16_FALLBACK_NOTE, optimize
 
-OUR_MODES = tuple(m for m in MODES if m != "eager")
+OUR_MODES = OPTIMIZED_MODES
 PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8")
 BASELINE = "onnxruntime fp32"
 
@@ -140,10 +141,10 @@ def torchvision_twin(model: nn.Module) -> tuple[nn.Module, str]:
 
 
 def _export_for_ort(model: nn.Module, folder: Path, example: Tensor, calibration: list[Tensor]) -> dict[str, Path]:
-    from .export import _onnx_program
+    from .export import onnx_program
 
     fp32 = folder / "model.onnx"
-    _onnx_program(model.eval(), example, True, None).save(fp32, external_data=False)
+    onnx_program(model.eval(), example, True, None).save(fp32, external_data=False)
     paths = {"onnxruntime fp32": fp32}
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -185,7 +186,7 @@ def run_bench(
     if not batches or any(b < 1 for b in batches):
         raise UsageError(f"batch sizes must be positive integers, got {list(batches)}")
     if repeats < 1 or warmup < 0:
-        raise UsageError("--repeats must be at least 1 and warm-up non-negative")
+        raise UsageError("`repeats` must be at least 1 and `warmup` non-negative")
     spec = getattr(model, "spec", None)
     size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
     channels = getattr(spec, "in_chans", 3)

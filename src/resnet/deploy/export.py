@@ -124,12 +124,13 @@ def _verify(run: Callable[[Tensor], Tensor], model: nn.Module, inputs: list[Tens
     if not worst <= atol:  # also catches NaN
         raise ResNetError(
             f"the exported {what} differs from PyTorch by {worst:.3g} (max abs logit difference, allowed {atol:g}); "
-            "nothing was written. Try without --fold-bn, another opset, or the other --format"
+            "nothing was written. Try without `fold_bn`, another opset, or the other `format`"
         )
     return worst
 
 
-def _onnx_program(model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None):  # noqa: ANN202 - torch.onnx.ONNXProgram
+def onnx_program(model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None):  # noqa: ANN202 - torch.onnx.ONNXProgram
+    """The ``torch.onnx`` (dynamo) program of ``model`` for ``example``; ``dynamic_batch`` leaves the batch axis free."""
     kwargs: dict[str, object] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": True, "external_data": False}
     if opset is not None:
         kwargs["opset_version"] = opset
@@ -167,7 +168,7 @@ def export_onnx(
 
     model = _prepare(model, fold)
     example = default_example(model) if example_input is None else example_input.float()
-    program = _onnx_program(model, example, dynamic_batch, opset)
+    program = onnx_program(model, example, dynamic_batch, opset)
     target = Path(path)
     with atomic_path(target) as tmp:
         program.save(tmp, external_data=False)

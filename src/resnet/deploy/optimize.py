@@ -2,7 +2,7 @@
 
 Modes (all take float NCHW input normalised as for the original model and return float32 logits):
 
-- ``eager``: the model in evaluation mode, unchanged (the baseline);
+- ``eager`` (also spelled ``none``, as on the command line): the model in evaluation mode, unchanged (the baseline);
 - ``fp32``: BN folded into the convolutions, weights prepacked for oneDNN, activations
   channels_last, ReLU and residual additions fused into the convolutions; the predictions
   equal the unoptimised model's up to float rounding;
@@ -26,13 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..utils.modes import EAGER, MODES, canonical_mode
 from .fold import fold_bn
 from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
 from .plan import NetPlan, build_plan, macs_per_image
 from .quantize import OBSERVERS, quantize_int8
 from .shard import BatchSharded, SmallCallsSingleThreaded
 
-MODES = ("eager", "fp32", "bf16", "int8")
 CALIBRATION_BATCH = 32
 BF16_FALLBACK_NOTE = (
     f"this CPU has no oneDNN bfloat16 convolutions (they need {BF16_NEEDS}): "
@@ -115,11 +115,12 @@ def optimize(
     where it did not. ``calibration`` (normalised float images, a tensor or an iterable
     of batches) is required for ``int8``; a few hundred images are plenty.
     """
+    mode = canonical_mode(mode)
     if mode not in MODES:
         raise UsageError(f"unknown optimization mode {mode!r}; choose one of {', '.join(MODES)}")
     if observer not in OBSERVERS:
         raise UsageError(f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}")
-    if mode == "eager":
+    if mode == EAGER:
         return model.eval()
     shape = list(example_input.shape) if example_input is not None else None
     try:

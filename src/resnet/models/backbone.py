@@ -18,7 +18,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, UsageError
+from ..errors import UsageError
 
 FPN_CHANNELS = 256  # torchvision's FPN width
 OUTPUT_STRIDES = (8, 16, 32)
@@ -72,24 +72,6 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def resolve_pretrained(pretrained: str | os.PathLike[str]) -> Path:
-    """The weights file ``pretrained`` names: a path (our checkpoint or run folder, or a torchvision / timm
-    classification file) or named weights ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet50:default``),
-    fetched once into the cache and checked by :mod:`resnet.weights`."""
-    path = Path(pretrained)
-    if path.exists():
-        return path
-    text = str(pretrained)
-    if ":" in text and os.sep not in text:
-        from ..weights import ensure, find, split_name  # the weights layer sits on top of this one
-
-        model, tag = split_name(text)
-        return ensure(find(model, tag or None))
-    raise CheckpointError(f"pretrained={text!r} is not a file, run folder or NAME:TAG of named weights; pass the path "
-                          "of a checkpoint (ours, torchvision's or timm's classification weights) or a name such as "
-                          "resnet50:default")
-
-
 def _check_options(net: nn.Module, trainable_layers: int, output_stride: int, fpn: bool) -> None:
     name = getattr(net, "model_name", "this network")
     if net.spec.stem != "imagenet" or len(net.stage_names) != 4:
@@ -127,7 +109,9 @@ def backbone(
 ) -> nn.Module:
     """Network ``name`` as a detection (``fpn=True``) or segmentation (``fpn=False``) backbone.
 
-    ``pretrained``: weights to start from (see :func:`resolve_pretrained`); ``None`` starts from He init.
+    ``pretrained``: a weights file or run folder to start from (ours, or torchvision's / timm's classification
+    weights); ``None`` starts from He init. Named weights (``NAME:TAG``) are fetched by :func:`resnet.backbone`
+    (:func:`resnet.weights.backbone`), which then calls this.
     ``trainable_layers``: stages trained, counted from ``layer4`` (5: all), as torchvision's
     ``trainable_backbone_layers``; from random weights every stage trains, as torchvision does.
     ``frozen_bn``: BatchNorm frozen (torchvision's default with pretrained weights); default: frozen when
@@ -147,7 +131,7 @@ def backbone(
         raise UsageError(str(err)) from None
     _check_options(net, trainable_layers, output_stride, fpn)
     if pretrained is not None:  # a classification checkpoint: its classifier is left out (features_only)
-        load_pretrained(net, resolve_pretrained(pretrained))
+        load_pretrained(net, Path(pretrained))
     if frozen_bn if frozen_bn is not None else pretrained is not None:
         freeze_batchnorm(net)
     if fpn:

@@ -235,7 +235,7 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *,
             parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(map(_key, unexpected[:8])) + (" ..." if len(unexpected) > 8 else ""))
         name = getattr(model, "model_name", type(model).__name__)
         raise CheckpointError(
-            f"{origin} does not fit {name}: " + " | ".join(parts) + ". Pick the matching --model (or num_classes)"
+            f"{origin} does not fit {name}: " + " | ".join(parts) + ". Pick the matching `model` (or `num_classes`)"
         )
     if check_only:
         return
@@ -297,7 +297,7 @@ def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module
 
     state_dict, meta = read_state_dict(path)
     if meta.get("format") != "resnet" or "spec" not in meta:
-        raise CheckpointError(f"{path} carries no architecture; name the network with --model")
+        raise CheckpointError(f"{path} carries no architecture; name the network with `model`")
     try:
         spec_fields = dict(meta["spec"])
         spec_fields["layers"] = tuple(spec_fields["layers"])
@@ -311,12 +311,10 @@ def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module
         if sum(spec.layers) > len(state_dict):
             raise ValueError(f"{sum(spec.layers)} blocks claimed, but the file holds only {len(state_dict)} tensors")
         with torch.device("meta"):  # shapes only: nothing allocated until they match the file
-            shapes = ResNet(spec)
-            shapes.model_name = meta.get("model") or "the network its metadata describes"  # type: ignore[assignment]
+            shapes = ResNet(spec, model_name=meta.get("model") or "the network its metadata describes")
             load_into(shapes, state_dict, origin=str(path), check_only=True)
     except (TypeError, ValueError, KeyError, RuntimeError, OverflowError) as err:
         raise CheckpointError(f"{path}: its architecture metadata is invalid ({_short(err)}); the file was altered, use another copy") from None
-    model = ResNet(spec)
-    model.model_name = meta.get("model") or "resnet"  # type: ignore[assignment]
+    model = ResNet(spec, model_name=meta.get("model") or "resnet")
     load_into(model, state_dict, origin=str(path))
     return model, meta

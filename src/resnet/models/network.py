@@ -90,12 +90,17 @@ def init_weights(model: nn.Module) -> None:
 
 
 class ResNet(nn.Module):
-    """A residual (or plain) network described by ``spec``."""
+    """A residual (or plain) network described by ``spec``; ``model_name`` is the name it was built by (shown in
+    messages, written into exported files)."""
 
-    def __init__(self, spec: ModelSpec, *, features_only: bool = False, out_indices: Sequence[int] | None = None) -> None:
+    model_name: str
+
+    def __init__(self, spec: ModelSpec, *, features_only: bool = False, out_indices: Sequence[int] | None = None,
+                 model_name: str = "resnet") -> None:
         super().__init__()
         spec.validate()
         self.spec = spec
+        self.model_name = model_name
         self.num_classes = spec.num_classes
         self.features_only = features_only
         self.grad_checkpointing = False

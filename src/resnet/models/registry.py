@@ -33,25 +33,19 @@ def create_model(
     name: str, *, pretrained: bool | str = False, features_only: bool = False, out_indices: Sequence[int] | None = None,
     **overrides: Any,
 ) -> ResNet:
-    """Build the network ``name`` with random (He) weights, or with ``pretrained`` ones.
+    """Build the network ``name`` with random (He) weights: the architecture only.
 
     ``overrides`` are fields of :class:`~resnet.models.specs.ModelSpec`, e.g. ``num_classes=100``,
     ``shortcut="C"``, ``version="v1"``, ``output_stride=16``, ``zero_init_residual=True``.
-    ``pretrained``: ``True`` (the recommended weights of torchvision, timm or akamaster, in that
-    order), a tag (``"tv_in1k_v2"``, ``"timm:a1_in1k"``; ``resnet weights list`` shows them) or a
-    weights file. Named weights are downloaded once into the cache and checked (:mod:`resnet.weights`);
-    ``model.preprocess`` then says what input they expect. With another ``num_classes`` the
-    classifier keeps its random initialisation (for fine-tuning).
+    Pretrained weights come from :func:`resnet.create_model` (:func:`resnet.weights.create_model`), which
+    sits on top of this layer; ``pretrained`` here is refused with a message saying so.
     """
     if pretrained:
-        from ..weights import pretrained_model  # the weights layer sits on top of this one
-
-        return pretrained_model(name, pretrained, features_only=features_only, out_indices=out_indices, **overrides)
+        raise UsageError(f"resnet.models.create_model builds architectures only; load `pretrained` {pretrained!r} "
+                         "with resnet.create_model (resnet.weights.create_model)")
     from .network import ResNet  # PyTorch is imported here, not by listing or resolving names
 
-    model = ResNet(get_spec(name, **overrides), features_only=features_only, out_indices=out_indices)
-    model.model_name = name  # type: ignore[assignment]
-    return model
+    return ResNet(get_spec(name, **overrides), features_only=features_only, out_indices=out_indices, model_name=name)
 
 
 def list_models(pattern: str | None = None) -> list[str]:

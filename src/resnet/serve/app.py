@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 
 from ..evaluate.sources import Member
 from ..explain import METHODS
+from ..utils.modes import NONE
 from .batcher import Job, MicroBatcher, Outcome
 from .limits import BadRequest, ServeConfig, decode_upload
 from .metrics import Metrics
@@ -33,8 +34,10 @@ ENDPOINTS = ("/", "/v1/predict", "/v1/model", "/healthz", "/metrics")
 CAM_DISPLAY = 320  # side of the CAM picture sent back (the network's view is scaled up to it)
 
 
-def create_app(member: Member, config: ServeConfig | None = None, mode: str = "none") -> FastAPI:
-    """A FastAPI app serving ``member`` (already optimised for ``mode``, if any)."""
+def create_app(member: Member, config: ServeConfig | None = None, mode: str = NONE, *,
+               wording: Callable[[str], str] | None = None) -> FastAPI:
+    """A FastAPI app serving ``member`` (already optimised for ``mode``, if any). Error messages name settings as
+    :class:`ServeConfig` spells them (`max_bytes`); ``wording`` rewrites them (``resnet serve`` shows its flags)."""
     config = config or ServeConfig()
     metrics = Metrics(config.max_batch)
     batcher = MicroBatcher(member, config, metrics.observe_batch)
@@ -51,7 +54,7 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = "n
     app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
     app.add_middleware(_Observe, metrics=metrics)
-    _add_error_handlers(app, metrics)
+    _add_error_handlers(app, metrics, wording or (lambda text: text))
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     about = describe_model(member, mode, config)
 
@@ -127,7 +130,7 @@ def _cam_method(cam: str | None, config: ServeConfig) -> str | None:
         raise BadRequest(400, "bad_cam", f"cam={cam!r} is no explain method; use cam=true or one of {', '.join(METHODS)}")
     if cam.lower() == "scorecam" and not config.allow_scorecam:
         raise BadRequest(400, "scorecam_disabled", "Score-CAM is off on this server (one forward pass per channel would hold up "
-                         "every request); use cam=gradcam or cam=gradcam++, or start the server with --allow-scorecam")
+                         "every request); use cam=gradcam or cam=gradcam++, or start the server with `allow_scorecam`")
     return cam.lower()
 
 
@@ -202,7 +205,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 def _too_large(size: int, max_bytes: int) -> BadRequest:
     return BadRequest(413, "too_large", f"the request body ({size:,} bytes so far) is over the server's limit of {max_bytes:,} bytes; "
-                      "send a smaller image (or start the server with a larger --max-bytes)")
+                      "send a smaller image (or start the server with a larger `max_bytes`)")
 
 
 async def image_bytes(request: Request, body: bytes) -> tuple[bytes, str]:
@@ -238,10 +241,10 @@ def cam_png(view: Any, heatmap: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+def _add_error_handlers(app: FastAPI, metrics: Metrics, wording: Callable[[str], str]) -> None:
     def reply(err: BadRequest) -> JSONResponse:
         metrics.errors.labels(err.code).inc()
-        return JSONResponse(err.as_json(), status_code=err.status)
+        return JSONResponse(BadRequest(err.status, err.code, wording(err.message)).as_json(), status_code=err.status)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, err: BadRequest) -> JSONResponse:

@@ -47,7 +47,7 @@ def check_header(data: bytes, config: ServeConfig) -> tuple[str, int, int]:
                          f"starts with bytes {head}); send a JPEG, PNG, WebP, BMP, GIF or TIFF file") from None
     if width * height > config.max_pixels:
         raise BadRequest(413, "too_many_pixels", f"the image is {width}x{height} = {width * height:,} pixels, over the "
-                         f"server's limit of {config.max_pixels:,}; scale it down (or start the server with a larger --max-pixels)")
+                         f"server's limit of {config.max_pixels:,}; scale it down (or start the server with a larger `max_pixels`)")
     return fmt, width, height
 
 

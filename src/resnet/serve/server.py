@@ -10,13 +10,14 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
+from ..utils.modes import NONE
 from ..evaluate.sources import Member, apply_optimize, resolve_source
 
 from .config import DEFAULT_HOST, DEFAULT_PORT
 
 
 def load_member(
-    source: str, mode: str = "none", *, calibration: str | None = None, model_name: str | None = None,
+    source: str, mode: str = NONE, *, calibration: str | None = None, model_name: str | None = None,
     checkpoint_source: str = "auto",
 ) -> Member:
     """The network named by ``source`` (checkpoint, run folder or NAME:TAG: :func:`resolve_source`),
@@ -47,7 +48,7 @@ def serve_forever(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
     try:
         uvicorn.Server(uvicorn_config(app, host, port, **kwargs)).run()
     except OSError as err:
-        raise UsageError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port or --host") from None
+        raise UsageError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another `port` or `host`") from None
 
 
 class BackgroundServer:

@@ -152,7 +152,10 @@ def head_options(recipe: DenseRecipe) -> dict[str, Any]:
 def build_dense_model(recipe: DenseRecipe, backbone_name: str, num_classes: int, *, pretrained: str | None = None,
                       backbone_overrides: Mapping[str, Any] | None = None) -> nn.Module:
     """The recipe's head on ``backbone_name``, with the input sizes of the recipe."""
-    return create_dense_model(recipe.head, backbone_name, num_classes, pretrained_backbone=pretrained,
+    from ..weights import resolve_pretrained  # a path, or named weights NAME:TAG fetched into the cache
+
+    weights = None if pretrained is None else resolve_pretrained(pretrained)
+    return create_dense_model(recipe.head, backbone_name, num_classes, pretrained_backbone=weights,
                               trainable_layers=recipe.trainable_layers, backbone_overrides=backbone_overrides,
                               **head_options(recipe))
 

@@ -1,0 +1,24 @@
+"""The inference modes of :func:`resnet.deploy.optimize`: one list for the library and every command, free of
+PyTorch so the command line can show them at once.
+
+``eager`` (the model in evaluation mode, unchanged) is spelled ``none`` on the command line (``--optimize none``,
+``serve --mode none``); the library takes either spelling.
+"""
+
+from __future__ import annotations
+
+EAGER = "eager"
+NONE = "none"  # eager's command-line spelling
+OPTIMIZED_MODES = ("fp32", "bf16", "int8")  # the modes that change how the network runs (`resnet bench` times these)
+MODES = (EAGER, *OPTIMIZED_MODES)  # resnet.deploy.optimize's spelling
+OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / predict --optimize, serve --mode)
+
+
+def canonical_mode(mode: str) -> str:
+    """``mode`` in :data:`MODES` spelling (``none`` is ``eager``); other values are returned as they are."""
+    return EAGER if mode == NONE else mode
+
+
+def is_eager(mode: str) -> bool:
+    """Whether ``mode`` leaves the network as it is (``eager`` or ``none``)."""
+    return canonical_mode(mode) == EAGER
