@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per available core)")
     p.add_argument("--peak-size", type=int, default=4096, help="side of the matmul that measures the peak (default 4096)")
     # --model as in eval and predict; --model-name is the spelling of earlier versions
-    p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
-    hidden_alias(p, "--model-name", "model")
+    p.add_argument("--model", dest="model_name", default=None, help="network name for checkpoints that do not carry one")
+    hidden_alias(p, "--model-name", "model_name")
     p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.set_defaults(func=run)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--peak-size must be at least 16, got {args.peak_size}")
     if args.input_size is not None and args.input_size < 8:
         raise UsageError(f"--input-size must be at least 8 pixels, got {args.input_size}")
-    member = resolve_source(args.source, model_name=args.model, random_weights=True)
+    member = resolve_source(args.source, model_name=args.model_name, random_weights=True)
     progress = None if args.quiet else (lambda msg: print(f"resnet bench: {msg}", file=sys.stderr, flush=True))
     result = run_bench(
         member.model, batches=batches, input_size=args.input_size or member.preprocess.crop_size, modes=modes, peers=peers,
