@@ -66,7 +66,7 @@ def decode_file(path: str | os.PathLike[str], channels: int | None = 3) -> np.nd
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()  # Pillow decodes lazily; this is where truncated files fail
-                array = _to_array(ImageOps.exif_transpose(img), channels)
+                array = to_array(ImageOps.exif_transpose(img), channels)
     except FileNotFoundError:
         raise DecodeFailure(f"{MISSING}does not exist") from None
     except IsADirectoryError:
@@ -78,7 +78,7 @@ def decode_file(path: str | os.PathLike[str], channels: int | None = 3) -> np.nd
     return array if array.flags.writeable else array.copy()
 
 
-def _to_array(img: Any, channels: int | None) -> np.ndarray:
+def to_array(img: Any, channels: int | None) -> np.ndarray:
     mode = img.mode
     grey = mode in _GREY_MODES
     want = channels if channels is not None else (1 if grey else 3)

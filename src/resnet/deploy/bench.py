@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
+from ..models.complexity import count_macs
 from ..utils.cpu import int8_without_vnni_note
 from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
@@ -174,19 +175,8 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Time ``peers`` and our ``modes`` for each batch size; see the module docstring for the method."""
-    from ..models.complexity import count_macs
-
     say = progress or (lambda msg: None)
-    for m in modes:
-        if m not in OUR_MODES:
-            raise UsageError(f"unknown mode {m!r}; choose from {', '.join(OUR_MODES)} (or 'all')")
-    for p in peers:
-        if p not in PEERS:
-            raise UsageError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
-    if not batches or any(b < 1 for b in batches):
-        raise UsageError(f"batch sizes must be positive integers, got {list(batches)}")
-    if repeats < 1 or warmup < 0:
-        raise UsageError("`repeats` must be at least 1 and `warmup` non-negative")
+    check_bench_options(modes, peers, batches, repeats, warmup)
     spec = getattr(model, "spec", None)
     size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
     channels = getattr(spec, "in_chans", 3)
@@ -199,41 +189,11 @@ def run_bench(
         macs = count_macs(model, size).macs
     say(f"measuring the matrix-product peak ({peak_size}² fp32 and bf16)")
     peaks = {"fp32": matmul_peak_gflops(torch.float32, peak_size), "bf16": matmul_peak_gflops(torch.bfloat16, peak_size)}
-    notes = [
-        f"{n_threads} threads (one per core this process may use); warm-up {warmup} call(s) per runner excluded; "
-        f"{repeats} interleaved repeats; p50/p95 are per-call latencies of the whole batch",
-        f"peak share = 2 x multiply-adds x images/s over the {peak_size}² matmul peak of the row's arithmetic "
-        "(int8 rows: the faster of the fp32 and bf16 peaks; int8 has no torch matmul peak worth the name)",
-        "int8 rows calibrate on random images: speed does not depend on them (accuracy: benchmarks/inference_accuracy.py)",
-    ]
-    if not onednn_bf16_available():
-        notes.append(
-            f"no native bfloat16 on this CPU: the bf16 matmul figure is an emulated {min(peak_size, EMULATED_BF16_PEAK_SIZE)}² "
-            "product, not a peak, so bf16 rows show no share (n/a) and int8 rows are set against the fp32 peak"
-        )
-        if "bf16" in modes:
-            notes.append(BF16_FALLBACK_NOTE)
-    vnni_note = int8_without_vnni_note()
-    if vnni_note and ("int8" in modes or "onnxruntime int8" in peers):
-        notes.append(vnni_note)
+    notes = bench_notes(n_threads, warmup, repeats, peak_size, modes, peers)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
-        ort_paths: dict[str, Path] = {}
-        ort_error = None
-        if any(p.startswith("onnxruntime") for p in peers):
-            say("exporting to ONNX and quantizing with ONNX Runtime")
-            try:
-                ort_paths = _export_for_ort(model, Path(tmp), torch.randn(1, channels, size, size, generator=gen), calibration)
-            except (ResNetError, RuntimeError, ValueError) as err:
-                ort_error = str(err).strip().splitlines()[0]
-        ort_models: dict[str, Callable[[Tensor], Tensor] | None] = {}
-        ort_errors: dict[str, str | None] = {}
-        for p in peers:
-            if p.startswith("onnxruntime"):
-                if p in ort_paths:
-                    ort_models[p], ort_errors[p] = _safe(lambda p=p: OrtModel(ort_paths[p], n_threads))
-                else:
-                    ort_models[p], ort_errors[p] = None, ort_error or "not exported"
+        export_input = lambda: torch.randn(1, channels, size, size, generator=gen)  # noqa: E731 - drawn only if needed
+        ort_models, ort_errors = _ort_peers(model, peers, Path(tmp), export_input, calibration, n_threads, say)
         twin, twin_kind = torchvision_twin(model)
         if twin_kind != "torchvision":
             notes.append(f"torchvision has no {getattr(model, 'model_name', 'such')} network: its eager row runs our module the same way (NCHW, fp32)")
@@ -255,6 +215,68 @@ def run_bench(
     _ratios(rows, macs, peaks, bf16_native=onednn_bf16_available())
     name = str(getattr(model, "model_name", type(model).__name__))
     return BenchResult(name, size, n_threads, macs, peaks, rows, notes)
+
+
+def check_bench_options(modes: Sequence[str], peers: Sequence[str], batches: Sequence[int], repeats: int,
+                        warmup: int) -> None:
+    """:class:`UsageError` for an unknown mode or peer, a batch size below 1, no repeat or a negative warm-up."""
+    for m in modes:
+        if m not in OUR_MODES:
+            raise UsageError(f"unknown mode {m!r}; choose from {', '.join(OUR_MODES)} (or 'all')")
+    for p in peers:
+        if p not in PEERS:
+            raise UsageError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
+    if not batches or any(b < 1 for b in batches):
+        raise UsageError(f"batch sizes must be positive integers, got {list(batches)}")
+    if repeats < 1 or warmup < 0:
+        raise UsageError("`repeats` must be at least 1 and `warmup` non-negative")
+
+
+def bench_notes(n_threads: int, warmup: int, repeats: int, peak_size: int, modes: Sequence[str],
+                peers: Sequence[str]) -> list[str]:
+    """The method, and what this CPU changes about the reading (no bf16, no VNNI), printed under the table."""
+    notes = [
+        f"{n_threads} threads (one per core this process may use); warm-up {warmup} call(s) per runner excluded; "
+        f"{repeats} interleaved repeats; p50/p95 are per-call latencies of the whole batch",
+        f"peak share = 2 x multiply-adds x images/s over the {peak_size}² matmul peak of the row's arithmetic "
+        "(int8 rows: the faster of the fp32 and bf16 peaks; int8 has no torch matmul peak worth the name)",
+        "int8 rows calibrate on random images: speed does not depend on them (accuracy: benchmarks/inference_accuracy.py)",
+    ]
+    if not onednn_bf16_available():
+        notes.append(
+            f"no native bfloat16 on this CPU: the bf16 matmul figure is an emulated {min(peak_size, EMULATED_BF16_PEAK_SIZE)}² "
+            "product, not a peak, so bf16 rows show no share (n/a) and int8 rows are set against the fp32 peak"
+        )
+        if "bf16" in modes:
+            notes.append(BF16_FALLBACK_NOTE)
+    vnni_note = int8_without_vnni_note()
+    if vnni_note and ("int8" in modes or "onnxruntime int8" in peers):
+        notes.append(vnni_note)
+    return notes
+
+
+def _ort_peers(
+    model: nn.Module, peers: Sequence[str], tmp: Path, example: Callable[[], Tensor], calibration: list[Tensor], n_threads: int,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Callable[[Tensor], Tensor] | None], dict[str, str | None]]:
+    """The ONNX Runtime peers asked for (exported and quantized into ``tmp``), or why each is missing."""
+    ort_paths: dict[str, Path] = {}
+    ort_error = None
+    if any(p.startswith("onnxruntime") for p in peers):
+        say("exporting to ONNX and quantizing with ONNX Runtime")
+        try:
+            ort_paths = _export_for_ort(model, tmp, example(), calibration)
+        except (ResNetError, RuntimeError, ValueError) as err:
+            ort_error = str(err).strip().splitlines()[0]
+    ort_models: dict[str, Callable[[Tensor], Tensor] | None] = {}
+    ort_errors: dict[str, str | None] = {}
+    for p in peers:
+        if p.startswith("onnxruntime"):
+            if p in ort_paths:
+                ort_models[p], ort_errors[p] = _safe(lambda p=p: OrtModel(ort_paths[p], n_threads))
+            else:
+                ort_models[p], ort_errors[p] = None, ort_error or "not exported"
+    return ort_models, ort_errors
 
 
 def _time_interleaved(runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]], x: Tensor, repeats: int, warmup: int, say: Callable[[str], None]) -> None:

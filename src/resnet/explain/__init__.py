@@ -76,9 +76,9 @@ def as_uint8_chw(image: Any, channels: int = 3) -> "Tensor":
     if isinstance(image, (str, os.PathLike)):
         return read_image(image, channels)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
-        from ..data.decode import _to_array
+        from ..data.decode import to_array
 
-        image = _to_array(image, channels)
+        image = to_array(image, channels)
     if isinstance(image, np.ndarray):
         array = image[:, :, None] if image.ndim == 2 else image
         image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
