@@ -111,3 +111,18 @@ def test_int8_akamaster_resnet20_agrees_with_fp32_on_real_images(akamaster_dir: 
     assert agreement >= 0.95, f"int8 agrees with fp32 on only {agreement:.1%} of the images"
     # The model is right on ~92% of CIFAR-10; int8 must not lose more than a few of these 200.
     assert (int8 == labels).sum().item() >= (reference == labels).sum().item() - 4
+
+
+def test_one_list_of_modes_and_both_spellings_of_eager() -> None:
+    from resnet.cli import cmd_eval, cmd_predict, cmd_serve
+    from resnet.deploy import MODES
+    from resnet.evaluate.names import OPTIMIZE_MODES
+    from resnet.utils import modes
+
+    assert MODES == modes.MODES == ("eager", "fp32", "bf16", "int8")
+    assert OPTIMIZE_MODES is modes.OPTIMIZE_MODES == ("none", "fp32", "bf16", "int8")  # the commands' spelling
+    assert cmd_eval.OPTIMIZE_MODES is cmd_predict.OPTIMIZE_MODES is cmd_serve.OPTIMIZE_MODES is OPTIMIZE_MODES
+    assert [modes.canonical_mode(m) for m in OPTIMIZE_MODES] == list(MODES)
+    assert modes.is_eager("none") and modes.is_eager("eager") and not modes.is_eager("fp32")
+    model = resnet.create_model("resnet8").train()
+    assert optimize(model, "none") is model and optimize(model, "eager") is model and not model.training

@@ -319,3 +319,19 @@ def test_int8_server_calibrates_on_photos_and_explains_its_float_model(checkpoin
         assert httpx.get(f"{url}/v1/model").json()["mode"] == "int8"
         r = httpx.post(f"{url}/v1/predict", params={"cam": "gradcam"}, content=_png(_photo()), timeout=60)
     assert r.status_code == 200 and r.json()["cam"]["png"].startswith("data:image/png;base64,")
+
+
+def test_error_replies_name_the_serve_commands_flags_when_started_from_it(checkpoint: Path) -> None:
+    from resnet.cli import build_parser
+    from resnet.cli.options import as_flags, flag_names
+
+    parser = build_parser()
+    names = flag_names(parser, parser.parse_args(["serve", str(checkpoint)]))  # what `resnet serve` passes
+    member = load_member(str(checkpoint), "none")
+    with BackgroundServer(create_app(member, LIMITS, wording=lambda text: as_flags(text, names))) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            r = client.post("/v1/predict?cam=scorecam", content=_png(_photo()))
+            assert r.status_code == 400 and "start the server with --allow-scorecam" in r.json()["error"]["message"]
+            r = client.post("/v1/predict", content=bytes(400_000))
+            assert r.status_code == 413 and "a larger --max-bytes" in r.json()["error"]["message"]
+            assert client.get("/v1/model").json()["mode"] == "none"

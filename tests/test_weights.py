@@ -313,3 +313,23 @@ def test_torch_home_copy_is_used_and_a_path_works_as_pretrained(tmp_path: Path, 
     torch.testing.assert_close(from_file.conv1.weight, model.conv1.weight)
     with pytest.raises(UnknownWeightsError, match="no pretrained weights are published for plain20"):
         resnet.create_model("plain20", pretrained=True)
+
+
+def test_named_weights_resolve_to_their_cached_file_in_the_weights_layer(monkeypatch, tmp_path: Path, tiny) -> None:
+    from resnet.weights import resolve_pretrained
+
+    model, data = tiny
+    entry = entry_for(data)
+    monkeypatch.setattr(registry_module, "entries_for", lambda name: (entry,) if name == "resnet8" else ())
+    write(cache_path(entry), data)
+    assert resolve_pretrained("resnet8:test") == cache_path(entry)  # what resnet.backbone / train --init load
+    assert resolve_pretrained(cache_path(entry)) == cache_path(entry)
+    with pytest.raises(CheckpointError, match="not a file, run folder or NAME:TAG"):
+        resolve_pretrained(tmp_path / "missing.safetensors")
+    # the models layer builds architectures only: pretrained weights come through resnet.create_model
+    assert resnet.create_model is resnet.weights.create_model and resnet.backbone is resnet.weights.backbone
+    with pytest.raises(UsageError, match="resnet.create_model"):
+        resnet.models.create_model("resnet8", pretrained="test")
+    built = resnet.create_model("resnet8", pretrained="test")
+    assert built.model_name == "resnet8"
+    torch.testing.assert_close(built.conv1.weight, model.conv1.weight)
