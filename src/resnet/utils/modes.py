@@ -2,7 +2,7 @@
 PyTorch so the command line can show them at once.
 
 ``eager`` (the model in evaluation mode, unchanged) is spelled ``none`` on the command line (``--optimize none``,
-``serve --mode none``); the library takes either spelling.
+``serve --mode none``); :func:`resnet.deploy.optimize` takes either spelling (:func:`canonical_mode`).
 """
 
 from __future__ import annotations
