@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import CheckpointError
-from ..models import backbone as models_backbone
+from ..models.backbone import backbone as build_backbone
+from ..models.interop import load_pretrained
+from ..models.registry import create_model as build_model
 from .registry import find, split_name
 from .store import ensure, load_entry
 
@@ -44,27 +46,22 @@ def create_model(
     ``model.preprocess`` then says what input they expect. With another ``num_classes`` the
     classifier keeps its random initialisation (for fine-tuning).
     """
-    from ..models.registry import create_model as build
-
     if not pretrained:
-        return build(name, features_only=features_only, out_indices=out_indices, **overrides)
+        return build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
     return pretrained_model(name, pretrained, features_only=features_only, out_indices=out_indices, **overrides)
 
 
 def pretrained_model(name: str, pretrained: bool | str | os.PathLike[str], *, features_only: bool = False,
                      out_indices: Sequence[int] | None = None, **overrides: Any) -> ResNet:
     """``create_model(name, pretrained=...)``: named weights (``True`` / tag) or a weights file."""
-    from ..models.interop import load_pretrained
-    from ..models.registry import create_model as build
-
     if isinstance(pretrained, (str, os.PathLike)) and looks_like_path(str(pretrained)):
-        model = build(name, features_only=features_only, out_indices=out_indices, **overrides)
+        model = build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
         load_pretrained(model, Path(pretrained), strict=not features_only)
         return model
     entry = find(name, pretrained if isinstance(pretrained, str) else True)
     if entry.num_classes and "num_classes" not in overrides:
         overrides["num_classes"] = entry.num_classes
-    model = build(name, features_only=features_only, out_indices=out_indices, **overrides)
+    model = build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
     load_entry(model, entry)
     return model
 
@@ -85,9 +82,9 @@ def resolve_pretrained(pretrained: str | os.PathLike[str]) -> Path:
                           "resnet50:default")
 
 
-@functools.wraps(models_backbone.backbone)
+@functools.wraps(build_backbone)
 def backbone(name: str, pretrained: str | os.PathLike[str] | None = None, *args: Any, **kwargs: Any) -> nn.Module:
     """:func:`resnet.models.backbone.backbone` (same arguments), its ``pretrained`` weights given as a path or
     as named weights ``NAME:TAG`` (see :func:`resolve_pretrained`)."""
     path = None if pretrained is None else resolve_pretrained(pretrained)
-    return models_backbone.backbone(name, path, *args, **kwargs)
+    return build_backbone(name, path, *args, **kwargs)
