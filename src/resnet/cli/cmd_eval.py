@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
-from ..utils.modes import OPTIMIZE_MODES, is_eager
+from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
 from .common import add_device, add_origin, apply_sizes, console, examples, print_json, run_device
 
 
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
     add_origin(p)
     add_device(p, note="; the CPU with --optimize")
-    p.add_argument("--optimize", default="none", choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
+    p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the test set)")
     p.add_argument("--plots", default=None, metavar="DIR", help="write confusion-matrix PNGs to DIR")

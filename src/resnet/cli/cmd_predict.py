@@ -7,7 +7,7 @@ import sys
 
 from ..errors import DataError, UsageError
 from ..evaluate.names import PROTOCOLS
-from ..utils.modes import OPTIMIZE_MODES, is_eager
+from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
 from ..explain import METHODS as EXPLAIN_METHODS
 from .common import add_device, add_origin, apply_sizes, examples, print_json, run_device
 
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     add_origin(p)
     add_device(p, note="; the CPU with --optimize")
-    p.add_argument("--optimize", default="none", choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
+    p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
                    help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
+from ..utils.modes import NONE, is_eager
 
 
 def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.ResNet
@@ -51,10 +52,8 @@ def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: s
                    help=f"where the network runs: {DEVICE_CHOICES} (default auto: a GPU when PyTorch sees one{note})")
 
 
-def run_device(device: str | None, optimize: str = "none") -> str | None:
+def run_device(device: str | None, optimize: str = NONE) -> str | None:
     """``--device`` as given; ``auto`` with an ``--optimize`` mode is the CPU, where those modes run."""
-    from ..utils.modes import is_eager
-
     return "cpu" if not is_eager(optimize) and device in (None, "auto") else device
 
 
