@@ -122,7 +122,8 @@ def budget_settings(
         items.append("holdout=0")
     items += [f"{k}={v}" for k, v in user.items()]
     settings = TrainSettings(data, data_dir, recipe, n, tuple(items), device, budget)
-    resolve_recipe(settings.recipe, parse_overrides(list(settings.overrides)))  # a misspelt field fails now, not after the first network trained
+    # A misspelt field fails now, not after the first network has trained.
+    resolve_recipe(settings.recipe, parse_overrides(list(settings.overrides)))
     return settings
 
 
