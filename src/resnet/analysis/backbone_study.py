@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..errors import UsageError
+from ..train.checkpoint import LAST_WEIGHTS
 from ..train.dense import MAIN_METRIC, DenseOptions
 from ..train.dense_report import METRIC_LABELS, save_figure
+from ..train.metrics import METRICS_FILE, read_metrics
 from ..train.recipes import parse_overrides
 from ..utils.atomic import atomic_write_text
 from ..utils.device import resolve_device
 from .configs import BackboneStudyConfig, ExperimentResult
 from .experiments import write_text
+from .runs.plans import ProgressFn
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class StudyRun:
         return self.backbone.startswith("resnet")
 
 
-def run_backbone_degradation(config: BackboneStudyConfig, *, progress: Callable[[str], None] | None = None) -> ExperimentResult:
+def run_backbone_degradation(config: BackboneStudyConfig, *, progress: ProgressFn | None = None) -> ExperimentResult:
     """Train (or keep) the same head on resnetD and plainD backbones for each depth and task; table, curves and
     a picture of predictions go to ``config.out``. Unfinished runs are listed in the result."""
     say = progress or (lambda _m: None)
@@ -83,7 +86,7 @@ def pretrained_for(folder: Path | None, backbone: str) -> str | None:
 
 
 def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str], *, seed: int, device: str | None,
-              progress: Callable[[str], None], pretrained: Path | None = None) -> list[dict[str, Any]]:
+              progress: ProgressFn, pretrained: Path | None = None) -> list[dict[str, Any]]:
     """Train (or resume, or keep a finished) run per backbone; returns their summaries."""
     from ..train.dense_run import train_dense
 
@@ -124,9 +127,7 @@ def study_rows(runs: Sequence[StudyRun], summaries: Sequence[dict[str, Any]]) ->
 
 def _last_loss(folder: Path) -> float | None:
     """Mean training loss of the last five logged windows."""
-    from ..train.metrics import read_metrics
-
-    tail = [r for r in read_metrics(folder / "metrics.jsonl") if r.get("kind") == "train"][-5:]
+    tail = [r for r in read_metrics(folder / METRICS_FILE) if r.get("kind") == "train"][-5:]
     return sum(r["loss"] for r in tail) / len(tail) if tail else None
 
 
@@ -152,12 +153,10 @@ def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..train.metrics import read_metrics
-
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
     depths = sorted({int("".join(c for c in r.backbone if c.isdigit())) for r in runs})
     for run in runs:
-        records = read_metrics(run.folder / "metrics.jsonl")
+        records = read_metrics(run.folder / METRICS_FILE)
         train = [r for r in records if r.get("kind") == "train"]
         key = MAIN_METRIC[run.task]
         evals = [(r["step"], r[key]) for r in records if r.get("kind") == "eval" and r.get(key) is not None]
@@ -194,7 +193,7 @@ def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, 
 
     from ..train.dense import predict_samples
 
-    models = [dense_model_from_checkpoint(r.folder / "last.safetensors") for r in runs]
+    models = [dense_model_from_checkpoint(r.folder / LAST_WEIGHTS) for r in runs]
     size = int(models[0][1]["dense"]["image_size"])
     _, test = load_pennfudan(data_dir, size)
     chosen = test.samples[:: max(1, len(test.samples) // photos)][:photos]

@@ -12,7 +12,7 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..utils.atomic import atomic_write_text
 from .gradients import GradientRun, summarize
@@ -121,8 +121,6 @@ def gradients_markdown(runs: Sequence[GradientRun], data_description: str, steps
     ]
     return "\n".join(lines)
 
-
-ProgressFn = Callable[[str], None]
 
 
 # -- Fig. 6 / Table 6 -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ networks directly and writes figures, a markdown table and the raw JSON into ``o
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UsageError
 from ..utils.device import resolve_device
@@ -12,8 +12,7 @@ from .experiments import gradients_markdown, responses_markdown, write_json, wri
 from .gradients import folder_sample, gradient_study
 from .plots import plot_gradients, plot_responses
 from .responses import profile_member, resolve_response_sources
-
-ProgressFn = Callable[[str], None]
+from .runs.plans import ProgressFn
 
 
 def run_gradients(config: GradientsConfig, *, progress: ProgressFn | None = None) -> ExperimentResult:

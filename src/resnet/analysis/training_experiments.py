@@ -7,7 +7,7 @@ ones resumed), read their logs back and write a figure, a markdown table and the
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UsageError
 from ..utils.device import resolve_device
@@ -17,8 +17,7 @@ from .experiments import degradation_markdown, depth_table_markdown, depth_table
 from .plots import plot_degradation, plot_depth_table
 from .runs import RunOutcome, RunPlan, TrainSettings, budget_settings, describe_settings, execute, plan_runs, read_curves
 from .runs import settings_from_markers
-
-ProgressFn = Callable[[str], None]
+from .runs.plans import ProgressFn
 
 
 def run_degradation(config: DegradationConfig, *, progress: ProgressFn | None = None) -> ExperimentResult:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from ...errors import UsageError
 
 Status = Literal["done", "partial", "new"]
+ProgressFn = Callable[[str], None]  # where an experiment reports what it is doing (one line per call)
 
 
 @dataclass(frozen=True)

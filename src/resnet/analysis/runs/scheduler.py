@@ -12,15 +12,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ...errors import DataError, ResNetError, UsageError
 from ...train.recipes import parse_overrides
 from .curves import finite_value
 from .folders import run_status, write_marker
-from .plans import RunPlan, Status, TrainSettings
-
-ProgressFn = Callable[[str], None]
+from .plans import ProgressFn, RunPlan, Status, TrainSettings
 
 
 class ExperimentInterrupted(ResNetError):
