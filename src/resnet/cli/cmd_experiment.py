@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..analysis.configs import (CIFAR_DEPTHS, IMAGENET_DEPTHS, TABLE_DEPTHS, BackboneStudyConfig,
-                                GradientsConfig)
+from ..analysis.configs import (CIFAR_DEPTHS, IMAGENET_DEPTHS, TABLE_DEPTHS, BackboneStudyConfig, DegradationConfig,
+                                DepthTableConfig, GradientsConfig, ResponsesConfig)
 from ..analysis.runs.budgets import BUDGETS, DEFAULT_BUDGET, budgets_help
 from ..errors import UsageError
 from .common import examples
@@ -67,7 +67,7 @@ def _add_degradation(exp: argparse._SubParsersAction) -> None:
                         "resnet experiment degradation --budget tiny --data digits --depths 8 14"),
     )
     _add_training_options(p, CIFAR_DEPTHS)
-    p.add_argument("--out", default="experiments/degradation", help="output folder (default experiments/degradation)")
+    _add_out(p, DegradationConfig)
     p.set_defaults(func=_degradation)
 
 
@@ -83,7 +83,7 @@ def _add_depth_table(exp: argparse._SubParsersAction) -> None:
     _add_training_options(p, TABLE_DEPTHS, f"; with --data imagenet {' '.join(map(str, IMAGENET_DEPTHS))} (Table 2)")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds) per depth; the table reports mean ± std (default 1)")
     p.add_argument("--plain", action="store_true", help="train the plain twins too and list them beside the ResNets (always on with --data imagenet)")
-    p.add_argument("--out", default="experiments/depth-table", help="output folder (default experiments/depth-table)")
+    _add_out(p, DepthTableConfig)
     p.set_defaults(func=_depth_table)
 
 
@@ -104,9 +104,9 @@ def _add_responses(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="data folder, e.g. DATA/test/<class>/*.png")
     p.add_argument("--split", default="test", help="split to measure on (default test)")
     p.add_argument("--limit", type=int, default=None, help="use N test images spread evenly over the split (default: all)")
-    p.add_argument("--batch-size", type=int, default=250, help="images per batch (default 250)")
+    p.add_argument("--batch-size", type=int, default=ResponsesConfig.batch_size, help=f"images per batch (default {ResponsesConfig.batch_size})")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--out", default="experiments/responses", help="output folder (default experiments/responses)")
+    _add_out(p, ResponsesConfig)
     p.set_defaults(func=_responses)
 
 
@@ -121,14 +121,15 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--depths", type=int, nargs="+", default=list(GradientsConfig.depths),
                    help=f"CIFAR depths 6n+2 (default {' '.join(map(str, GradientsConfig.depths))})")
     p.add_argument("--no-bn", action="store_true", help="also measure every network with BatchNorm replaced by the identity (second row)")
-    p.add_argument("--steps", type=int, default=20, help="SGD steps between the two measurements (default 20; 0: only at init)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate with BN (default 0.1, the paper's; nets of 110 layers or more use a tenth, see --no-warmup)")
+    g = GradientsConfig
+    p.add_argument("--steps", type=int, default=g.steps, help=f"SGD steps between the two measurements (default {g.steps}; 0: only at init)")
+    p.add_argument("--batch-size", type=int, default=g.batch_size, help=f"images per batch (default {g.batch_size})")
+    p.add_argument("--lr", type=float, default=g.lr, help=f"learning rate with BN (default {g.lr:g}, the paper's; nets of 110 layers or more use a tenth, see --no-warmup)")
     p.add_argument(
         "--no-warmup", dest="warmup", action="store_false",
         help="train nets of 110+ layers at --lr too, instead of the paper's warm-up rate (--lr / 10) that the steps measured here fall into",
     )
-    p.add_argument("--lr-no-bn", type=float, default=0.01, help="learning rate without BN (default 0.01, the paper's warm-up rate)")
+    p.add_argument("--lr-no-bn", type=float, default=g.lr_no_bn, help=f"learning rate without BN (default {g.lr_no_bn:g}, the paper's warm-up rate)")
     p.add_argument("--data", default=None, help="data set name (cifar10, digits, ...); or give only --data-dir for an image folder")
     p.add_argument(
         "--data-dir", default=None,
@@ -136,7 +137,7 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--out", default="experiments/gradients", help="output folder (default experiments/gradients)")
+    _add_out(p, GradientsConfig)
     p.set_defaults(func=_gradients)
 
 
@@ -161,8 +162,12 @@ def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", type=Path, default=None, metavar="DIR",
                    help="start each backbone from DIR/<name> (run folder), DIR/<name>.safetensors or .pth (default: from scratch)")
     p.add_argument("--plot-only", action="store_true", help="redraw the table and figures from the run folders in --out")
-    p.add_argument("--out", default="experiments/backbone-degradation", help="output folder (default experiments/backbone-degradation)")
+    _add_out(p, BackboneStudyConfig)
     p.set_defaults(func=_backbone_degradation)
+
+
+def _add_out(p: argparse.ArgumentParser, config: type) -> None:
+    p.add_argument("--out", default=str(config.out), help=f"output folder (default {config.out})")  # type: ignore[attr-defined]
 
 
 # -- running: options -> config -> library -> printed files ---------------------------------------
