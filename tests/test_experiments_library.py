@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import FrozenInstanceError
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_gradients_run_from_python(tmp_path: Path) -> None:
     ],
 )
 def test_bad_configs_name_the_option_as_python_spells_it(tmp_path: Path, config: object, error: type, message: str) -> None:
-    config = type(config)(**{**config.__dict__, "out": tmp_path})  # type: ignore[call-arg, attr-defined]
+    config = dataclasses.replace(config, out=tmp_path)  # type: ignore[type-var]
     run = run_gradients if isinstance(config, GradientsConfig) else run_degradation
     with pytest.raises(error) as raised:
         run(config)  # type: ignore[arg-type]
@@ -80,9 +81,7 @@ def test_configs_are_frozen() -> None:
 def test_a_budget_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     extra = budgets.Budget("short", 50, "50 iterations, for a quick look", overrides=("log_every=5",))
     monkeypatch.setitem(budgets.BUDGETS, extra.name, extra)
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    degradation = sub.choices["experiment"]._actions[-1].choices["degradation"]  # type: ignore[attr-defined]
+    degradation = _subparser(_subparser(build_parser(), "experiment"), "degradation")
     option = next(a for a in degradation._actions if a.dest == "budget")
     assert "short" in option.choices and "short: 50 iterations, for a quick look" in option.help
     settings = budgets.budget_settings("short", data="digits", overrides=["lr=0.05"])
@@ -92,6 +91,11 @@ def test_a_budget_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch, tmp
     assert budgets.budget_settings("short", data="digits", overrides=["log_every=2"]).overrides[-1] == "log_every=2"
     assert main(["experiment", "degradation", "--budget", "short", "--data", "digits", "--depths", "9",
                  "--out", str(tmp_path)]) == 2  # accepted as a choice; refused for the depth
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
 
 
 def test_budgets_read_the_recipes() -> None:
