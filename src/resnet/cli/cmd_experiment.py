@@ -4,7 +4,11 @@ the raw JSON into ``--out DIR``.
 - ``degradation``: plain vs residual nets of several depths trained alike (Fig. 6);
 - ``depth-table``: test error against depth, mean ± std over runs (Table 6; Table 2 on ImageNet-layout data);
 - ``responses``: std of the 3x3 layers' responses (Fig. 7);
-- ``gradients``: per-layer gradient norms with and without BN (Sec. 4.1).
+- ``gradients``: per-layer gradient norms with and without BN (Sec. 4.1);
+- ``backbone-degradation``: the same study on a dense task (Penn-Fudan).
+
+Each subcommand builds its experiment's config (:mod:`resnet.analysis.configs`), calls the experiment
+(:mod:`resnet.analysis`) and prints the files it wrote; the options' defaults are the configs'.
 """
 
 from __future__ import annotations
@@ -12,16 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..analysis.configs import (CIFAR_DEPTHS, IMAGENET_DEPTHS, TABLE_DEPTHS, BackboneStudyConfig, DegradationConfig,
-                                DepthTableConfig, GradientsConfig, ResponsesConfig)
+                                DepthTableConfig, ExperimentResult, GradientsConfig, ResponsesConfig)
 from ..analysis.runs.budgets import BUDGETS, DEFAULT_BUDGET, budgets_help
 from ..errors import UsageError
 from .common import examples
-
-if TYPE_CHECKING:
-    from ..analysis.configs import ExperimentResult
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -228,7 +229,7 @@ def _backbone_degradation(args: argparse.Namespace) -> int:
     return 0 if result.finished else 1  # the study names no unfinished run: its table shows the iterations reached
 
 
-def _report(result: "ExperimentResult") -> int:
+def _report(result: ExperimentResult) -> int:
     """``wrote FILE`` for each file; each unfinished run on stderr; exit status 1 when any run did not finish."""
     for path in result.files:
         print(f"wrote {path}")
