@@ -201,7 +201,6 @@ def _log_tail(path: Path) -> str:
     return lines[-1][:300] if lines else "(empty log)"
 
 
-
 # -- the trainer (docs/dev/trainer-contract.md) -------------------------------------------------------
 def train_in_process(plan: RunPlan, settings: TrainSettings) -> dict[str, Any]:
     """Train (or resume) one run with :func:`resnet.train.train`; returns the trainer's summary.
