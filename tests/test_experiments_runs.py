@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from resnet.analysis import runs as R
+from resnet.analysis.runs import scheduler
 from resnet.analysis.experiments import claim_checks, degradation_markdown, depth_table_markdown, depth_table_rows, json_text
 from resnet.analysis.plots import plot_degradation, plot_depth_table
 from resnet.errors import DataError, ResNetError, UsageError
@@ -55,7 +56,7 @@ def test_plans_name_plain_and_residual_runs_and_give_repeats_their_own_seed(tmp_
     ]
     assert plans[0].folder == tmp_path / "runs" / "plain20"
     assert [p.name for p in R.plan_runs(tmp_path, [8], plain=False)] == ["resnet8"]
-    with pytest.raises(UsageError, match="--runs"):
+    with pytest.raises(UsageError, match="`runs`"):
         R.plan_runs(tmp_path, [8], runs=0)
 
 
@@ -78,9 +79,9 @@ def test_budgets_shorten_the_recipe_through_iterations_and_eval_every_only() -> 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"budget": "huge"}, "unknown --budget"),
-        ({"iterations": 0}, "--iterations must be positive"),
-        ({"overrides": ["iterations=5"]}, "--iterations N"),
+        ({"budget": "huge"}, "unknown `budget`"),
+        ({"iterations": 0}, "`iterations` must be positive"),
+        ({"overrides": ["iterations=5"]}, "`iterations` N"),
         ({"overrides": ["lr"]}, "KEY=VALUE"),
     ],
 )
@@ -137,11 +138,11 @@ def test_run_status_new_partial_done_and_foreign_folders(tmp_path: Path) -> None
     plan.folder.mkdir(parents=True)
     R.write_marker(plan, settings, "partial")
     assert R.run_status(plan, settings) == "new"  # nothing to resume yet
-    (plan.folder / R.STATE).write_bytes(b"state")
+    (plan.folder / R.STATE_FILE).write_bytes(b"state")
     assert R.run_status(plan, settings) == "partial"
     R.write_marker(plan, settings, "done")
     assert R.run_status(plan, settings) == "done"
-    (plan.folder / R.STATE).unlink()  # deleting the state to save space keeps a finished run finished
+    (plan.folder / R.STATE_FILE).unlink()  # deleting the state to save space keeps a finished run finished
     assert R.run_status(plan, settings) == "done"
 
     other = _settings(iterations=80, overrides=("iterations=80", "eval_every=8"))
@@ -168,13 +169,13 @@ class FakeTrainer:
         if plan.name in self.fail:
             raise self.fail[plan.name]
         _write_metrics(plan.folder, settings.iterations, error=10.0 + plan.depth / 2 if not plan.residual else 10.0)
-        (plan.folder / R.STATE).write_bytes(b"state")
+        (plan.folder / R.STATE_FILE).write_bytes(b"state")
         return {"finished": True, "steps": settings.iterations}
 
 
 def test_execute_trains_each_net_once_and_keeps_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeTrainer(fail={"plain14": R.ResNetError("the loss became nan at iteration 3")})
-    monkeypatch.setattr(R, "train_in_process", fake)
+    fake = FakeTrainer(fail={"plain14": ResNetError("the loss became nan at iteration 3")})
+    monkeypatch.setattr(scheduler, "train_in_process", fake)
     plans = R.plan_runs(tmp_path, [8, 14])
     messages: list[str] = []
     outcomes = R.execute(plans, _settings(), progress=messages.append)
@@ -197,7 +198,7 @@ def test_execute_stops_at_once_on_bad_settings_and_on_ctrl_c(tmp_path: Path, mon
     plans = R.plan_runs(tmp_path, [8, 14])
     for error in (DataError("no CIFAR-10 under /nowhere"), UsageError("unknown recipe field lrr")):
         fake = FakeTrainer(fail={"plain8": error})
-        monkeypatch.setattr(R, "train_in_process", fake)
+        monkeypatch.setattr(scheduler, "train_in_process", fake)
         with pytest.raises(type(error)):
             R.execute(plans, _settings())
         assert fake.calls == ["plain8"]
@@ -206,17 +207,17 @@ def test_execute_stops_at_once_on_bad_settings_and_on_ctrl_c(tmp_path: Path, mon
         exit_code = 130  # what the trainer raises after checkpointing on Ctrl-C
 
     for error in (KeyboardInterrupt(), Interrupted("interrupted by SIGINT at iteration 7")):
-        monkeypatch.setattr(R, "train_in_process", FakeTrainer(fail={"plain8": error}))  # type: ignore[dict-item]
+        monkeypatch.setattr(scheduler, "train_in_process", FakeTrainer(fail={"plain8": error}))  # type: ignore[dict-item]
         with pytest.raises(R.ExperimentInterrupted, match="rerun the same command to resume"):
             R.execute(plans, _settings())
 
 
 def test_an_unfinished_summary_leaves_the_run_partial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def stopped(plan: R.RunPlan, settings: R.TrainSettings) -> dict[str, Any]:
-        (plan.folder / R.STATE).write_bytes(b"state")
+        (plan.folder / R.STATE_FILE).write_bytes(b"state")
         return {"finished": False, "steps": 12, "stop_reason": "time limit reached at iteration 12"}
 
-    monkeypatch.setattr(R, "train_in_process", stopped)
+    monkeypatch.setattr(scheduler, "train_in_process", stopped)
     plan = R.plan_runs(tmp_path, [8], plain=False)[0]
     (outcome,) = R.execute([plan], _settings())
     assert outcome.status == "partial" and "time limit" in str(outcome.error)

@@ -6,10 +6,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from ..errors import UsageError
+from ..train.checkpoint import LAST_WEIGHTS
 from ..train.dense import MAIN_METRIC, DenseOptions
 from ..train.dense_report import METRIC_LABELS, save_figure
+from ..train.metrics import METRICS_FILE, read_metrics
+from ..train.recipes import parse_overrides
+from ..utils.atomic import atomic_write_text
+from ..utils.device import resolve_device
+from .configs import BackboneStudyConfig, ExperimentResult
+from .experiments import write_text
+from .runs.plans import ProgressFn
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,43 @@ class StudyRun:
         return self.backbone.startswith("resnet")
 
 
+def run_backbone_degradation(config: BackboneStudyConfig, *, progress: ProgressFn | None = None) -> ExperimentResult:
+    """Train (or keep) the same head on resnetD and plainD backbones for each depth and task; table, curves and
+    a picture of predictions go to ``config.out``. Unfinished runs are listed in the result."""
+    say = progress or (lambda _m: None)
+    runs = plan_study(config.out, config.checked_depths(), list(dict.fromkeys(config.tasks)))
+    overrides = parse_overrides(list(config.overrides))
+    if config.plot_only:
+        runs = [r for r in runs if (r.folder / "summary.json").is_file()]
+        summaries = [json.loads((r.folder / "summary.json").read_text()) for r in runs]
+        if not runs:
+            raise UsageError(f"no finished runs under {config.out / 'runs'}; run without `plot_only` first")
+    else:
+        summaries = run_study(runs, config.data_dir, overrides, seed=config.seed, device=str(resolve_device(config.device)),
+                              progress=say, pretrained=config.pretrained)
+    setup = _study_setup(config, summaries[0])
+    wall = sum(float(s["seconds"]) for s in summaries)
+    rows = study_rows(runs, summaries)
+    data = {"setup": setup, "command": config.command, "wall_seconds": wall, "rows": rows}
+    files = (
+        write_text(config.out / "results.md", study_markdown(rows, setup, config.command, wall)),
+        plot_study(runs, config.out / "curves.png", "Same head, ResNet (solid) vs plain (dashed) backbones, from scratch"),
+        draw_study_predictions(runs, config.data_dir, config.out / "predictions.png"),
+        write_study_json(config.out / "results.json", data),
+    )
+    unfinished = tuple((f"{r.task}-{r.backbone}", str(s.get("stop_reason") or "not finished"))
+                       for r, s in zip(runs, summaries) if not s.get("finished"))
+    return ExperimentResult(files, data, unfinished)
+
+
+def _study_setup(config: BackboneStudyConfig, first: dict[str, Any]) -> str:
+    recipe = first["recipe"]
+    start = f"from {config.pretrained}" if config.pretrained else "from scratch (He init)"
+    return (f"Penn-Fudan ({first['train_images']} training / {first['test_images']} test photos), "
+            f"{recipe['image_size']} px, {recipe['iterations']} iterations of {recipe['batch_size']}, lr {recipe['lr']:g} "
+            f"(warm-up {recipe['warmup']}, cosine), seed {config.seed}, every backbone {start}, same budget.")
+
+
 def plan_study(out: Path, depths: Sequence[int], tasks: Sequence[str]) -> list[StudyRun]:
     return [StudyRun(f"{kind}{d}", task, out / "runs" / f"{task}-{kind}{d}")
             for task in tasks for d in depths for kind in ("plain", "resnet")]
@@ -30,19 +76,17 @@ def plan_study(out: Path, depths: Sequence[int], tasks: Sequence[str]) -> list[S
 
 def pretrained_for(folder: Path | None, backbone: str) -> str | None:
     """``folder/<backbone>`` as a run folder, ``.safetensors`` or ``.pth`` file (ImageNet weights of each net)."""
-    from ..errors import UsageError
-
     if folder is None:
         return None
     for candidate in (folder / backbone, folder / f"{backbone}.safetensors", folder / f"{backbone}.pth"):
         if candidate.exists():
             return str(candidate)
-    raise UsageError(f"--pretrained {folder} has no weights for {backbone} ({backbone}/, {backbone}.safetensors or "
-                     f"{backbone}.pth); train them with resnet train --model {backbone} --data imagenet")
+    raise UsageError(f"`pretrained` {folder} has no weights for {backbone} ({backbone}/, {backbone}.safetensors or "
+                     f"{backbone}.pth); train them with `resnet train {backbone}` on ImageNet-layout data")
 
 
 def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str], *, seed: int, device: str | None,
-              progress: Callable[[str], None], pretrained: Path | None = None) -> list[dict[str, Any]]:
+              progress: ProgressFn, pretrained: Path | None = None) -> list[dict[str, Any]]:
     """Train (or resume, or keep a finished) run per backbone; returns their summaries."""
     from ..train.dense_run import train_dense
 
@@ -83,9 +127,7 @@ def study_rows(runs: Sequence[StudyRun], summaries: Sequence[dict[str, Any]]) ->
 
 def _last_loss(folder: Path) -> float | None:
     """Mean training loss of the last five logged windows."""
-    from ..train.metrics import read_metrics
-
-    tail = [r for r in read_metrics(folder / "metrics.jsonl") if r.get("kind") == "train"][-5:]
+    tail = [r for r in read_metrics(folder / METRICS_FILE) if r.get("kind") == "train"][-5:]
     return sum(r["loss"] for r in tail) / len(tail) if tail else None
 
 
@@ -111,12 +153,10 @@ def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..train.metrics import read_metrics
-
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
     depths = sorted({int("".join(c for c in r.backbone if c.isdigit())) for r in runs})
     for run in runs:
-        records = read_metrics(run.folder / "metrics.jsonl")
+        records = read_metrics(run.folder / METRICS_FILE)
         train = [r for r in records if r.get("kind") == "train"]
         key = MAIN_METRIC[run.task]
         evals = [(r["step"], r[key]) for r in records if r.get("kind") == "eval" and r.get(key) is not None]
@@ -153,7 +193,7 @@ def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, 
 
     from ..train.dense import predict_samples
 
-    models = [dense_model_from_checkpoint(r.folder / "last.safetensors") for r in runs]
+    models = [dense_model_from_checkpoint(r.folder / LAST_WEIGHTS) for r in runs]
     size = int(models[0][1]["dense"]["image_size"])
     _, test = load_pennfudan(data_dir, size)
     chosen = test.samples[:: max(1, len(test.samples) // photos)][:photos]
@@ -170,7 +210,5 @@ def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, 
 
 
 def write_study_json(path: Path, payload: dict[str, Any]) -> Path:
-    from ..utils.atomic import atomic_write_text
-
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     return path

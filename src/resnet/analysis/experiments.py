@@ -1,9 +1,8 @@
-"""The paper's experiments as reproducible procedures: each writes figures (PNG), a markdown table
-and the raw measurements (JSON) into one folder.
+"""What the paper's experiments write besides figures: their markdown tables (with the paper's figures
+beside ours and plain-language verdicts) and their raw measurements as JSON.
 
-- responses (Fig. 7) and gradients (Sec. 4.1) measure networks directly;
-- degradation (Fig. 6) and depth-table (Table 6) train plain and residual nets through
-  :mod:`resnet.analysis.runs` and read their logs back.
+The experiments themselves are :mod:`resnet.analysis.training_experiments` (Fig. 6, Table 6: trained
+through :mod:`resnet.analysis.runs`) and :mod:`resnet.analysis.measured_experiments` (Fig. 7, Sec. 4.1).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..utils.atomic import atomic_write_text
 from .gradients import GradientRun, summarize
@@ -121,8 +120,6 @@ def gradients_markdown(runs: Sequence[GradientRun], data_description: str, steps
     ]
     return "\n".join(lines)
 
-
-ProgressFn = Callable[[str], None]
 
 
 # -- Fig. 6 / Table 6 -----------------------------------------------------------------------------

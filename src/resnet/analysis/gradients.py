@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..train.recipes import RECIPES
 
-# The paper's warm-up for very deep CIFAR nets (Sec. 4.2, ResNet-110), as in the cifar-paper recipe.
-WARMUP_MIN_DEPTH = 110
-WARMUP_FACTOR = 0.1
+# The paper's warm-up for very deep CIFAR nets (Sec. 4.2, ResNet-110), read from the cifar-paper recipe.
+WARMUP_MIN_DEPTH = RECIPES["cifar-paper"].warmup_min_depth
+WARMUP_FACTOR = RECIPES["cifar-paper"].warmup_factor
 
 
 @dataclass
@@ -321,29 +322,7 @@ def gradient_study(
     """
     from ..models import create_model
 
-    n = len(dataset)
-    if n < batch_size:
-        raise ValueError(f"the data hold {n} images, fewer than one batch of {batch_size}")
-    # One measurement batch, then `steps` training batches, drawn at random (seeded) without repeats
-    # while the data last; only those images are normalised (all of CIFAR-10 in float32 is 600 MB).
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: (steps + 1) * batch_size]
-    images = _normalise(dataset.images[order], tuple(dataset.mean), tuple(dataset.std))
-    labels = dataset.labels[order].to(torch.int64)
-
-    def batch(start: int) -> tuple[Tensor, Tensor]:
-        return images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
-
-    measure = batch(0)
-    first_train = batch_size if len(order) >= 2 * batch_size else 0  # too few images: train on the measured ones too
-
-    def train_batches() -> Iterator[tuple[Tensor, Tensor]]:
-        start = first_train
-        while True:
-            if start + batch_size > len(order):
-                start = first_train
-            yield batch(start)
-            start += batch_size
-
+    measure, train_batches = _study_batches(dataset, steps=steps, batch_size=batch_size, seed=seed, device=device)
     runs: list[GradientRun] = []
     for depth in depths:
         for bn in (True, False) if no_bn else (True,):
@@ -364,3 +343,32 @@ def gradient_study(
                     )
                 )
     return runs
+
+
+def _study_batches(
+    dataset: Any, *, steps: int, batch_size: int, seed: int, device: str
+) -> tuple[tuple[Tensor, Tensor], Callable[[], Iterator[tuple[Tensor, Tensor]]]]:
+    """The measurement batch, and a factory of the training batches every network of a study sees in the same order."""
+    n = len(dataset)
+    if n < batch_size:
+        raise ValueError(f"the data hold {n} images, fewer than one batch of {batch_size}")
+    # One measurement batch, then `steps` training batches, drawn at random (seeded) without repeats
+    # while the data last; only those images are normalised (all of CIFAR-10 in float32 is 600 MB).
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: (steps + 1) * batch_size]
+    images = _normalise(dataset.images[order], tuple(dataset.mean), tuple(dataset.std))
+    labels = dataset.labels[order].to(torch.int64)
+
+    def batch(start: int) -> tuple[Tensor, Tensor]:
+        return images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
+
+    first_train = batch_size if len(order) >= 2 * batch_size else 0  # too few images: train on the measured ones too
+
+    def train_batches() -> Iterator[tuple[Tensor, Tensor]]:
+        start = first_train
+        while True:
+            if start + batch_size > len(order):
+                start = first_train
+            yield batch(start)
+            start += batch_size
+
+    return batch(0), train_batches

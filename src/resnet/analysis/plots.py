@@ -45,7 +45,7 @@ def _save(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     try:
         atomic_write_bytes(out, _palette_png(buffer.getvalue()))
     except OSError as err:
-        raise ResNetError(f"cannot write {out}: {err.strerror or err}; choose a writable --out folder") from None
+        raise ResNetError(f"cannot write {out}: {err.strerror or err}; choose a writable `out` folder") from None
     return out
 
 

@@ -214,22 +214,22 @@ def profile_member(
 
 
 def resolve_response_sources(sources: list[str], weights: list[str] | None = None) -> list[tuple[str, Any]]:
-    """SOURCEs → (label, member). A bare model name takes the next ``--weights`` file (in order)."""
+    """SOURCEs → (label, member). A bare model name takes the next of ``weights`` (in order)."""
     from pathlib import Path
 
-    from ..evaluate.sources import _is_model_name, resolve_source
+    from ..evaluate.sources import is_model_name, resolve_source
 
     pending = list(weights or [])
     members = []
     for source in sources:
-        if not Path(source).exists() and _is_model_name(source):
+        if not Path(source).exists() and is_model_name(source):
             if not pending:
-                raise UsageError(f"{source} is a model name: give its weights with --weights FILE (one per model name, in order)")
+                raise UsageError(f"{source} is a model name: give its weights with `weights` FILE (one per model name, in order)")
             members.append(resolve_source(pending.pop(0), model_name=source))
         else:
             members.append(resolve_source(source))
     if pending:
-        raise UsageError(f"{len(pending)} --weights file(s) left over: each belongs to one model-name SOURCE, in order")
+        raise UsageError(f"{len(pending)} `weights` file(s) left over: each belongs to one model-name SOURCE, in order")
     labels = [label_for(m.model, m.name) for m in members]
     # Two nets of one depth (e.g. two seeds) are told apart by their file or folder name.
     return [(f"{label} ({m.name})" if labels.count(label) > 1 else label, m) for m, label in zip(members, labels)]

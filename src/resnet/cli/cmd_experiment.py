@@ -4,7 +4,11 @@ the raw JSON into ``--out DIR``.
 - ``degradation``: plain vs residual nets of several depths trained alike (Fig. 6);
 - ``depth-table``: test error against depth, mean ± std over runs (Table 6; Table 2 on ImageNet-layout data);
 - ``responses``: std of the 3x3 layers' responses (Fig. 7);
-- ``gradients``: per-layer gradient norms with and without BN (Sec. 4.1).
+- ``gradients``: per-layer gradient norms with and without BN (Sec. 4.1);
+- ``backbone-degradation``: the same study on a dense task (Penn-Fudan).
+
+Each subcommand builds its experiment's config (:mod:`resnet.analysis.configs`), calls the experiment
+(:mod:`resnet.analysis`) and prints the files it wrote; the options' defaults are the configs'.
 """
 
 from __future__ import annotations
@@ -14,12 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..analysis.configs import (CIFAR_DEPTHS, IMAGENET_DEPTHS, TABLE_DEPTHS, BackboneStudyConfig, DegradationConfig,
+                                DepthTableConfig, ExperimentResult, GradientsConfig, ResponsesConfig)
+from ..analysis.runs.budgets import BUDGETS, DEFAULT_BUDGET, budgets_help
 from ..errors import UsageError
 from .common import examples
-
-DEFAULT_DEPTHS = [20, 32, 44, 56]
-IMAGENET_DEPTHS = [18, 34]  # Table 2: plain-18/34 against ResNet-18/34
-IMAGENET_ALLOWED = (18, 34, 50, 101, 152)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_backbone_degradation(exp)
 
 
-def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int], imagenet_depths: str = "") -> None:
+def _add_training_options(p: argparse.ArgumentParser, default_depths: tuple[int, ...], imagenet_depths: str = "") -> None:
     p.add_argument("--data", default="cifar10", help="data set name (cifar10, cifar100, digits, folder" + (", imagenet" if imagenet_depths else "") + "; default cifar10)")
     p.add_argument("--data-dir", default=None, help="data folder, e.g. an ImageFolder tree DATA/{train,test}/<class>/*.png")
     p.add_argument(
@@ -47,11 +50,7 @@ def _add_training_options(p: argparse.ArgumentParser, default_depths: list[int],
         help=f"CIFAR depths 6n+2 (default {' '.join(map(str, default_depths))}){imagenet_depths}",
     )
     p.add_argument(
-        "--budget", default="reduced", choices=("paper", "reduced", "tiny"),
-        help="paper: the data set's full recipe (cifar-paper: 64k iterations); reduced: 700 iterations with the same "
-        "schedule shape, sized to train the 8 nets of depths 20-56 in about 90 minutes on a 2-core CPU; tiny: 24 "
-        "iterations, a smoke test (default reduced)",
-    )
+        "--budget", default=DEFAULT_BUDGET, choices=tuple(BUDGETS), help=budgets_help().replace("%", "%%"))
     p.add_argument("--iterations", type=int, default=None, help="override the budget's iteration count (lr ÷10 at 50%% and 75%%)")
     p.add_argument("--seed", type=int, default=0, help="seed shared by every network (default 0)")
     p.add_argument("--parallel", type=int, default=1, help="train N networks at once as subprocesses (default 1: one after another)")
@@ -68,9 +67,9 @@ def _add_degradation(exp: argparse._SubParsersAction) -> None:
         epilog=examples("resnet experiment degradation --data cifar10 --data-dir ../shared/data/cifar10",
                         "resnet experiment degradation --budget tiny --data digits --depths 8 14"),
     )
-    _add_training_options(p, DEFAULT_DEPTHS)
-    p.add_argument("--out", default="experiments/degradation", help="output folder (default experiments/degradation)")
-    p.set_defaults(func=run_degradation)
+    _add_training_options(p, CIFAR_DEPTHS)
+    _add_out(p, DegradationConfig)
+    p.set_defaults(func=_degradation)
 
 
 def _add_depth_table(exp: argparse._SubParsersAction) -> None:
@@ -82,11 +81,11 @@ def _add_depth_table(exp: argparse._SubParsersAction) -> None:
         epilog=examples("resnet experiment depth-table --data cifar10 --data-dir ../shared/data/cifar10 --runs 2",
                         "resnet experiment depth-table --budget tiny --data digits --depths 8 14"),
     )
-    _add_training_options(p, DEFAULT_DEPTHS + [110], f"; with --data imagenet {' '.join(map(str, IMAGENET_DEPTHS))} (Table 2)")
+    _add_training_options(p, TABLE_DEPTHS, f"; with --data imagenet {' '.join(map(str, IMAGENET_DEPTHS))} (Table 2)")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds) per depth; the table reports mean ± std (default 1)")
     p.add_argument("--plain", action="store_true", help="train the plain twins too and list them beside the ResNets (always on with --data imagenet)")
-    p.add_argument("--out", default="experiments/depth-table", help="output folder (default experiments/depth-table)")
-    p.set_defaults(func=run_depth_table)
+    _add_out(p, DepthTableConfig)
+    p.set_defaults(func=_depth_table)
 
 
 def _add_responses(exp: argparse._SubParsersAction) -> None:
@@ -106,10 +105,10 @@ def _add_responses(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="data folder, e.g. DATA/test/<class>/*.png")
     p.add_argument("--split", default="test", help="split to measure on (default test)")
     p.add_argument("--limit", type=int, default=None, help="use N test images spread evenly over the split (default: all)")
-    p.add_argument("--batch-size", type=int, default=250, help="images per batch (default 250)")
+    p.add_argument("--batch-size", type=int, default=ResponsesConfig.batch_size, help=f"images per batch (default {ResponsesConfig.batch_size})")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--out", default="experiments/responses", help="output folder (default experiments/responses)")
-    p.set_defaults(func=run_responses)
+    _add_out(p, ResponsesConfig)
+    p.set_defaults(func=_responses)
 
 
 def _add_gradients(exp: argparse._SubParsersAction) -> None:
@@ -120,16 +119,18 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
                     "--steps SGD steps, with BatchNorm (and with --no-bn without it).",
         epilog=examples("resnet experiment gradients --depths 20 56 --steps 0", "resnet experiment gradients --no-bn --data digits"),
     )
-    p.add_argument("--depths", type=int, nargs="+", default=[20, 56, 110], help="CIFAR depths 6n+2 (default 20 56 110)")
+    p.add_argument("--depths", type=int, nargs="+", default=list(GradientsConfig.depths),
+                   help=f"CIFAR depths 6n+2 (default {' '.join(map(str, GradientsConfig.depths))})")
     p.add_argument("--no-bn", action="store_true", help="also measure every network with BatchNorm replaced by the identity (second row)")
-    p.add_argument("--steps", type=int, default=20, help="SGD steps between the two measurements (default 20; 0: only at init)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate with BN (default 0.1, the paper's; nets of 110 layers or more use a tenth, see --no-warmup)")
+    g = GradientsConfig
+    p.add_argument("--steps", type=int, default=g.steps, help=f"SGD steps between the two measurements (default {g.steps}; 0: only at init)")
+    p.add_argument("--batch-size", type=int, default=g.batch_size, help=f"images per batch (default {g.batch_size})")
+    p.add_argument("--lr", type=float, default=g.lr, help=f"learning rate with BN (default {g.lr:g}, the paper's; nets of 110 layers or more use a tenth, see --no-warmup)")
     p.add_argument(
         "--no-warmup", dest="warmup", action="store_false",
         help="train nets of 110+ layers at --lr too, instead of the paper's warm-up rate (--lr / 10) that the steps measured here fall into",
     )
-    p.add_argument("--lr-no-bn", type=float, default=0.01, help="learning rate without BN (default 0.01, the paper's warm-up rate)")
+    p.add_argument("--lr-no-bn", type=float, default=g.lr_no_bn, help=f"learning rate without BN (default {g.lr_no_bn:g}, the paper's warm-up rate)")
     p.add_argument("--data", default=None, help="data set name (cifar10, digits, ...); or give only --data-dir for an image folder")
     p.add_argument(
         "--data-dir", default=None,
@@ -137,8 +138,8 @@ def _add_gradients(exp: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--out", default="experiments/gradients", help="output folder (default experiments/gradients)")
-    p.set_defaults(func=run_gradients)
+    _add_out(p, GradientsConfig)
+    p.set_defaults(func=_gradients)
 
 
 def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
@@ -151,8 +152,9 @@ def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
                         "--out docs/results/backbone"),
     )
     p.add_argument("--data-dir", required=True, help="the Penn-Fudan folder, e.g. ../shared/data/pennfudan")
-    p.add_argument("--depths", type=int, nargs="+", default=[18, 34], help="ImageNet-style depths (default 18 34)")
-    p.add_argument("--tasks", nargs="+", default=["segmentation"], choices=("segmentation", "detection"),
+    p.add_argument("--depths", type=int, nargs="+", default=list(BackboneStudyConfig.depths),
+                   help=f"ImageNet-style depths (default {' '.join(map(str, BackboneStudyConfig.depths))})")
+    p.add_argument("--tasks", nargs="+", default=list(BackboneStudyConfig.tasks), choices=("segmentation", "detection"),
                    help="dense tasks to study (default segmentation)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe field override for every run, e.g. --set iterations=300 --set image_size=128")
@@ -161,165 +163,83 @@ def _add_backbone_degradation(exp: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", type=Path, default=None, metavar="DIR",
                    help="start each backbone from DIR/<name> (run folder), DIR/<name>.safetensors or .pth (default: from scratch)")
     p.add_argument("--plot-only", action="store_true", help="redraw the table and figures from the run folders in --out")
-    p.add_argument("--out", default="experiments/backbone-degradation", help="output folder (default experiments/backbone-degradation)")
-    p.set_defaults(func=run_backbone_degradation)
+    _add_out(p, BackboneStudyConfig)
+    p.set_defaults(func=_backbone_degradation)
 
 
-def run_backbone_degradation(args: argparse.Namespace) -> int:
-    import json
+def _add_out(p: argparse.ArgumentParser, config: type) -> None:
+    p.add_argument("--out", default=str(config.out), help=f"output folder (default {config.out})")  # type: ignore[attr-defined]
+
+
+# -- running: options -> config -> library -> printed files ---------------------------------------
+def _training_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(data=args.data, data_dir=args.data_dir, depths=tuple(args.depths) if args.depths else None,
+                budget=args.budget, iterations=args.iterations, seed=args.seed, parallel=args.parallel,
+                device=args.device, overrides=tuple(args.overrides), plot_only=args.plot_only, out=Path(args.out))
+
+
+def _degradation(args: argparse.Namespace) -> int:
+    from ..analysis import DegradationConfig, run_degradation
+
+    return _report(run_degradation(DegradationConfig(**_training_fields(args)), progress=_say))
+
+
+def _depth_table(args: argparse.Namespace) -> int:
+    from ..analysis import DepthTableConfig, run_depth_table
+
+    config = DepthTableConfig(**_training_fields(args), runs=args.runs, plain=args.plain)
+    return _report(run_depth_table(config, progress=_say))
+
+
+def _responses(args: argparse.Namespace) -> int:
+    from ..analysis import ResponsesConfig, run_responses
+
+    config = ResponsesConfig(
+        sources=tuple(args.sources), weights=tuple(args.weights), data=args.data, data_dir=args.data_dir, split=args.split,
+        limit=args.limit, batch_size=args.batch_size, device=args.device, out=Path(args.out),
+    )
+    return _report(run_responses(config, progress=_say))
+
+
+def _gradients(args: argparse.Namespace) -> int:
+    from ..analysis import GradientsConfig, run_gradients
+
+    config = GradientsConfig(
+        data=args.data, data_dir=args.data_dir, depths=tuple(args.depths), no_bn=args.no_bn, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, lr_no_bn=args.lr_no_bn, seed=args.seed,
+        device=args.device, out=Path(args.out),
+    )
+    return _report(run_gradients(config, progress=_say))
+
+
+def _backbone_degradation(args: argparse.Namespace) -> int:
     import shlex
 
-    from ..analysis.backbone_study import (draw_study_predictions, plan_study, plot_study, run_study, study_markdown,
-                                           study_rows, write_study_json)
-    from ..analysis.experiments import write_text
-    from ..train import parse_overrides
+    from ..analysis import BackboneStudyConfig, run_backbone_degradation
 
-    bad = [d for d in args.depths if d not in IMAGENET_ALLOWED]
-    if bad:
-        raise UsageError(f"--depths takes ImageNet-style depths ({', '.join(map(str, IMAGENET_ALLOWED))}), got {bad}")
-    out = Path(args.out)
-    runs = plan_study(out, list(dict.fromkeys(args.depths)), list(dict.fromkeys(args.tasks)))
-    overrides = parse_overrides(args.overrides)
-    if args.plot_only:
-        summaries = [json.loads((r.folder / "summary.json").read_text()) for r in runs if (r.folder / "summary.json").is_file()]
-        runs = [r for r in runs if (r.folder / "summary.json").is_file()]
-        if not runs:
-            raise UsageError(f"no finished runs under {out / 'runs'}; run without --plot-only first")
-    else:
-        summaries = run_study(runs, args.data_dir, overrides, seed=args.seed, device=_device(args.device), progress=_say,
-                              pretrained=args.pretrained)
-    recipe = summaries[0]["recipe"]
-    setup = (f"Penn-Fudan ({summaries[0]['train_images']} training / {summaries[0]['test_images']} test photos), "
-             f"{recipe['image_size']} px, {recipe['iterations']} iterations of {recipe['batch_size']}, lr {recipe['lr']:g} "
-             f"(warm-up {recipe['warmup']}, cosine), seed {args.seed}, every backbone "
-             f"{'from ' + str(args.pretrained) if args.pretrained else 'from scratch (He init)'}, same budget.")
-    command = "resnet experiment backbone-degradation " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ["experiment", "backbone-degradation"] else ""
-    wall = sum(float(s["seconds"]) for s in summaries)
-    rows = study_rows(runs, summaries)
-    files = [
-        write_text(out / "results.md", study_markdown(rows, setup, command, wall)),
-        plot_study(runs, out / "curves.png", "Same head, ResNet (solid) vs plain (dashed) backbones, from scratch"),
-        draw_study_predictions(runs, args.data_dir, out / "predictions.png"),
-        write_study_json(out / "results.json", {"setup": setup, "command": command, "wall_seconds": wall, "rows": rows}),
-    ]
-    _report_files(files)
-    return 0 if all(s.get("finished") for s in summaries) else 1
+    ran = sys.argv[1:3] == ["experiment", "backbone-degradation"]
+    config = BackboneStudyConfig(
+        data_dir=args.data_dir, depths=tuple(args.depths), tasks=tuple(args.tasks), overrides=tuple(args.overrides),
+        seed=args.seed, device=args.device, pretrained=args.pretrained, plot_only=args.plot_only, out=Path(args.out),
+        command="resnet experiment backbone-degradation " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if ran else "",
+    )
+    result = run_backbone_degradation(config, progress=_say)
+    for path in result.files:
+        print(f"wrote {path}")
+    return 0 if result.finished else 1  # the study names no unfinished run: its table shows the iterations reached
 
 
-# -- shared checks --------------------------------------------------------------------------------
-def check_depths(depths: list[int]) -> list[int]:
-    bad = [d for d in depths if d < 8 or (d - 2) % 6]
-    if bad:
-        raise UsageError(f"--depths must be CIFAR depths 6n+2 (8, 14, 20, 32, 44, 56, 110, ...), got {', '.join(map(str, bad))}")
-    return list(dict.fromkeys(depths))  # drop repeats, keep the order
-
-
-def _training_depths(args: argparse.Namespace, default: list[int]) -> list[int]:
-    """``--depths`` checked against the data: CIFAR-style 6n+2 nets, or the ImageNet nets for --data imagenet."""
-    from ..analysis.runs import IMAGENET_DATA
-
-    if args.data in IMAGENET_DATA:
-        depths = args.depths or IMAGENET_DEPTHS
-        bad = [d for d in depths if d not in IMAGENET_ALLOWED]
-        if bad:
-            raise UsageError(f"--data {args.data} trains the ImageNet nets: --depths from {', '.join(map(str, IMAGENET_ALLOWED))}, got {', '.join(map(str, bad))}")
-        return list(dict.fromkeys(depths))
-    return check_depths(args.depths or default)
-
-
-def _positive(name: str, value: int | None, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise UsageError(f"--{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value}")
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise UsageError(f"--device must be cpu or cuda[:N], got {name!r}")
-    return name
+def _report(result: ExperimentResult) -> int:
+    """``wrote FILE`` for each file; each unfinished run on stderr; exit status 1 when any run did not finish."""
+    for path in result.files:
+        print(f"wrote {path}")
+    for name, reason in result.unfinished:
+        _say(f"{name} did not finish: {reason} (rerun the same command to resume it)")
+    return 0 if result.finished else 1
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _report_files(paths: list[Path]) -> None:
-    for p in paths:
-        print(f"wrote {p}")
-
-
-# -- responses ------------------------------------------------------------------------------------
-def run_responses(args: argparse.Namespace) -> int:
-    from ..analysis.experiments import responses_markdown, write_json, write_text
-    from ..analysis.plots import plot_responses
-    from ..analysis.responses import profile_member, resolve_response_sources
-    from ..evaluate.data import open_eval_data
-
-    _positive("limit", args.limit)
-    _positive("batch-size", args.batch_size)
-    device = _device(args.device)
-    members = resolve_response_sources(args.sources, args.weights)
-    data = open_eval_data(args.data, args.data_dir, args.split, limit=args.limit, channels=members[0][1].preprocess.channels)
-    profiles = []
-    for label, member in members:
-        _say(f"measuring {label} on {len(data)} images")
-        profiles.append(profile_member(member, data, label=label, batch_size=args.batch_size, device=device))
-    out = Path(args.out)
-    files = [
-        plot_responses(profiles, out / "responses.png"),
-        write_text(out / "responses.md", responses_markdown(profiles, data.description)),
-        write_json(out / "responses.json", {"data": data.description, "images": len(data), "profiles": [p.as_dict() for p in profiles]}),
-    ]
-    _report_files(files)
-    return 0
-
-
-# -- gradients ------------------------------------------------------------------------------------
-def run_gradients(args: argparse.Namespace) -> int:
-    from ..analysis.experiments import gradients_markdown, write_json, write_text
-    from ..analysis.gradients import gradient_study
-    from ..analysis.plots import plot_gradients
-
-    depths = check_depths(args.depths)
-    _positive("steps", args.steps, allow_zero=True)
-    _positive("batch-size", args.batch_size)
-    if args.lr <= 0 or args.lr_no_bn <= 0:
-        raise UsageError("--lr and --lr-no-bn must be positive")
-    device = _device(args.device)
-    needed = (args.steps + 1) * args.batch_size
-    if args.data is None and args.data_dir is None:
-        raise UsageError("name the training data with --data NAME (cifar10, digits, ...) or --data-dir PATH (an image folder)")
-    if args.data is None:
-        from ..analysis.gradients import folder_sample
-
-        dataset = folder_sample(args.data_dir, "train", needed, seed=args.seed)
-        description = dataset.source
-    else:
-        dataset = _load_train_arrays(args.data, args.data_dir)
-        description = f"{args.data} training split" + (f" from {args.data_dir}" if args.data_dir else "")
-    if len(dataset) < args.batch_size:
-        raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(dataset)} training images")
-    runs = gradient_study(
-        dataset, depths, steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_no_bn=args.lr_no_bn,
-        no_bn=args.no_bn, warmup=args.warmup, seed=args.seed, device=device, progress=_say,
-    )
-    out = Path(args.out)
-    files = [
-        plot_gradients(runs, out / "gradients.png", "weight"),
-        plot_gradients(runs, out / "gradients_backprop.png", "backprop"),
-        write_text(out / "gradients.md", gradients_markdown(runs, description, args.steps, args.batch_size)),
-        write_json(
-            out / "gradients.json",
-            {"data": description, "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "runs": [r.as_dict() for r in runs]},
-        ),
-    ]
-    _report_files(files)
-    return 0
 
 
 def _load_train_arrays(name: str, data_dir: str | None) -> Any:
@@ -332,95 +252,3 @@ def _load_train_arrays(name: str, data_dir: str | None) -> Any:
 
         raise DataError(f"data folder {data_dir} does not exist; check --data-dir")
     return load_arrays(name, "train", data_dir=data_dir)
-
-
-# -- degradation / depth table (training) ---------------------------------------------------------
-def _training_setup(args: argparse.Namespace, plans: list[Any]) -> tuple[Any, str]:
-    """Settings shared by every run, and a one-paragraph description for the tables."""
-    from ..analysis.runs import budget_settings, describe_settings, settings_from_markers
-
-    if args.plot_only:
-        settings = settings_from_markers(plans)
-        return settings, describe_settings(settings, args.budget if settings is None else None)
-    _positive("parallel", args.parallel)
-    settings = budget_settings(
-        args.budget, data=args.data, data_dir=args.data_dir, iterations=args.iterations, device=_device(args.device),
-        overrides=list(args.overrides),
-    )
-    return settings, describe_settings(settings)
-
-
-def _train_all(args: argparse.Namespace, plans: list[Any], settings: Any) -> list[Any]:
-    from ..analysis.runs import execute
-
-    if args.plot_only:
-        return []
-    if args.data_dir is not None and not Path(args.data_dir).exists():
-        from ..errors import DataError
-
-        raise DataError(f"data folder {args.data_dir} does not exist; check --data-dir")
-    return execute(plans, settings, parallel=args.parallel, progress=_say)
-
-
-def _failures(outcomes: list[Any]) -> int:
-    failed = [o for o in outcomes if o.error]
-    for o in failed:
-        _say(f"{o.plan.name} did not finish: {o.error} (rerun the same command to resume it)")
-    return 1 if failed else 0
-
-
-def run_degradation(args: argparse.Namespace) -> int:
-    from ..analysis.experiments import degradation_markdown, write_json, write_text
-    from ..analysis.plots import plot_degradation
-    from ..analysis.runs import plan_runs, read_curves
-
-    out = Path(args.out)
-    plans = plan_runs(out, _training_depths(args, DEFAULT_DEPTHS), seed=args.seed)
-    settings, setup = _training_setup(args, plans)
-    outcomes = _train_all(args, plans, settings)
-    curves = read_curves(plans)
-    if not curves:
-        raise UsageError(f"no run folders with training logs under {out / 'runs'}; run without --plot-only first")
-    data_name = settings.data if settings is not None else args.data
-    files = [
-        plot_degradation(curves, out / "degradation.png", title=_degradation_title(data_name, curves)),
-        write_text(out / "degradation.md", degradation_markdown(curves, setup)),
-        write_json(out / "degradation.json", {"setup": setup, "settings": _settings_dict(settings), "curves": curves}),
-    ]
-    _report_files(files)
-    return _failures(outcomes)
-
-
-def run_depth_table(args: argparse.Namespace) -> int:
-    from ..analysis.experiments import depth_table_markdown, depth_table_rows, write_json, write_text
-    from ..analysis.plots import plot_depth_table
-    from ..analysis.runs import IMAGENET_DATA, plan_runs, read_curves
-
-    out = Path(args.out)
-    imagenet = args.data in IMAGENET_DATA
-    plans = plan_runs(out, _training_depths(args, DEFAULT_DEPTHS + [110]), plain=args.plain or imagenet, runs=args.runs, seed=args.seed)
-    settings, setup = _training_setup(args, plans)
-    outcomes = _train_all(args, plans, settings)
-    curves = read_curves(plans)
-    if not curves:
-        raise UsageError(f"no run folders with training logs under {out / 'runs'}; run without --plot-only first")
-    rows = depth_table_rows(curves, imagenet=imagenet)
-    title = "ImageNet-layout data: validation error against depth (paper Table 2)" if imagenet else ""
-    files = [
-        plot_depth_table(rows, out / "depth_table.png", title=title),
-        write_text(out / "depth_table.md", depth_table_markdown(rows, setup, imagenet=imagenet)),
-        write_json(out / "depth_table.json", {"setup": setup, "settings": _settings_dict(settings), "rows": rows, "curves": curves}),
-    ]
-    _report_files(files)
-    return _failures(outcomes)
-
-
-def _degradation_title(data: str, curves: list[dict[str, Any]]) -> str:
-    steps = max((int(c.get("steps") or 0) for c in curves), default=0)
-    return f"Training on {data} (paper Fig. 6, {steps:,} iterations): dashed = training error, bold = test error"
-
-
-def _settings_dict(settings: Any) -> dict[str, Any] | None:
-    from dataclasses import asdict
-
-    return None if settings is None else asdict(settings)

@@ -112,9 +112,9 @@ def resolve_source(
     path = Path(source)
     if path.exists():
         return _from_path(path, source, model_name, checkpoint_source)
-    if ":" in source and _is_model_name(source.split(":", 1)[0]):
+    if ":" in source and is_model_name(source.split(":", 1)[0]):
         return _named(source)
-    if _is_model_name(source):
+    if is_model_name(source):
         if random_weights:
             return _random(source, num_classes)
         return weights_for_name(source)
@@ -245,12 +245,13 @@ def _infer_model_name(path: Path) -> str | None:
     if m:
         candidates.append(m.group(1))
     for c in candidates:
-        if _is_model_name(c):
+        if is_model_name(c):
             return c
     return None
 
 
-def _is_model_name(name: str) -> bool:
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` names a network (registered, or a CIFAR ``resnet``/``plain`` of depth 6n+2)."""
     from ..models.specs import resolve_spec
 
     try:
