@@ -323,15 +323,9 @@ def run_gradients(args: argparse.Namespace) -> int:
 
 
 def _load_train_arrays(name: str, data_dir: str | None) -> Any:
-    try:
-        from ..data import load_arrays
-    except ImportError:
-        raise UsageError("this build lacks resnet.data.load_arrays, which the experiment needs to read training data") from None
-    if data_dir is not None and not Path(data_dir).exists():
-        from ..errors import DataError
+    from ..data.registry import open_arrays
 
-        raise DataError(f"data folder {data_dir} does not exist; check --data-dir")
-    return load_arrays(name, "train", data_dir=data_dir)
+    return open_arrays(name, "train", data_dir)
 
 
 # -- degradation / depth table (training) ---------------------------------------------------------

@@ -4,7 +4,7 @@
   architecture, class names and preprocessing in their metadata, so they need no flags;
 - imported checkpoints get the convention of the project that trained them: akamaster → ImageNet
   mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
-  crop 224, ImageNet class names. The network is named by ``--model`` or read off the file name
+  crop 224, ImageNet class names. The network is named by ``model_name`` or read off the file name
   (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
 - ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
   (:mod:`resnet.weights`, downloaded once and checked) with the preprocessing they were published with;
@@ -24,13 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, UsageError
-from ..reference import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from ..data.preprocess import Preprocess
+from ..data.registry import dataset_stats
+from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
+from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from .names import IMPORT_SOURCES, OPTIMIZE_MODES
-from .preprocess import Preprocess
 from .protocols import Network
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-_DATASET_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+CIFAR10_CLASSES = list(_CIFAR10_CLASSES)  # class names travel as lists (metadata, reports)
 
 
 @dataclass
@@ -87,9 +88,10 @@ def _on_device(fn: Callable[[Tensor], Tensor], device: torch.device) -> Callable
 
 
 def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
-    """Convention for a network that carries none: by dataset when known, else by its stem."""
+    """Convention for a network that carries none: by data set when it has published statistics, else by its stem
+    (CIFAR-10's for CIFAR stems, ImageNet's for the others)."""
     small = getattr(spec, "stem", "imagenet") == "cifar"
-    mean, std = _DATASET_STATS.get(dataset or ("cifar10" if small else "imagenet"), (IMAGENET_MEAN, IMAGENET_STD))
+    mean, std = dataset_stats(dataset) or dataset_stats("cifar10" if small else "imagenet") or (IMAGENET_MEAN, IMAGENET_STD)
     channels = getattr(spec, "in_chans", 3)
     if channels != len(mean):
         mean, std = (0.5,) * channels, (0.5,) * channels
@@ -202,7 +204,7 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
 
     name = model_name or _infer_model_name(weights)
     if name is None:
-        raise UsageError(f"cannot tell which network {weights} holds; name it with --model (e.g. --model resnet50)")
+        raise UsageError(f"cannot tell which network {weights} holds; name it with `model` (e.g. `model` resnet50)")
     converted = convert_state_dict(state_dict, "akamaster" if kind == "akamaster" else "torchvision")
     overrides: dict[str, Any] = {}
     fc = converted.get("fc.weight")
@@ -271,15 +273,13 @@ def _imagenet_classes() -> list[str] | None:
 def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None) -> None:
     """Replace ``member.forward`` by ``resnet.deploy.optimize(model, mode, calibration=...)``."""
     if mode not in OPTIMIZE_MODES:
-        raise UsageError(f"unknown --optimize {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
+        raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
     if mode == "none":
         return
     if member.device.type != "cpu":
-        raise UsageError(f"--optimize {mode} runs on the CPU; use --device cpu with it")
-    try:
-        from ..deploy import optimize
-    except ImportError:
-        raise UsageError("optimize needs resnet.deploy, which is not installed in this build; use --optimize none") from None
+        raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
+    from ..deploy import optimize
+
     optimized = optimize(member.model, mode, calibration=calibration)
     member.optimized = optimized
     member.forward = lambda x: optimized(x).float()

@@ -65,20 +65,20 @@ def network_view(image: Any, pre: "Preprocess") -> "Tensor":
 
 
 def as_uint8_chw(image: Any, channels: int = 3) -> "Tensor":
-    """A path (through :func:`resnet.evaluate.images.read_image`), PIL image, ``[H, W, C]`` array or
+    """A path (through :func:`resnet.data.decode.read_image`), PIL image, ``[H, W, C]`` array or
     ``[C, H, W]`` tensor as a uint8 ``[C, H, W]`` tensor."""
     import numpy as np
     import torch
 
     from ..errors import UsageError
-    from ..evaluate.images import read_image
+    from ..data.decode import read_image
 
     if isinstance(image, (str, os.PathLike)):
         return read_image(image, channels)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
-        from ..data.decode import _to_array
+        from ..data.decode import to_array
 
-        image = _to_array(image, channels)
+        image = to_array(image, channels)
     if isinstance(image, np.ndarray):
         array = image[:, :, None] if image.ndim == 2 else image
         image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
