@@ -22,7 +22,7 @@ from ..errors import DataError, UsageError
 from .decode import DecodeFailure, decode_image_tensor
 from .loader import mix_seed
 from .scan import DataWarning, scan_folder, split_folder
-from .transforms import imagenet_eval_transform, imagenet_train_transform
+from .transforms import imagenet_eval_transform, imagenet_sizes, imagenet_train_transform
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,11 @@ def make_folder_loader(
         raise UsageError(f"workers must be >= 0, got {workers}")
     if image_size < 8:
         raise UsageError(f"image size must be at least 8 pixels, got {image_size}")
-    ratio = image_size / 224
+    scale, resize = imagenet_sizes(image_size)
     if train:
-        transform = imagenet_train_transform(scale=(round(256 * ratio), round(480 * ratio)), crop=image_size)
+        transform = imagenet_train_transform(scale=scale, crop=image_size)
     else:
-        transform = imagenet_eval_transform(resize=round(256 * ratio), crop=image_size)
+        transform = imagenet_eval_transform(resize=resize, crop=image_size)
     dataset = ImageFolderDataset(root, split, transform=transform, strict=strict)
     sampler: torch.utils.data.Sampler[int]
     if distributed:

@@ -53,6 +53,13 @@ class Lighting(nn.Module):
         return f"alphastd={self.alphastd}"
 
 
+def imagenet_sizes(crop: int) -> tuple[tuple[int, int], int]:
+    """(training scale range, evaluation resize) of the paper's preprocessing for a ``crop``-pixel input:
+    256..480 and 256 at 224, scaled with the crop."""
+    ratio = crop / 224
+    return (round(256 * ratio), round(480 * ratio)), round(256 * ratio)
+
+
 def imagenet_train_transform(
     scale: tuple[int, int] = (256, 480),
     crop: int = 224,

@@ -100,6 +100,14 @@ def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
     return Preprocess(tuple(mean), tuple(std), 224, resize=256, crop=224)
 
 
+def recorded_preprocess(meta: dict[str, Any], spec: Any, origin: str) -> Preprocess:
+    """The preprocessing a checkpoint's metadata records (:meth:`Preprocess.from_dict` also reads the partial
+    dicts of older runs); a checkpoint that records none gets the convention of its data set or stem."""
+    if meta.get("preprocess"):
+        return Preprocess.from_dict(meta["preprocess"], origin)
+    return default_preprocess(spec, meta.get("dataset"))
+
+
 def resolve_source(
     source: str, *, model_name: str | None = None, checkpoint_source: str = "auto", num_classes: int | None = None,
     random_weights: bool = False,
@@ -197,7 +205,7 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
     label = path.name if path.is_dir() else weights.stem
     if kind == "resnet" and "spec" in meta and model_name is None:
         model, meta = model_from_checkpoint(weights)
-        pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
+        pre = recorded_preprocess(meta, model.spec, str(weights))
         classes = _checked_classes(meta, model, weights)
         model.eval()
         return Member(label, source, kind, model, pre, classes, meta)
@@ -217,7 +225,7 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
         classes: list[str] | None = CIFAR10_CLASSES if model.num_classes == 10 else None
     elif kind == "resnet":
-        pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
+        pre = recorded_preprocess(meta, model.spec, str(weights))
         classes = _checked_classes(meta, model, weights)
     else:
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -22,6 +22,9 @@ from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, FOLDER_DATASETS, data_
 from ..errors import DataError, UsageError
 from .distributed import DistContext
 from .recipes import Recipe
+
+if TYPE_CHECKING:
+    from ..data.folder import ImageFolderDataset
 
 _NO_STATS = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # a folder data set registered without published statistics
 
@@ -171,20 +174,15 @@ class _ResumableBatches(torch.utils.data.Sampler[list[int]]):
             yield mine[b * self.batch : (b + 1) * self.batch].tolist()
 
 
-def _folder_data(
-    name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
-    strict: bool,
-) -> TrainData:
-    from ..data.folder import FolderLoader, ImageFolderDataset
-    from ..data.transforms import imagenet_eval_transform, imagenet_train_transform
+def _folder_sets(name: str, data_dir: str | Path, size: int, strict: bool
+                 ) -> tuple["ImageFolderDataset", "ImageFolderDataset", "ImageFolderDataset | None", Preprocess]:
+    """The training, hold-out and validation (if any) folders with the paper's preprocessing at ``size`` pixels."""
+    from ..data.folder import ImageFolderDataset
+    from ..data.transforms import imagenet_eval_transform, imagenet_sizes, imagenet_train_transform
 
-    if data_dir is None:
-        raise UsageError(f"`data` {name} needs `data_dir` PATH: a folder with train/<class>/<image> and val/<class>/<image>")
     mean, std = data_set(name).stats or _NO_STATS
-    size = recipe.image_size
-    ratio = size / 224
-    resize = round(256 * ratio)
-    train_tf = imagenet_train_transform(scale=(round(256 * ratio), round(480 * ratio)), crop=size, mean=mean, std=std)
+    scale, resize = imagenet_sizes(size)
+    train_tf = imagenet_train_transform(scale=scale, crop=size, mean=mean, std=std)
     eval_tf = imagenet_eval_transform(resize=resize, crop=size, mean=mean, std=std)
     train_ds = ImageFolderDataset(data_dir, "train", transform=train_tf, strict=strict)
     holdout_ds = ImageFolderDataset(data_dir, "train", transform=eval_tf, strict=strict)
@@ -192,6 +190,19 @@ def _folder_data(
         test_ds: ImageFolderDataset | None = ImageFolderDataset(data_dir, "val", transform=eval_tf, strict=strict)
     except (DataError, UsageError):
         test_ds = None
+    return train_ds, holdout_ds, test_ds, Preprocess(tuple(mean), tuple(std), size, resize=resize, crop=size)
+
+
+def _folder_data(
+    name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
+    strict: bool,
+) -> TrainData:
+    from ..data.folder import FolderLoader, ImageFolderDataset
+
+    if data_dir is None:
+        raise UsageError(f"`data` {name} needs `data_dir` PATH: a folder with train/<class>/<image> and val/<class>/<image>")
+    size = recipe.image_size
+    train_ds, holdout_ds, test_ds, pre = _folder_sets(name, data_dir, size, strict)
     n = len(train_ds)
     if n == 0:
         raise DataError(f"{data_dir}/train holds no images; put them in train/<class>/<image>")
@@ -232,9 +243,8 @@ def _folder_data(
 
     return TrainData(
         name=name, source=str(data_dir), classes=list(train_ds.classes), in_chans=3, image_size=size,
-        mean=tuple(mean), std=tuple(std), train_size=len(train_idx), batches_per_epoch=len(sampler),
+        mean=pre.mean, std=pre.std, train_size=len(train_idx), batches_per_epoch=len(sampler),
         holdout=eval_set(holdout_ds, holdout_idx, "holdout"),
         test=eval_set(test_ds, range(len(test_ds)) if test_ds is not None else [], "test"), stream=stream,
-        preprocess=Preprocess(tuple(mean), tuple(std), size, resize=resize, crop=size),
-        skipped=skipped,
+        preprocess=pre, skipped=skipped,
     )
