@@ -349,10 +349,9 @@ def _train_all(args: argparse.Namespace, plans: list[Any], settings: Any) -> lis
 
     if args.plot_only:
         return []
-    if args.data_dir is not None and not Path(args.data_dir).exists():
-        from ..errors import DataError
+    from ..data.registry import existing_dir
 
-        raise DataError(f"data folder {args.data_dir} does not exist; check --data-dir")
+    existing_dir(args.data_dir)
     return execute(plans, settings, parallel=args.parallel, progress=_say)
 
 

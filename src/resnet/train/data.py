@@ -49,9 +49,6 @@ class TrainData:
     source: str
     classes: list[str]
     in_chans: int
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
     train_size: int
     batches_per_epoch: int
     holdout: EvalSet | None
@@ -63,6 +60,19 @@ class TrainData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.preprocess.std
+
+    @property
+    def image_size(self) -> int:
+        """The side of the training images the network sees."""
+        return self.preprocess.crop_size
 
 
 def load_train_data(
@@ -145,8 +155,7 @@ def _array_data(
     if test.num_classes != full.num_classes:
         raise DataError(f"{name}: the test split has {test.num_classes} classes but the training split {full.num_classes}")
     return TrainData(
-        name=name, source=str(full.source), classes=list(full.classes), in_chans=full.channels,
-        image_size=full.image_size, mean=tuple(full.mean), std=tuple(full.std), train_size=len(train),
+        name=name, source=str(full.source), classes=list(full.classes), in_chans=full.channels, train_size=len(train),
         batches_per_epoch=len(loader), holdout=eval_set(holdout, "holdout"), test=eval_set(test, "test"), stream=stream,
         preprocess=measured_preprocess(full.mean, full.std, full.image_size, name),
         skipped=lambda: list(full.extra.get("skipped", [])) + list(test.extra.get("skipped", [])),
@@ -242,8 +251,7 @@ def _folder_data(
         return sorted(seen.items())
 
     return TrainData(
-        name=name, source=str(data_dir), classes=list(train_ds.classes), in_chans=3, image_size=size,
-        mean=pre.mean, std=pre.std, train_size=len(train_idx), batches_per_epoch=len(sampler),
+        name=name, source=str(data_dir), classes=list(train_ds.classes), in_chans=3, train_size=len(train_idx), batches_per_epoch=len(sampler),
         holdout=eval_set(holdout_ds, holdout_idx, "holdout"),
         test=eval_set(test_ds, range(len(test_ds)) if test_ds is not None else [], "test"), stream=stream,
         preprocess=pre, skipped=skipped,

@@ -78,8 +78,7 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
     stream, batches = _train_stream(train_imgs, torch.tensor(train_labels), recipe, pre, seed=seed, device=device, dist=dist)
     test = _eval_set(val_imgs, val_labels, pre, recipe, device=device, dist=dist, eval_batch=eval_batch, name=val_name)
     return TrainData(
-        name="folder", source=str(root), classes=classes, in_chans=3, image_size=pre.crop_size, mean=pre.mean, std=pre.std,
-        train_size=len(train_imgs), batches_per_epoch=batches, holdout=None, test=test, stream=stream,
+        name="folder", source=str(root), classes=classes, in_chans=3, train_size=len(train_imgs), batches_per_epoch=batches, holdout=None, test=test, stream=stream,
         preprocess=pre, skipped=lambda: list(skipped),
     )
 
