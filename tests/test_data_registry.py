@@ -56,7 +56,7 @@ def test_the_folder_check_is_written_once_and_names_the_option(tmp_path: Path) -
     assert as_flags(str(err.value), {"data_dir": "--data-dir"}) == f"data folder {tmp_path / 'nope'} does not exist; check --data-dir"
     with pytest.raises(DataError, match="does not exist"):
         open_arrays("digits", "train", tmp_path / "nope")
-    with pytest.raises(UsageError, match="not as one array"):
+    with pytest.raises(UsageError, match="unknown data set 'imagenet'; choose one of cifar10, cifar100, digits, folder$"):
         open_arrays("imagenet", "train", tmp_path)
     assert len(open_arrays("digits", "test", None)) > 0
 
@@ -72,8 +72,11 @@ def test_one_split_rule_with_its_two_options(tmp_path: Path) -> None:
     flat = tmp_path / "flat"
     (flat / "cat").mkdir(parents=True)
     assert split_folder(flat, "train", classes_at_root=True) == flat  # class folders right under the root
+    photo = _photo(tmp_path / "x.png", 1)
     with pytest.raises(DataError, match="is not a folder"):
-        split_folder(_photo(tmp_path / "x.png", 1), "train")
+        split_folder(photo, "train", classes_at_root=True)
+    with pytest.raises(DataError, match="does not exist; pass the folder that holds train/"):
+        split_folder(photo, "train")
 
 
 def test_images_are_found_by_one_extension_list(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def load_arrays(
     if name == "folder":
         if data_dir is None:
             raise UsageError(
-                "the folder data set needs data_dir: pass `data_dir`, a folder with train/<class>/<image> and test/"
+                "the folder data set needs data_dir (`data_dir`): a folder with train/<class>/<image> and test/"
             )
         return _load_folder(Path(data_dir).expanduser(), split, cache_root, strict)
     return _load_cifar(name, split, data_dir, cache_root, download, strict)

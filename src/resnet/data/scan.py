@@ -37,9 +37,10 @@ def split_folder(root: str | os.PathLike[str], split: str | None, *, fallback: b
     folder is never taken for a class, so a split that is absent beside others that exist is an error naming them.
     """
     base = Path(root)
+    if not base.is_dir() and classes_at_root:
+        raise DataError(f"{base} is not a folder; expected an image folder laid out as ROOT/{split or '<split>'}/<class>/<image>")
     if not base.is_dir():
-        what = "is not a folder" if base.exists() else "does not exist"
-        raise DataError(f"data folder {base} {what}; pass the folder that holds {split or 'test'}/<class>/<image>")
+        raise DataError(f"data folder {base} does not exist; pass the folder that holds {split}/<class>/<image>")
     names = _split_names(split, fallback)
     for name in names:
         if (base / name).is_dir():
@@ -76,9 +77,10 @@ def find_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def scan_folder(folder: str | os.PathLike[str]) -> FolderScan:
+def scan_folder(folder: str | os.PathLike[str], *, keep_empty: bool = False) -> FolderScan:
     """Every image file under ``folder/<class>/`` (recursively). Empty files and files that are not
-    images by their extension are listed in ``skipped`` so callers can report them."""
+    images by their extension are listed in ``skipped`` so callers can report them; with ``keep_empty``
+    empty image files are samples, for a reader that must stop at each bad file, naming it, when it reads it."""
     base = Path(folder)
     if not base.is_dir():
         raise DataError(f"image folder {base} does not exist; check the data path")
@@ -91,7 +93,7 @@ def scan_folder(folder: str | os.PathLike[str]) -> FolderScan:
         for path, size in _files(base / name):
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append((str(path), "not an image file (unknown extension)"))
-            elif size == 0:
+            elif size == 0 and not keep_empty:
                 skipped.append((str(path), EMPTY_FILE))
             else:
                 samples.append((path, label))

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..data.decode import read_image
 from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir, open_arrays
-from ..data.scan import EMPTY_FILE, scan_folder, split_folder
+from ..data.scan import scan_folder, split_folder
 from ..errors import DataError, UsageError
 from .protocols import ImageBatch
 
@@ -109,12 +109,9 @@ def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
 
 def _open_folder(root: Path, split: str | None, channels: int) -> EvalData:
     """``root/<split>`` (``None``: test/ else val/; ``root`` itself when it has no split folders). Files that are
-    not images by extension are left out; an empty image file stops evaluation here, one that cannot be
-    decoded when it is read, each naming the file (skipping it would change the figures)."""
-    scan = scan_folder(split_folder(root, split, fallback=split is None, classes_at_root=True))
-    empty = [path for path, reason in scan.skipped if reason == EMPTY_FILE]
-    if empty:
-        raise DataError(f"cannot decode image {empty[0]}: {EMPTY_FILE}; remove or replace the file")
+    not images by extension are left out; an image that cannot be decoded (empty ones too) stops evaluation
+    when it is read, naming the file (skipping it would change the figures)."""
+    scan = scan_folder(split_folder(root, split, fallback=split is None, classes_at_root=True), keep_empty=True)
     return FileEvalData(scan.samples, scan.classes, f"image folder {scan.root}", channels)
 
 

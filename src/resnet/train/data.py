@@ -84,7 +84,7 @@ def load_train_data(
     if recipe.batch_size % dist.world_size:
         raise UsageError(
             f"batch_size {recipe.batch_size} does not split evenly over {dist.world_size} processes; "
-            f"pick a multiple of {dist.world_size} for recipe field `batch_size` (`overrides` batch_size=...)"
+            f"pick a multiple of {dist.world_size} (`overrides` batch_size=...)"
         )
     if name == "folder" and recipe.augment == "rrc":  # photos of any size, the weights' preprocessing (fine-tuning)
         from .photos import photo_data
@@ -113,13 +113,13 @@ def _array_data(
     test = open_arrays(name, "test", data_dir, strict=strict)
     if recipe.holdout >= len(full):
         raise UsageError(
-            f"holdout {recipe.holdout} leaves no training images ({len(full)} in {name}); lower recipe field `holdout` (`overrides` holdout=N)"
+            f"holdout {recipe.holdout} leaves no training images ({len(full)} in {name}); lower it with `overrides` holdout=N"
         )
     train, holdout = holdout_split(full, recipe.holdout, seed=0) if recipe.holdout else (full, None)
     per_rank = recipe.batch_size // dist.world_size
     if len(train) // dist.world_size < per_rank:
         raise UsageError(
-            f"batch_size {recipe.batch_size} is larger than the {len(train)} training images; lower recipe field `batch_size` (`overrides` batch_size=N)"
+            f"batch_size {recipe.batch_size} is larger than the {len(train)} training images; lower it with `overrides` batch_size=N"
         )
     loader = TensorLoader(
         train, per_rank, shuffle=True, drop_last=True, augment=recipe.augment == "crop-flip", device=device,

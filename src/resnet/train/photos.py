@@ -74,7 +74,7 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
     per_rank = recipe.batch_size // dist.world_size
     if len(train_imgs) // dist.world_size < per_rank:
         raise UsageError(f"batch_size {recipe.batch_size} is larger than the {len(train_imgs)} training photos; "
-                         "lower recipe field `batch_size` (`overrides` batch_size=N)")
+                         "lower it with `overrides` batch_size=N")
     stream, batches = _train_stream(train_imgs, torch.tensor(train_labels), recipe, pre, seed=seed, device=device, dist=dist)
     test = _eval_set(val_imgs, val_labels, pre, recipe, device=device, dist=dist, eval_batch=eval_batch, name=val_name)
     return TrainData(
