@@ -42,9 +42,12 @@ def test_every_reader_takes_its_names_from_the_registry() -> None:
     assert data_load.DATASETS is ARRAY_DATASETS
     assert train_data.ALL_DATASETS is ALL_DATASETS and train_data.ARRAY_DATASETS is ARRAY_DATASETS
     assert eval_data.ALL_DATASETS is ALL_DATASETS and calibration.ARRAY_DATASETS is ARRAY_DATASETS
-    assert data_set("imagenet").kind == "folder" and data_set("folder").needs_dir
+    assert data_set("imagenet").kind == "folder" and data_set("folder").kind == "arrays"
     assert dataset_stats("cifar10")[0] == CIFAR10_MEAN and dataset_stats("imagenet")[1] == IMAGENET_STD
     assert dataset_stats("digits") is None and dataset_stats(None) is None
+    assert data_set("imagenet").published_stats()[1] == IMAGENET_STD
+    with pytest.raises(DataError, match="measured on its training split"):
+        data_set("digits").published_stats()
     with pytest.raises(UsageError, match="unknown data set 'mnist'; choose one of cifar10, cifar100, digits, folder, imagenet"):
         data_set("mnist")
 

@@ -2,7 +2,7 @@
 normalisation, and the one way a name plus a data folder becomes images.
 
 Train, evaluate, the experiments and the gradient study all open data through this module, so the
-checks (a known name, a data folder that exists, a folder name needing a data folder) are written once.
+checks (a known name, a data folder that exists) are written once.
 """
 
 from __future__ import annotations
@@ -31,17 +31,26 @@ class DataSet:
     name: str
     kind: Kind
     stats: Stats | None
-    needs_dir: bool  # no data can be found without a data folder
+
+    def __post_init__(self) -> None:
+        if self.kind == "folder" and self.stats is None:  # never decoded whole, so nothing to measure them on
+            raise ValueError(f"folder data set {self.name} needs its published mean and std")
+
+    def published_stats(self) -> Stats:
+        """(mean, std) as published; a :class:`DataError` for a data set whose statistics are measured."""
+        if self.stats is None:
+            raise DataError(f"{self.name} has no published mean and std; they are measured on its training split")
+        return self.stats
 
 
 REGISTRY: dict[str, DataSet] = {
     d.name: d
     for d in (
-        DataSet("cifar10", "arrays", (CIFAR10_MEAN, CIFAR10_STD), needs_dir=False),
-        DataSet("cifar100", "arrays", (CIFAR100_MEAN, CIFAR100_STD), needs_dir=False),
-        DataSet("digits", "arrays", None, needs_dir=False),
-        DataSet("folder", "arrays", None, needs_dir=True),
-        DataSet("imagenet", "folder", (IMAGENET_MEAN, IMAGENET_STD), needs_dir=True),
+        DataSet("cifar10", "arrays", (CIFAR10_MEAN, CIFAR10_STD)),
+        DataSet("cifar100", "arrays", (CIFAR100_MEAN, CIFAR100_STD)),
+        DataSet("digits", "arrays", None),
+        DataSet("folder", "arrays", None),
+        DataSet("imagenet", "folder", (IMAGENET_MEAN, IMAGENET_STD)),
     )
 }
 ARRAY_DATASETS: tuple[str, ...] = tuple(n for n, d in REGISTRY.items() if d.kind == "arrays")

@@ -26,8 +26,6 @@ from .recipes import Recipe
 if TYPE_CHECKING:
     from ..data.folder import ImageFolderDataset
 
-_NO_STATS = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # a folder data set registered without published statistics
-
 __all__ = ["ALL_DATASETS", "ARRAY_DATASETS", "FOLDER_DATASETS", "EvalSet", "TrainData", "load_train_data"]
 
 
@@ -96,7 +94,7 @@ def load_train_data(
                        eval_batch=eval_batch)
 
 
-def measured_preprocess(mean: Sequence[float], std: Sequence[float], size: int, name: str) -> Preprocess:
+def _measured_preprocess(mean: Sequence[float], std: Sequence[float], size: int, name: str) -> Preprocess:
     """The preprocessing of a network trained on images as they are (no resize, no crop)."""
     try:
         return Preprocess(tuple(mean), tuple(std), size)
@@ -157,7 +155,7 @@ def _array_data(
     return TrainData(
         name=name, source=str(full.source), classes=list(full.classes), in_chans=full.channels, train_size=len(train),
         batches_per_epoch=len(loader), holdout=eval_set(holdout, "holdout"), test=eval_set(test, "test"), stream=stream,
-        preprocess=measured_preprocess(full.mean, full.std, full.image_size, name),
+        preprocess=_measured_preprocess(full.mean, full.std, full.image_size, name),
         skipped=lambda: list(full.extra.get("skipped", [])) + list(test.extra.get("skipped", [])),
     )
 
@@ -189,7 +187,7 @@ def _folder_sets(name: str, data_dir: str | Path, size: int, strict: bool
     from ..data.folder import ImageFolderDataset
     from ..data.transforms import imagenet_eval_transform, imagenet_sizes, imagenet_train_transform
 
-    mean, std = data_set(name).stats or _NO_STATS
+    mean, std = data_set(name).published_stats()
     scale, resize = imagenet_sizes(size)
     train_tf = imagenet_train_transform(scale=scale, crop=size, mean=mean, std=std)
     eval_tf = imagenet_eval_transform(resize=resize, crop=size, mean=mean, std=std)
