@@ -18,14 +18,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, UsageError
 from ..data.preprocess import Preprocess
 from ..data.registry import dataset_stats
+from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from .names import IMPORT_SOURCES, OPTIMIZE_MODES
