@@ -35,7 +35,7 @@ from resnet import create_model  # noqa: E402
 from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.evaluate import Center, evaluate  # noqa: E402
 from resnet.evaluate.data import ArrayEvalData, FileEvalData  # noqa: E402
-from resnet.evaluate.images import scan_class_folders  # noqa: E402
+from resnet.data.scan import scan_folder, split_folder  # noqa: E402
 from resnet.evaluate.sources import CIFAR10_CLASSES, Member, resolve_source  # noqa: E402
 
 SHARED = [os.environ.get("RESNET_SHARED_DIR"), str(REPO.parent / "shared"), "/work/shared"]
@@ -63,7 +63,8 @@ def load_cifar_test(limit: int | None) -> tuple[ArrayEvalData, str]:
     for base in SHARED:
         root = Path(base) / "data" / "cifar10" if base else None
         if root is not None and (root / "test").is_dir():
-            classes, samples = scan_class_folders(root, "test")
+            scan = scan_folder(split_folder(root, "test", fallback=False, classes_at_root=True))
+            classes, samples = scan.classes, scan.samples
             samples.sort(key=lambda s: s[0].stem)  # the file names are the official test-set indices
             files = FileEvalData(samples[:limit] if limit else samples, classes, "cifar10 test")
             images, labels = [], []

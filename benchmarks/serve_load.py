@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from resnet.evaluate.images import IMAGE_EXTENSIONS, read_image_bytes  # noqa: E402
+from resnet.data.decode import read_image_bytes  # noqa: E402
+from resnet.data.scan import IMAGE_EXTENSIONS  # noqa: E402
 from resnet.evaluate.preprocess import normalize  # noqa: E402
 from resnet.explain import network_view  # noqa: E402
 from resnet.serve import load_member  # noqa: E402

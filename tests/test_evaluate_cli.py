@@ -13,7 +13,7 @@ from PIL import Image
 from resnet import create_model
 from resnet.cli import main
 from resnet.evaluate import Center, Network, Preprocess
-from resnet.evaluate.images import read_image
+from resnet.data.decode import read_image
 from resnet.models.interop import save_weights
 
 CLASSES = ["apple", "boat", "cloud"]

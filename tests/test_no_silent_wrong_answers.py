@@ -79,7 +79,7 @@ def test_every_decode_path_applies_the_exif_orientation(tmp_path: Path) -> None:
     from resnet.data.decode import decode_file, decode_image_tensor
     from resnet.data.folder import ImageFolderDataset
     from resnet.data.folder_arrays import read_image_folder
-    from resnet.evaluate.images import read_image
+    from resnet.data.decode import read_image
 
     want = upright()
     (tmp_path / "train" / "cls").mkdir(parents=True)

@@ -33,7 +33,7 @@ import resnet
 from resnet.cli import main
 from resnet.data.decode import DecodeFailure, decode_file, decode_image_tensor
 from resnet.errors import CheckpointError, DataError, ResNetError, UsageError
-from resnet.evaluate.images import read_image
+from resnet.data.decode import read_image
 from resnet.models.interop import SOURCES, load_pretrained, model_from_checkpoint, save_weights
 
 settings.register_profile("default", deadline=None, derandomize=True, database=None,

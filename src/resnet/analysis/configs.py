@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 from .runs.budgets import DEFAULT_BUDGET, IMAGENET_DATA
 
 CIFAR_DEPTHS = (20, 32, 44, 56)  # Fig. 6
@@ -158,7 +158,3 @@ def check_positive(name: str, value: int | None, allow_zero: bool = False) -> No
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
         raise UsageError(f"`{name}` must be a {'non-negative' if allow_zero else 'positive'} integer, got {value}")
 
-
-def check_data_dir(data_dir: str | None) -> None:
-    if data_dir is not None and not Path(data_dir).exists():
-        raise DataError(f"data folder {data_dir} does not exist; check `data_dir`")

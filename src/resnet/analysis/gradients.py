@@ -274,25 +274,6 @@ def _normalise(images: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     return (images.to(torch.float32) / 255.0 - m) / s
 
 
-def folder_sample(root: str, split: str, count: int, *, seed: int = 0, channels: int = 3) -> Any:
-    """``count`` images drawn at random (seeded) from an image folder ``ROOT/<split>/<class>/*``.
-
-    A gradient measurement needs ``(steps + 1) * batch`` images, a small fraction of a training set,
-    so only those are decoded. They are normalised with their own per-channel mean and std.
-    """
-    from ..data.arrays import ArrayDataset
-    from ..evaluate.images import read_image, scan_class_folders
-
-    classes, samples = scan_class_folders(root, split)
-    pick = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[: min(count, len(samples))]
-    images = torch.stack([read_image(samples[i][0], channels) for i in pick.tolist()])
-    labels = torch.tensor([samples[i][1] for i in pick.tolist()], dtype=torch.int64)
-    scaled = images.to(torch.float64) / 255.0
-    mean = tuple(float(v) for v in scaled.mean(dim=(0, 2, 3)))
-    std = tuple(float(v) for v in scaled.std(dim=(0, 2, 3)).clamp_min(1e-6))
-    where = f"{len(images)} images drawn at random (seed {seed}) from {root} ({split})"
-    return ArrayDataset(images, labels, classes, mean, std, name="folder", source=where)
-
 
 def gradient_study(
     dataset: Any,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..data.registry import open_arrays, sample_folder
 from ..errors import UsageError
 from ..utils.device import resolve_device
-from .configs import GradientsConfig, ExperimentResult, ResponsesConfig, check_data_dir, check_positive
+from .configs import GradientsConfig, ExperimentResult, ResponsesConfig, check_positive
 from .experiments import gradients_markdown, responses_markdown, write_json, write_text
-from .gradients import folder_sample, gradient_study
+from .gradients import gradient_study
 from .plots import plot_gradients, plot_responses
 from .responses import profile_member, resolve_response_sources
 from .runs.plans import ProgressFn
@@ -48,13 +49,10 @@ def gradient_data(config: GradientsConfig, needed: int) -> tuple[Any, str]:
         raise UsageError("name the training data with `data` NAME (cifar10, digits, ...) or `data_dir` PATH (an image folder)")
     if config.data is None:
         assert config.data_dir is not None
-        dataset = folder_sample(config.data_dir, "train", needed, seed=config.seed)
+        dataset = sample_folder(config.data_dir, "train", needed, seed=config.seed)
         return dataset, dataset.source
-    from ..data import load_arrays
-
-    check_data_dir(config.data_dir)
     where = f" from {config.data_dir}" if config.data_dir else ""
-    return load_arrays(config.data, "train", data_dir=config.data_dir), f"{config.data} training split{where}"
+    return open_arrays(config.data, "train", config.data_dir), f"{config.data} training split{where}"
 
 
 def run_responses(config: ResponsesConfig, *, progress: ProgressFn | None = None) -> ExperimentResult:

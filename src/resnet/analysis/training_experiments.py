@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ..data.registry import existing_dir
 from ..errors import UsageError
 from ..utils.device import resolve_device
-from .configs import (DegradationConfig, DepthTableConfig, ExperimentResult, TrainingExperiment, check_data_dir,
+from .configs import (DegradationConfig, DepthTableConfig, ExperimentResult, TrainingExperiment,
                       check_positive)
 from .experiments import degradation_markdown, depth_table_markdown, depth_table_rows, write_json, write_text
 from .plots import plot_degradation, plot_depth_table
@@ -72,7 +73,7 @@ def _train_all(config: TrainingExperiment, plans: list[RunPlan], settings: Train
                progress: ProgressFn | None) -> list[RunOutcome]:
     if config.plot_only or settings is None:
         return []
-    check_data_dir(config.data_dir)
+    existing_dir(config.data_dir)
     return execute(plans, settings, parallel=config.parallel, progress=progress)
 
 

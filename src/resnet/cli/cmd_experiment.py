@@ -241,14 +241,3 @@ def _report(result: ExperimentResult) -> int:
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
-
-def _load_train_arrays(name: str, data_dir: str | None) -> Any:
-    try:
-        from ..data import load_arrays
-    except ImportError:
-        raise UsageError("this build lacks resnet.data.load_arrays, which the experiment needs to read training data") from None
-    if data_dir is not None and not Path(data_dir).exists():
-        from ..errors import DataError
-
-        raise DataError(f"data folder {data_dir} does not exist; check --data-dir")
-    return load_arrays(name, "train", data_dir=data_dir)

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import apply_optimize, get_protocol, resolve_source
     from ..evaluate.calibration import calibration_batch
-    from ..evaluate.images import expand_inputs
+    from ..data.scan import find_images
     from ..evaluate.predict import Failure, predict_files
     from ..evaluate.dense import dense_task_of
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source)
     member.place(run_device(args.device, args.optimize))
     apply_sizes(member, args.resize, args.crop)
-    paths = expand_inputs(args.inputs)
+    paths = find_images(args.inputs)
     if not paths:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     if args.calibration is not None and args.optimize != "int8":

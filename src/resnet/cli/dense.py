@@ -31,13 +31,13 @@ def run_dense_eval(args: argparse.Namespace) -> int:
 
 def run_dense_predict(args: argparse.Namespace) -> int:
     from ..evaluate.dense import predict_dense
-    from ..evaluate.images import expand_inputs
+    from ..data.scan import find_images
 
     if not args.out:
         raise UsageError("detection / segmentation runs draw their predictions: give --out DIR for the PNG files")
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must be a score from 0 to 1, got {args.threshold}")
-    paths = expand_inputs(args.inputs)
+    paths = find_images(args.inputs)
     if not paths:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     drawn, failed = predict_dense(args.source, paths, Path(args.out), threshold=args.threshold)

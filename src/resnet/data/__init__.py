@@ -2,7 +2,8 @@
 
 Small data sets (CIFAR-10/100, digits, folders of small images) are decoded once into uint8 tensors
 (:func:`load_arrays`, cached on disk) and batched on the device by :class:`TensorLoader`. ImageNet-size
-folders are decoded per image in DataLoader workers (:func:`make_folder_loader`).
+folders are decoded per image in DataLoader workers (:func:`make_folder_loader`). Every named data set
+is an entry of :data:`REGISTRY` (:mod:`resnet.data.registry`), which opens it for train, evaluate and the studies.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .cache import default_cache_dir
 from .cifar import CIFAR_SPECS
 from .load import DATASETS, load_arrays
 from .loader import TensorLoader
+from .registry import ALL_DATASETS, REGISTRY, data_set, open_arrays
 from .scan import IMAGE_EXTENSIONS, DataWarning
 from .split import holdout_split
 from .stats import channel_stats
@@ -50,5 +52,5 @@ __all__ = [
     "ImageFolderDataset", "imagenet_train_transform", "imagenet_eval_transform", "Lighting", "make_folder_loader",
     "DATASETS", "CIFAR_SPECS", "CropFlip", "DataWarning", "FolderLoader", "IMAGE_EXTENSIONS", "IMAGENET_EIGVAL",
     "IMAGENET_EIGVEC", "IMAGENET_MEAN", "IMAGENET_STD", "SkippedSample", "apply_crop_flip", "channel_stats",
-    "collate_skipping", "default_cache_dir", "draw_crop_flip",
+    "collate_skipping", "default_cache_dir", "draw_crop_flip", "ALL_DATASETS", "REGISTRY", "data_set", "open_arrays",
 ]

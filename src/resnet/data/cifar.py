@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from ..reference import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from .download import check_md5, download, md5_of_bytes, md5_of_file
 from .folder_arrays import read_image_folder
 from .safe_pickle import restricted_loads
@@ -64,8 +65,8 @@ CIFAR_SPECS: dict[str, CifarSpec] = {
         label_key="labels",
         names_key="label_names",
         num_classes=10,
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
         url=BASE_URL + "cifar-10-python.tar.gz",
     ),
     "cifar100": CifarSpec(
@@ -79,8 +80,8 @@ CIFAR_SPECS: dict[str, CifarSpec] = {
         label_key="fine_labels",
         names_key="fine_label_names",
         num_classes=100,
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
+        mean=CIFAR100_MEAN,
+        std=CIFAR100_STD,
         url=BASE_URL + "cifar-100-python.tar.gz",
     ),
 }

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError
+
 
 # torchvision 0.29 marks its decoders deprecated in favour of TorchCodec, and says so on every call;
 # they still work, and Pillow takes over if they go, so that one message is silenced here.
@@ -79,6 +81,7 @@ def decode_file(path: str | os.PathLike[str], channels: int | None = 3) -> np.nd
 
 
 def to_array(img: Any, channels: int | None) -> np.ndarray:
+    """A decoded PIL image as uint8 ``[H, W, C]`` (``C = channels``; ``None``: grey stays grey), 16-bit scaled to 8."""
     mode = img.mode
     grey = mode in _GREY_MODES
     want = channels if channels is not None else (1 if grey else 3)
@@ -100,6 +103,44 @@ def to_array(img: Any, channels: int | None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def read_image(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
+    """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey), through :func:`decode_file`; a
+    :class:`~resnet.errors.DataError` naming the file if it cannot be decoded (eval, predict, serve, explain)."""
+    try:
+        array = decode_file(path, channels)
+    except DecodeFailure as err:
+        reason = str(err)
+        if reason.startswith(MISSING):
+            raise DataError(f"image {path} does not exist; check the path") from None
+        if reason.startswith(FOLDER):
+            raise DataError(f"{path} is a folder, not an image; pass image files or a folder of them") from None
+        raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from None
+    return _chw(array)
+
+
+def _chw(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class _NamedBytes(io.BytesIO):
+    """In-memory image bytes that :func:`read_image` names in its messages like a file path."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self._name = name
+
+    def __str__(self) -> str:
+        return self._name
+
+    __repr__ = __str__
+
+
+def read_image_bytes(data: bytes, channels: int = 3, name: str = "upload") -> Tensor:
+    """:func:`read_image` for an image held in memory (an HTTP upload): the same decoder, modes and
+    errors, with ``name`` standing for the path in them."""
+    return read_image(_NamedBytes(data, name), channels)  # type: ignore[arg-type] - Pillow opens file objects
+
+
 def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
     """uint8 ``[C, H, W]``: JPEG (incl. CMYK) through torchvision's decoder, everything else through Pillow.
 
@@ -110,7 +151,7 @@ def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tens
     try:
         from torchvision.io import ImageReadMode, decode_image
     except ImportError:
-        return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
+        return _chw(decode_file(path, channels))
     try:
         data = Path(path).read_bytes()
     except OSError as err:
@@ -119,12 +160,12 @@ def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3) -> Tens
         raise DecodeFailure("empty file")
     _refuse_decompression_bomb(data)
     if not data.startswith(_JPEG_MAGIC):
-        return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
+        return _chw(decode_file(path, channels))
     try:
         mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
         image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True)
     except (RuntimeError, ValueError):
-        return torch.from_numpy(decode_file(path, channels)).permute(2, 0, 1).contiguous()
+        return _chw(decode_file(path, channels))
     if image.dtype == torch.uint16:
         image = (image.to(torch.int32) >> 8).to(torch.uint8)
     elif image.dtype != torch.uint8:

@@ -8,7 +8,6 @@ non-image files are reported by path and left out of their batch; ``dataset.skip
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -18,11 +17,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 from torch.utils.data import default_collate, get_worker_info
 
-from ..errors import DataError, UsageError
+from ..errors import UsageError
 from .decode import DecodeFailure, decode_image_tensor
 from .loader import mix_seed
-from .scan import DataWarning, scan_folder, split_folder
-from .transforms import imagenet_eval_transform, imagenet_train_transform
+from .scan import report_skipped, scan_folder, split_folder
+from .transforms import imagenet_eval_transform, imagenet_sizes, imagenet_train_transform
 
 
 @dataclass(frozen=True)
@@ -61,14 +60,11 @@ class ImageFolderDataset(Dataset):
 
     def record_skipped(self, path: str, reason: str) -> None:
         """Count one unusable file (once) and warn, or raise when strict."""
-        if self.strict:
-            raise DataError(
-                f"cannot use image {path}: {reason}; remove or replace the file"
-            )
-        if any(p == path for p, _ in self.skipped):
-            return
-        self.skipped.append((path, reason))
-        warnings.warn(f"skipping {path}: {reason}", DataWarning, stacklevel=2)
+        if not self.strict:
+            if any(p == path for p, _ in self.skipped):
+                return
+            self.skipped.append((path, reason))
+        report_skipped(path, reason, strict=self.strict)
 
     def load(self, index: int) -> tuple[Any, int] | SkippedSample:
         path, label = self.samples[index]
@@ -156,11 +152,11 @@ def make_folder_loader(
         raise UsageError(f"workers must be >= 0, got {workers}")
     if image_size < 8:
         raise UsageError(f"image size must be at least 8 pixels, got {image_size}")
-    ratio = image_size / 224
+    scale, resize = imagenet_sizes(image_size)
     if train:
-        transform = imagenet_train_transform(scale=(round(256 * ratio), round(480 * ratio)), crop=image_size)
+        transform = imagenet_train_transform(scale=scale, crop=image_size)
     else:
-        transform = imagenet_eval_transform(resize=round(256 * ratio), crop=image_size)
+        transform = imagenet_eval_transform(resize=resize, crop=image_size)
     dataset = ImageFolderDataset(root, split, transform=transform, strict=strict)
     sampler: torch.utils.data.Sampler[int]
     if distributed:

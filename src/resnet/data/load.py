@@ -11,10 +11,11 @@ from .cache import CacheEntry, default_cache_dir, source_fingerprint
 from .cifar import CIFAR_SPECS, cache_source, locate_cifar, read_cifar
 from .digits import load_digits_arrays
 from .folder_arrays import read_image_folder
+from .registry import ARRAY_DATASETS
 from .scan import report_skipped, split_folder
 from .stats import channel_stats
 
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "digits", "folder")
+DATASETS: tuple[str, ...] = ARRAY_DATASETS  # the names load_arrays reads; the registry owns them
 SPLITS: tuple[str, ...] = ("train", "test")
 
 
@@ -50,7 +51,7 @@ def load_arrays(
     if name == "folder":
         if data_dir is None:
             raise UsageError(
-                "the folder data set needs data_dir (--data-dir): a folder with train/<class>/<image> and test/"
+                "the folder data set needs data_dir (`data_dir`): a folder with train/<class>/<image> and test/"
             )
         return _load_folder(Path(data_dir).expanduser(), split, cache_root, strict)
     return _load_cifar(name, split, data_dir, cache_root, download, strict)

@@ -78,7 +78,7 @@ def scan_pennfudan(root: str | Path) -> tuple[list[PennFudanItem], list[tuple[st
     root = Path(root)
     images = root / IMAGES
     if not images.is_dir() or not (root / MASKS).is_dir():
-        raise DataError(f"{root} is not a Penn-Fudan folder (it needs {IMAGES}/ and {MASKS}/); point --data-dir at "
+        raise DataError(f"{root} is not a Penn-Fudan folder (it needs {IMAGES}/ and {MASKS}/); point `data_dir` at "
                         "the PennFudanPed folder, e.g. ../shared/data/pennfudan")
     items, missing = [], []
     for photo in sorted(images.glob("*.png")):
@@ -89,7 +89,7 @@ def scan_pennfudan(root: str | Path) -> tuple[list[PennFudanItem], list[tuple[st
             continue
         items.append(PennFudanItem(photo.stem, photo, mask, annotation if annotation.is_file() else None))
     if not items:
-        raise DataError(f"{images} holds no .png photo with a mask in {root / MASKS}; check --data-dir")
+        raise DataError(f"{images} holds no .png photo with a mask in {root / MASKS}; check `data_dir`")
     return items, missing
 
 
@@ -206,7 +206,7 @@ def load_pennfudan(root: str | Path, size: int, *, test_images: int = 50, limit:
     train_items, test_items = split_items(items, min(test_images, len(items) - 1))
     skipped = list(missing)
     if strict and skipped:
-        raise DataError(f"{skipped[0][0]}: {skipped[0][1]} (without --strict such photos are skipped and counted)")
+        raise DataError(f"{skipped[0][0]}: {skipped[0][1]} (without `strict` such photos are skipped and counted)")
     out = []
     for part in (train_items, test_items):
         data = DenseData([])
@@ -215,7 +215,7 @@ def load_pennfudan(root: str | Path, size: int, *, test_images: int = 50, limit:
                 data.samples.append(read_sample(item, size))
             except SampleError as err:
                 if strict:
-                    raise DataError(f"{err} (without --strict such samples are skipped and counted)") from None
+                    raise DataError(f"{err} (without `strict` such samples are skipped and counted)") from None
                 data.skipped.append((str(item.image), str(err)))
                 warnings.warn(f"skipping {err}", DataWarning, stacklevel=2)
         out.append(data)

@@ -1,18 +1,29 @@
-"""What a network expects of its input: normalisation, resize, crop and resize interpolation.
+"""What a network expects of its input (normalisation, resize, crop, interpolation) and the operations on it.
 
 One typed value travels with a network from its weights (named pretrained weights, a run folder's
-metadata) to every consumer: ``resnet eval`` / ``predict`` and the fine-tuning data pipeline.
+metadata: :meth:`Preprocess.as_dict` writes it, :meth:`Preprocess.from_dict` is the one reader, which
+also takes the partial dicts older checkpoints carry) to every consumer: ``resnet eval`` / ``predict``
+/ ``serve`` and the training data pipelines.
+
+Images travel as uint8 ``[C, H, W]`` tensors (or ``[N, C, H, W]`` batches of one size) until the
+last step, so resizing and cropping are exact integer operations and the same pixels reach every
+protocol. Crop boxes follow torchvision's conventions (``center_crop`` rounds the offset), so a
+torchvision checkpoint evaluated here sees what its reference pipeline feeds it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DataError
 from ..utils.limits import MAX_SIDE
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+Box = tuple[int, int, int, int]  # top, left, height, width
 
 
 @dataclass(frozen=True)
@@ -83,3 +94,54 @@ class Preprocess:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{origin}: its preprocessing metadata is invalid ({err}); rewrite it with mean, std and input_size") from None
+
+
+def normalize(batch: "Tensor", pre: Preprocess) -> "Tensor":
+    """uint8 ``[N, C, H, W]`` → float32 normalised with ``pre.mean`` / ``pre.std``."""
+    import torch
+
+    if batch.shape[1] != pre.channels:
+        raise ValueError(f"images have {batch.shape[1]} channels, the network expects {pre.channels}")
+    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1)
+    # The same operations in the same order as ToTensor + Normalize, so scores match reference pipelines bit for bit.
+    return batch.to(torch.float32).div_(255.0).sub_(mean).div_(std)
+
+
+def resize_shorter(img: "Tensor", size: int, interpolation: str = "bilinear") -> "Tensor":
+    """Scale ``[..., H, W]`` so that its shorter side is ``size`` (antialiased); a no-op when it already is."""
+    h, w = img.shape[-2:]
+    if min(h, w) == size:
+        return img
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    return F.resize(img, [size], interpolation=InterpolationMode(interpolation), antialias=True)
+
+
+def center_box(h: int, w: int, size: int) -> Box:
+    if size > h or size > w:
+        raise ValueError(f"crop {size} is larger than the image {h}x{w}")
+    return int(round((h - size) / 2.0)), int(round((w - size) / 2.0)), size, size
+
+
+def five_crop_boxes(h: int, w: int, size: int) -> list[Box]:
+    """Top-left, top-right, bottom-left, bottom-right and center boxes of side ``size``."""
+    if size > h or size > w:
+        raise ValueError(f"crop {size} is larger than the image {h}x{w}")
+    return [(0, 0, size, size), (0, w - size, size, size), (h - size, 0, size, size), (h - size, w - size, size, size), center_box(h, w, size)]
+
+
+def crop(img: "Tensor", box: Box) -> "Tensor":
+    top, left, height, width = box
+    return img[..., top : top + height, left : left + width]
+
+
+def match_channels(img: "Tensor", channels: int, origin: str = "image") -> "Tensor":
+    """Grey images are repeated to three channels; colour images cannot feed a one-channel network."""
+    c = img.shape[-3]
+    if c == channels:
+        return img
+    if c == 1:
+        return img.expand(*img.shape[:-3], channels, *img.shape[-2:])
+    raise DataError(f"{origin} has {c} channels but the network takes {channels}; use data with {channels}-channel images")

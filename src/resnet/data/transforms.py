@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from ..reference import IMAGENET_MEAN, IMAGENET_STD
+
 # Eigen-decomposition of the RGB covariance of ImageNet pixels in [0, 1] (Krizhevsky et al. 2012;
 # the values fb.resnet.torch uses). Columns of IMAGENET_EIGVEC are the eigenvectors.
 IMAGENET_EIGVAL: tuple[float, float, float] = (0.2175, 0.0188, 0.0045)
@@ -51,6 +51,13 @@ class Lighting(nn.Module):
 
     def extra_repr(self) -> str:
         return f"alphastd={self.alphastd}"
+
+
+def imagenet_sizes(crop: int) -> tuple[tuple[int, int], int]:
+    """(training scale range, evaluation resize) of the paper's preprocessing for a ``crop``-pixel input:
+    256..480 and 256 at 224, scaled with the crop."""
+    ratio = crop / 224
+    return (round(256 * ratio), round(480 * ratio)), round(256 * ratio)
 
 
 def imagenet_train_transform(

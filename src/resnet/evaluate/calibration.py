@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..data.decode import read_image
+from ..data.registry import ARRAY_DATASETS, open_arrays
+from ..data.scan import find_images, split_folder
 from ..errors import DataError
-from .data import ARRAY_DATASETS, spread_indices, stack_or_list
-from .images import expand_inputs, read_image, split_or_root
+from .data import spread_indices, stack_or_list
 from .preprocess import match_channels, normalize
 from .protocols import center_view
 from .sources import Member
@@ -89,7 +91,7 @@ def calibration_batch(member: Member, images: str | os.PathLike[str] | None = No
 def _from_path(path: Path, channels: int, n: int) -> list[Tensor] | Tensor:
     if not path.exists():
         raise DataError(f"calibration images {path} do not exist; name an image file or a folder of images")
-    files = expand_inputs([path])
+    files = find_images([path])
     if not files:
         raise DataError(f"{path} holds no image files to calibrate on")
     picked = [files[i] for i in spread_indices(len(files), min(n, len(files)))]
@@ -98,10 +100,8 @@ def _from_path(path: Path, channels: int, n: int) -> list[Tensor] | Tensor:
 
 def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | Tensor:
     if record.dataset in ARRAY_DATASETS:
-        from ..data import load_arrays
-
         try:
-            data = load_arrays(record.dataset, split="train", data_dir=record.data_dir)
+            data = open_arrays(record.dataset, "train", record.data_dir)
         except DataError as err:
             raise DataError(f"cannot read the training data recorded with the network ({record.describe()}) to "
                             f"calibrate int8: {err}; name calibration images instead") from None
@@ -110,5 +110,5 @@ def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | 
     if record.data_dir is None or not Path(record.data_dir).is_dir():
         raise DataError(f"the training folder recorded with the network ({record.describe()}) is not here; "
                         "name calibration images instead")
-    root = split_or_root(record.data_dir, "train")
+    root = split_folder(record.data_dir, "train", fallback=False, classes_at_root=True)
     return _from_path(root, channels, n)

@@ -1,7 +1,7 @@
 """Evaluation data: decoded arrays (CIFAR, digits, small folders) or image files decoded batch by batch.
 
-``--data NAME`` goes through :func:`resnet.data.load_arrays` (decoded once, cached); ``--data imagenet``
-or a bare ``--data-dir`` is an ImageNet-layout folder (``ROOT/<split>/<class>/<image>``) whose images
+A named array data set goes through :func:`resnet.data.registry.open_arrays` (decoded once, cached);
+``imagenet`` or a bare ``data_dir`` is an ImageNet-layout folder (``ROOT/<split>/<class>/<image>``) whose images
 may differ in size, so they are decoded per batch and handed to the protocols as a list. Evaluation
 reads such folders itself rather than through a training data set because it must fail on an image
 that cannot be decoded (naming it) instead of skipping it, which would change the error figures.
@@ -16,12 +16,11 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from ..data.decode import read_image
+from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir, open_arrays
+from ..data.scan import scan_folder, split_folder
 from ..errors import DataError, UsageError
-from .images import read_image, scan_class_folders
 from .protocols import ImageBatch
-
-ARRAY_DATASETS = ("cifar10", "cifar100", "digits", "folder")
-FOLDER_DATASETS = ("imagenet",)
 
 
 class EvalData:
@@ -73,26 +72,26 @@ class FileEvalData(EvalData):
 def open_eval_data(
     name: str | None, data_dir: str | None, split: str | None = None, *, limit: int | None = None, channels: int = 3
 ) -> EvalData:
-    """Open ``--data NAME`` / ``--data-dir PATH``; errors are one-line :class:`DataError` / :class:`UsageError`.
+    """Open the data set ``name`` and / or the folder ``data_dir``; errors are one-line :class:`DataError` /
+    :class:`UsageError`.
 
     ``split=None`` is the evaluation split: ``test`` (``val`` in a folder that has no ``test/``).
     """
     if name is None and data_dir is None:
-        raise UsageError("name the evaluation data with --data NAME (cifar10, cifar100, digits, imagenet) or --data-dir PATH")
+        raise UsageError("name the evaluation data with `data` NAME (cifar10, cifar100, digits, imagenet) or `data_dir` PATH")
     if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be a positive number of images, got {limit}")
-    if data_dir is not None and not Path(data_dir).exists():
-        raise DataError(f"data folder {data_dir} does not exist; check --data-dir")
-    if name is not None and name not in ARRAY_DATASETS + FOLDER_DATASETS:
-        raise UsageError(f"unknown --data {name!r}; choose one of {', '.join(ARRAY_DATASETS + FOLDER_DATASETS)}, or pass --data-dir")
+        raise UsageError(f"`limit` must be a positive number of images, got {limit}")
+    existing_dir(data_dir)
+    if name is not None and name not in ALL_DATASETS:
+        raise UsageError(f"unknown `data` {name!r}; choose one of {', '.join(ALL_DATASETS)}, or pass `data_dir`")
     if name in ARRAY_DATASETS:
         data = _open_arrays(name, data_dir, split or "test")  # type: ignore[arg-type]
     elif data_dir is None:
-        raise UsageError(f"--data {name} needs --data-dir PATH (a folder laid out as PATH/{split or 'val'}/<class>/<image>)")
+        raise UsageError(f"`data` {name} needs `data_dir` PATH (a folder laid out as PATH/{split or 'val'}/<class>/<image>)")
     else:
         data = _open_folder(Path(data_dir), split, channels)
     if len(data) == 0:
-        raise DataError(f"{data.description} holds no images; check --data-dir and --split")
+        raise DataError(f"{data.description} holds no images; check `data_dir` and `split`")
     if limit is not None and limit < len(data):
         data = _take(data, limit)
     return data
@@ -100,22 +99,20 @@ def open_eval_data(
 
 def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
     try:
-        from ..data import load_arrays
-    except ImportError:
-        raise UsageError(f"--data {name} needs resnet.data.load_arrays, which this build lacks; pass an image folder with --data-dir") from None
-    try:
         # strict: an image that cannot be decoded stops evaluation (naming it); skipping it would change the figures.
-        ds = load_arrays(name, split=split, data_dir=data_dir, strict=True)
+        ds = open_arrays(name, split, data_dir, strict=True)
     except (ValueError, KeyError) as err:  # the loader's own ResNetErrors pass through unchanged
-        raise UsageError(f"cannot load --data {name} --split {split}: {err}") from None
+        raise UsageError(f"cannot load `data` {name} `split` {split}: {err}") from None
     where = f" from {data_dir}" if data_dir else ""
     return ArrayEvalData(ds.images, ds.labels.to(torch.int64), [str(c) for c in ds.classes], f"{name} {split}{where}")
 
 
 def _open_folder(root: Path, split: str | None, channels: int) -> EvalData:
-    classes, samples = scan_class_folders(root, split)
-    folder = samples[0][0].parent.parent if samples else root
-    return FileEvalData(samples, classes, f"image folder {folder}", channels)
+    """``root/<split>`` (``None``: test/ else val/; ``root`` itself when it has no split folders). Files that are
+    not images by extension are left out; an image that cannot be decoded (empty ones too) stops evaluation
+    when it is read, naming the file (skipping it would change the figures)."""
+    scan = scan_folder(split_folder(root, split, fallback=split is None, classes_at_root=True), keep_empty=True)
+    return FileEvalData(scan.samples, scan.classes, f"image folder {scan.root}", channels)
 
 
 def spread_indices(total: int, n: int) -> list[int]:

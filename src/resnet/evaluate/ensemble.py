@@ -132,7 +132,7 @@ def evaluate(
     if not members:
         raise UsageError("give at least one SOURCE to evaluate")
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, got {batch_size}")
+        raise UsageError(f"`batch_size` must be positive, got {batch_size}")
     classes = list(data.classes)
     perms = [class_permutation(m, classes, data.description) for m in members]
     nets = [m.network() for m in members]

@@ -43,7 +43,7 @@ def plot_confusion(confusion: Tensor, classes: Sequence[str], path: str | Path, 
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=110)
     except OSError as err:
-        raise ResNetError(f"cannot write {out}: {err.strerror or err}; choose a writable --plots folder") from None
+        raise ResNetError(f"cannot write {out}: {err.strerror or err}; choose a writable `plots` folder") from None
     finally:
         plt.close(fig)
     return out

@@ -8,9 +8,9 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..data.decode import read_image
 from ..errors import DataError, UsageError
 from .data import stack_or_list
-from .images import read_image
 from .protocols import Center, EvalProtocol
 from .sources import Member
 
@@ -43,9 +43,9 @@ def predict_files(
 ) -> Iterator[Prediction | Failure]:
     """One :class:`Prediction` or :class:`Failure` per path, in order, decoding ``batch_size`` files at a time."""
     if top < 1:
-        raise UsageError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"`top` must be at least 1, got {top}")
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, got {batch_size}")
+        raise UsageError(f"`batch_size` must be positive, got {batch_size}")
     protocol = protocol or Center()
     names = member.class_names()
     k = min(top, len(names))

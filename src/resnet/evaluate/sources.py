@@ -4,7 +4,7 @@
   architecture, class names and preprocessing in their metadata, so they need no flags;
 - imported checkpoints get the convention of the project that trained them: akamaster → ImageNet
   mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
-  crop 224, ImageNet class names. The network is named by ``--model`` or read off the file name
+  crop 224, ImageNet class names. The network is named by ``model_name`` or read off the file name
   (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
 - ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
   (:mod:`resnet.weights`, downloaded once and checked) with the preprocessing they were published with;
@@ -18,19 +18,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
+from ..data.preprocess import Preprocess
+from ..data.registry import dataset_stats
 from ..errors import CheckpointError, UsageError
-from ..reference import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
+from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from .names import IMPORT_SOURCES, OPTIMIZE_MODES
-from .preprocess import Preprocess
 from .protocols import Network
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-_DATASET_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+CIFAR10_CLASSES = list(_CIFAR10_CLASSES)  # class names travel as lists (metadata, reports)
 
 
 @dataclass
@@ -87,15 +88,24 @@ def _on_device(fn: Callable[[Tensor], Tensor], device: torch.device) -> Callable
 
 
 def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
-    """Convention for a network that carries none: by dataset when known, else by its stem."""
+    """Convention for a network that carries none: by data set when it has published statistics, else by its stem
+    (CIFAR-10's for CIFAR stems, ImageNet's for the others)."""
     small = getattr(spec, "stem", "imagenet") == "cifar"
-    mean, std = _DATASET_STATS.get(dataset or ("cifar10" if small else "imagenet"), (IMAGENET_MEAN, IMAGENET_STD))
+    mean, std = dataset_stats(dataset) or dataset_stats("cifar10" if small else "imagenet") or (IMAGENET_MEAN, IMAGENET_STD)
     channels = getattr(spec, "in_chans", 3)
     if channels != len(mean):
         mean, std = (0.5,) * channels, (0.5,) * channels
     if small:
         return Preprocess(tuple(mean), tuple(std), 32)
     return Preprocess(tuple(mean), tuple(std), 224, resize=256, crop=224)
+
+
+def recorded_preprocess(meta: dict[str, Any], spec: Any, origin: str) -> Preprocess:
+    """The preprocessing a checkpoint's metadata records (:meth:`Preprocess.from_dict` also reads the partial
+    dicts of older runs); a checkpoint that records none gets the convention of its data set or stem."""
+    if meta.get("preprocess"):
+        return Preprocess.from_dict(meta["preprocess"], origin)
+    return default_preprocess(spec, meta.get("dataset"))
 
 
 def resolve_source(
@@ -195,14 +205,14 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
     label = path.name if path.is_dir() else weights.stem
     if kind == "resnet" and "spec" in meta and model_name is None:
         model, meta = model_from_checkpoint(weights)
-        pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
+        pre = recorded_preprocess(meta, model.spec, str(weights))
         classes = _checked_classes(meta, model, weights)
         model.eval()
         return Member(label, source, kind, model, pre, classes, meta)
 
     name = model_name or _infer_model_name(weights)
     if name is None:
-        raise UsageError(f"cannot tell which network {weights} holds; name it with --model (e.g. --model resnet50)")
+        raise UsageError(f"cannot tell which network {weights} holds; name it with `model` (e.g. `model` resnet50)")
     converted = convert_state_dict(state_dict, "akamaster" if kind == "akamaster" else "torchvision")
     overrides: dict[str, Any] = {}
     fc = converted.get("fc.weight")
@@ -215,7 +225,7 @@ def _from_path(path: Path, source: str, model_name: str | None, checkpoint_sourc
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
         classes: list[str] | None = CIFAR10_CLASSES if model.num_classes == 10 else None
     elif kind == "resnet":
-        pre = Preprocess.from_dict(meta["preprocess"], str(weights)) if meta.get("preprocess") else default_preprocess(model.spec, meta.get("dataset"))
+        pre = recorded_preprocess(meta, model.spec, str(weights))
         classes = _checked_classes(meta, model, weights)
     else:
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
@@ -272,15 +282,13 @@ def _imagenet_classes() -> list[str] | None:
 def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None) -> None:
     """Replace ``member.forward`` by ``resnet.deploy.optimize(model, mode, calibration=...)``."""
     if mode not in OPTIMIZE_MODES:
-        raise UsageError(f"unknown --optimize {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
+        raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
     if mode == "none":
         return
     if member.device.type != "cpu":
-        raise UsageError(f"--optimize {mode} runs on the CPU; use --device cpu with it")
-    try:
-        from ..deploy import optimize
-    except ImportError:
-        raise UsageError("optimize needs resnet.deploy, which is not installed in this build; use --optimize none") from None
+        raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
+    from ..deploy import optimize
+
     optimized = optimize(member.model, mode, calibration=calibration)
     member.optimized = optimized
     member.forward = lambda x: optimized(x).float()

@@ -65,13 +65,13 @@ def network_view(image: Any, pre: "Preprocess") -> "Tensor":
 
 
 def as_uint8_chw(image: Any, channels: int = 3) -> "Tensor":
-    """A path (through :func:`resnet.evaluate.images.read_image`), PIL image, ``[H, W, C]`` array or
+    """A path (through :func:`resnet.data.decode.read_image`), PIL image, ``[H, W, C]`` array or
     ``[C, H, W]`` tensor as a uint8 ``[C, H, W]`` tensor."""
     import numpy as np
     import torch
 
     from ..errors import UsageError
-    from ..evaluate.images import read_image
+    from ..data.decode import read_image
 
     if isinstance(image, (str, os.PathLike)):
         return read_image(image, channels)

@@ -36,7 +36,7 @@ def explain_predictions(
     """Write the pictures and the contact sheet for ``predictions`` into ``out``; returns the index.html path."""
     import torch
 
-    from ..evaluate.images import read_image
+    from ..data.decode import read_image
     from ..evaluate.preprocess import normalize
     from . import network_view
     from .cam import cam_maps, overlay

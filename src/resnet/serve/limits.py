@@ -53,7 +53,7 @@ def check_header(data: bytes, config: ServeConfig) -> tuple[str, int, int]:
 
 def decode_upload(data: bytes, pre: Preprocess, config: ServeConfig, name: str = "upload") -> Tensor:
     """uint8 ``[C, h, w]``: the upload decoded by the library's one decoder and cropped as ``predict`` does."""
-    from ..evaluate.images import read_image_bytes
+    from ..data.decode import read_image_bytes
     from ..explain import network_view
 
     check_header(data, config)

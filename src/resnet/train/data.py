@@ -3,27 +3,30 @@
 Two paths. Small images (CIFAR, digits, folders of small images) live decoded in one uint8 tensor on
 the training device and are augmented there in whole batches. ImageNet-layout folders are decoded per
 image in DataLoader worker processes. Both produce the same batch sequence for a given
-``(seed, epoch, batch)``, which is what makes ``--resume`` reproduce an uninterrupted run exactly.
+``(seed, epoch, batch)``, which is what makes a resumed run reproduce an uninterrupted run exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from ..data import ArrayDataset, TensorLoader, holdout_split, load_arrays, normalize
+from ..data import ArrayDataset, TensorLoader, holdout_split, normalize
 from ..data.loader import mix_seed
+from ..data.preprocess import Preprocess
+from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, FOLDER_DATASETS, data_set, existing_dir, open_arrays
 from ..errors import DataError, UsageError
 from .distributed import DistContext
 from .recipes import Recipe
 
-ARRAY_DATASETS = ("cifar10", "cifar100", "digits", "folder")
-FOLDER_DATASETS = ("imagenet",)
-ALL_DATASETS = ARRAY_DATASETS + FOLDER_DATASETS
+if TYPE_CHECKING:
+    from ..data.folder import ImageFolderDataset
+
+__all__ = ["ALL_DATASETS", "ARRAY_DATASETS", "FOLDER_DATASETS", "EvalSet", "TrainData", "load_train_data"]
 
 
 @dataclass
@@ -44,43 +47,59 @@ class TrainData:
     source: str
     classes: list[str]
     in_chans: int
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
     train_size: int
     batches_per_epoch: int
     holdout: EvalSet | None
     test: EvalSet | None
     stream: Any  # callable (epoch, start_batch) -> iterator of (x, y)
-    preprocess: dict[str, Any] = field(default_factory=dict)
+    preprocess: Preprocess  # what the network expects, written into the checkpoint metadata
     skipped: Any = None  # callable () -> list of (path, reason)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.preprocess.std
+
+    @property
+    def image_size(self) -> int:
+        """The side of the training images the network sees."""
+        return self.preprocess.crop_size
+
 
 def load_train_data(
     name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
     dtype: torch.dtype, strict: bool = False, eval_batch: int = 500, preprocess: Any = None,
 ) -> TrainData:
-    if name not in ALL_DATASETS:
-        raise UsageError(f"unknown data set {name!r}; choose one of {', '.join(ALL_DATASETS)}")
-    if data_dir is not None and not Path(data_dir).expanduser().exists():
-        raise DataError(f"data folder {data_dir} does not exist; check --data-dir")
+    source = data_set(name)
+    existing_dir(data_dir)
     if recipe.batch_size % dist.world_size:
         raise UsageError(
             f"batch_size {recipe.batch_size} does not split evenly over {dist.world_size} processes; "
-            f"pick a multiple of {dist.world_size} (--set batch_size=...)"
+            f"pick a multiple of {dist.world_size} (`overrides` batch_size=...)"
         )
     if name == "folder" and recipe.augment == "rrc":  # photos of any size, the weights' preprocessing (fine-tuning)
         from .photos import photo_data
 
         return photo_data(data_dir, recipe, preprocess, seed=seed, device=device, dist=dist, strict=strict)
-    if name in FOLDER_DATASETS:
+    if source.kind == "folder":
         return _folder_data(name, data_dir, recipe, seed=seed, device=device, dist=dist, strict=strict)
     return _array_data(name, data_dir, recipe, seed=seed, device=device, dist=dist, dtype=dtype, strict=strict,
                        eval_batch=eval_batch)
+
+
+def _measured_preprocess(mean: Sequence[float], std: Sequence[float], size: int, name: str) -> Preprocess:
+    """The preprocessing of a network trained on images as they are (no resize, no crop)."""
+    try:
+        return Preprocess(tuple(mean), tuple(std), size)
+    except ValueError as err:  # e.g. a channel with one value everywhere: std 0
+        raise DataError(f"{name}: the training images cannot be normalised ({err}); check the images") from None
 
 
 # -- in-memory data ---------------------------------------------------------------------------------
@@ -88,17 +107,17 @@ def _array_data(
     name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
     dtype: torch.dtype, strict: bool, eval_batch: int,
 ) -> TrainData:
-    full = load_arrays(name, "train", data_dir, download=False, strict=strict)
-    test = load_arrays(name, "test", data_dir, download=False, strict=strict)
+    full = open_arrays(name, "train", data_dir, strict=strict)
+    test = open_arrays(name, "test", data_dir, strict=strict)
     if recipe.holdout >= len(full):
         raise UsageError(
-            f"holdout {recipe.holdout} leaves no training images ({len(full)} in {name}); lower it with --set holdout=N"
+            f"holdout {recipe.holdout} leaves no training images ({len(full)} in {name}); lower it with `overrides` holdout=N"
         )
     train, holdout = holdout_split(full, recipe.holdout, seed=0) if recipe.holdout else (full, None)
     per_rank = recipe.batch_size // dist.world_size
     if len(train) // dist.world_size < per_rank:
         raise UsageError(
-            f"batch_size {recipe.batch_size} is larger than the {len(train)} training images; lower it with --set batch_size=N"
+            f"batch_size {recipe.batch_size} is larger than the {len(train)} training images; lower it with `overrides` batch_size=N"
         )
     loader = TensorLoader(
         train, per_rank, shuffle=True, drop_last=True, augment=recipe.augment == "crop-flip", device=device,
@@ -134,10 +153,9 @@ def _array_data(
     if test.num_classes != full.num_classes:
         raise DataError(f"{name}: the test split has {test.num_classes} classes but the training split {full.num_classes}")
     return TrainData(
-        name=name, source=str(full.source), classes=list(full.classes), in_chans=full.channels,
-        image_size=full.image_size, mean=tuple(full.mean), std=tuple(full.std), train_size=len(train),
+        name=name, source=str(full.source), classes=list(full.classes), in_chans=full.channels, train_size=len(train),
         batches_per_epoch=len(loader), holdout=eval_set(holdout, "holdout"), test=eval_set(test, "test"), stream=stream,
-        preprocess={"mean": list(full.mean), "std": list(full.std), "input_size": full.image_size},
+        preprocess=_measured_preprocess(full.mean, full.std, full.image_size, name),
         skipped=lambda: list(full.extra.get("skipped", [])) + list(test.extra.get("skipped", [])),
     )
 
@@ -163,26 +181,35 @@ class _ResumableBatches(torch.utils.data.Sampler[list[int]]):
             yield mine[b * self.batch : (b + 1) * self.batch].tolist()
 
 
-def _folder_data(
-    name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
-    strict: bool,
-) -> TrainData:
-    from ..data.folder import FolderLoader, ImageFolderDataset
-    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, imagenet_train_transform
+def _folder_sets(name: str, data_dir: str | Path, size: int, strict: bool
+                 ) -> tuple["ImageFolderDataset", "ImageFolderDataset", "ImageFolderDataset | None", Preprocess]:
+    """The training, hold-out and validation (if any) folders with the paper's preprocessing at ``size`` pixels."""
+    from ..data.folder import ImageFolderDataset
+    from ..data.transforms import imagenet_eval_transform, imagenet_sizes, imagenet_train_transform
 
-    if data_dir is None:
-        raise UsageError("--data imagenet needs --data-dir PATH: a folder with train/<class>/<image> and val/<class>/<image>")
-    size = recipe.image_size
-    ratio = size / 224
-    resize = round(256 * ratio)
-    train_tf = imagenet_train_transform(scale=(round(256 * ratio), round(480 * ratio)), crop=size)
-    eval_tf = imagenet_eval_transform(resize=resize, crop=size)
+    mean, std = data_set(name).published_stats()
+    scale, resize = imagenet_sizes(size)
+    train_tf = imagenet_train_transform(scale=scale, crop=size, mean=mean, std=std)
+    eval_tf = imagenet_eval_transform(resize=resize, crop=size, mean=mean, std=std)
     train_ds = ImageFolderDataset(data_dir, "train", transform=train_tf, strict=strict)
     holdout_ds = ImageFolderDataset(data_dir, "train", transform=eval_tf, strict=strict)
     try:
         test_ds: ImageFolderDataset | None = ImageFolderDataset(data_dir, "val", transform=eval_tf, strict=strict)
     except (DataError, UsageError):
         test_ds = None
+    return train_ds, holdout_ds, test_ds, Preprocess(tuple(mean), tuple(std), size, resize=resize, crop=size)
+
+
+def _folder_data(
+    name: str, data_dir: str | Path | None, recipe: Recipe, *, seed: int, device: torch.device, dist: DistContext,
+    strict: bool,
+) -> TrainData:
+    from ..data.folder import FolderLoader, ImageFolderDataset
+
+    if data_dir is None:
+        raise UsageError(f"`data` {name} needs `data_dir` PATH: a folder with train/<class>/<image> and val/<class>/<image>")
+    size = recipe.image_size
+    train_ds, holdout_ds, test_ds, pre = _folder_sets(name, data_dir, size, strict)
     n = len(train_ds)
     if n == 0:
         raise DataError(f"{data_dir}/train holds no images; put them in train/<class>/<image>")
@@ -222,10 +249,8 @@ def _folder_data(
         return sorted(seen.items())
 
     return TrainData(
-        name=name, source=str(data_dir), classes=list(train_ds.classes), in_chans=3, image_size=size,
-        mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD), train_size=len(train_idx), batches_per_epoch=len(sampler),
+        name=name, source=str(data_dir), classes=list(train_ds.classes), in_chans=3, train_size=len(train_idx), batches_per_epoch=len(sampler),
         holdout=eval_set(holdout_ds, holdout_idx, "holdout"),
         test=eval_set(test_ds, range(len(test_ds)) if test_ds is not None else [], "test"), stream=stream,
-        preprocess={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": size, "resize": resize, "crop": size},
-        skipped=skipped,
+        preprocess=pre, skipped=skipped,
     )

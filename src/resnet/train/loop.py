@@ -352,7 +352,7 @@ def _train(opts: TrainOptions, device: torch.device, dist: DistContext) -> dict[
             say(note)
     log = MetricsLog(out, resume_step=step if state else None, tensorboard=opts.tensorboard) if dist.is_main else None
 
-    meta = {"classes": data.classes, "preprocess": data.preprocess, "dataset": data.name,
+    meta = {"classes": data.classes, "preprocess": data.preprocess.as_dict(), "dataset": data.name,
             "data_dir": str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None, "recipe": recipe.name,
             "recipe_version": recipe.version, "seed": opts.seed, **({"init": init.label} if init is not None else {})}
     eval_images = sum(s.size for s in (data.holdout, data.test) if s is not None)

@@ -1,10 +1,10 @@
-"""Folders of ordinary photos for fine-tuning (``--data folder`` with the ``rrc`` augmentation).
+"""Folders of ordinary photos for fine-tuning (the ``folder`` data set with the ``rrc`` augmentation).
 
 ``ROOT/train/<class>/<photo>`` plus an optional ``ROOT/val/`` (or ``test/``); without one, a stratified
 fifth of ``train/`` is held out for validation. Photos of any size, format and colour mode are decoded
 once (grey and CMYK become RGB), scaled so the shorter side is a little over the training crop and
 kept in memory. Training batches: RandomResizedCrop at the input size + horizontal flip, drawn from
-a generator seeded by ``(seed, epoch, rank, batch)`` so that ``--resume`` replays an uninterrupted
+a generator seeded by ``(seed, epoch, rank, batch)`` so that a resumed run replays an uninterrupted
 run; evaluation: resize the shorter side, center crop (the weights' own preprocessing).
 """
 
@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from ..data.loader import mix_seed
-from ..data.preprocess import Preprocess
-from ..data.scan import SPLIT_FOLDERS, report_skipped, scan_folder, split_folder
+from ..data.preprocess import Preprocess, center_box, crop, normalize, resize_shorter
+from ..data.scan import report_skipped, scan_folder, split_folder
 from ..data.split import stratified_indices
 from ..errors import DataError, UsageError
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
@@ -32,7 +32,7 @@ _KEEP_OVER_CROP = 1.25  # photos are kept with their shorter side at this multip
 
 
 def photo_preprocess(recipe: Recipe, weights: Preprocess | None, size_set: bool) -> Preprocess:
-    """The weights' preprocessing; ``--set image_size=N`` (or none given) scales it to an N-pixel crop.
+    """The weights' preprocessing; recipe field ``image_size`` set to N (or no weights) scales it to an N-pixel crop.
 
     Weights that take images as they are (CIFAR nets: no resize) get the ImageNet resize ratio 256/224.
     """
@@ -46,7 +46,7 @@ def photo_preprocess(recipe: Recipe, weights: Preprocess | None, size_set: bool)
 def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | None, *, seed: int, device: torch.device,
                dist: DistContext, strict: bool, eval_batch: int = 256) -> TrainData:
     if data_dir is None:
-        raise UsageError("--data folder needs --data-dir PHOTOS: a folder with train/<class>/<photo> (and optionally val/)")
+        raise UsageError("`data` folder needs `data_dir` PHOTOS: a folder with train/<class>/<photo> (and optionally val/)")
     pre = pre or photo_preprocess(recipe, None, True)
     root = Path(data_dir).expanduser()
     train_dir = split_folder(root, "train")
@@ -57,7 +57,7 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
     if len(classes) < 2:
         raise DataError(f"{train_dir} has only {len(classes)} class folder ({', '.join(classes)}); a classifier needs at "
                         "least two: put each class's photos in train/<class>/")
-    val_dir = next((root / n for n in SPLIT_FOLDERS["val"] if (root / n).is_dir()), None)
+    val_dir = _val_folder(root)
     if val_dir is not None:
         val_classes, val_imgs, val_labels, more = _read_split(val_dir, pre.resize_size, pre, strict)
         skipped += more
@@ -74,14 +74,21 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
     per_rank = recipe.batch_size // dist.world_size
     if len(train_imgs) // dist.world_size < per_rank:
         raise UsageError(f"batch_size {recipe.batch_size} is larger than the {len(train_imgs)} training photos; "
-                         "lower it with --set batch_size=N")
+                         "lower it with `overrides` batch_size=N")
     stream, batches = _train_stream(train_imgs, torch.tensor(train_labels), recipe, pre, seed=seed, device=device, dist=dist)
     test = _eval_set(val_imgs, val_labels, pre, recipe, device=device, dist=dist, eval_batch=eval_batch, name=val_name)
     return TrainData(
-        name="folder", source=str(root), classes=classes, in_chans=3, image_size=pre.crop_size, mean=pre.mean, std=pre.std,
-        train_size=len(train_imgs), batches_per_epoch=batches, holdout=None, test=test, stream=stream,
-        preprocess=pre.as_dict(), skipped=lambda: list(skipped),
+        name="folder", source=str(root), classes=classes, in_chans=3, train_size=len(train_imgs), batches_per_epoch=batches, holdout=None, test=test, stream=stream,
+        preprocess=pre, skipped=lambda: list(skipped),
     )
+
+
+def _val_folder(root: Path) -> Path | None:
+    """``val/`` (or ``test/``) beside ``train/``, if there is one."""
+    try:
+        return split_folder(root, "val")
+    except DataError:
+        return None
 
 
 def _read_split(folder: Path, keep_side: int, pre: Preprocess, strict: bool
@@ -111,8 +118,6 @@ def _read_split(folder: Path, keep_side: int, pre: Preprocess, strict: bool
 
 def _shrink(img: Tensor, side: int, interpolation: str) -> Tensor:
     """Scale down (never up) so the shorter side is ``side``."""
-    from ..evaluate.preprocess import resize_shorter
-
     return resize_shorter(img, side, interpolation) if min(img.shape[-2:]) > side else img
 
 
@@ -125,8 +130,6 @@ def _train_stream(images: Sequence[Tensor], labels: Tensor, recipe: Recipe, pre:
                              interpolation=v2.InterpolationMode(pre.interpolation), antialias=True),
         v2.RandomHorizontalFlip(),
     ])
-    from ..evaluate.preprocess import normalize
-
     per_rank = recipe.batch_size // dist.world_size
     n = len(images)
     batches = (n // dist.world_size) // per_rank
@@ -150,8 +153,6 @@ def _train_stream(images: Sequence[Tensor], labels: Tensor, recipe: Recipe, pre:
 def _eval_set(images: Sequence[Tensor], labels: Sequence[int], pre: Preprocess, recipe: Recipe, *, device: torch.device,
               dist: DistContext, eval_batch: int, name: str) -> EvalSet:
     """Resize + center crop once; batches normalised on the fly (this rank's share)."""
-    from ..evaluate.preprocess import center_box, crop, normalize, resize_shorter
-
     def view(img: Tensor) -> Tensor:
         img = resize_shorter(img, pre.resize_size, pre.interpolation)
         return crop(img, center_box(*img.shape[-2:], pre.crop_size))
