@@ -18,7 +18,8 @@ from . import checkpoint as ckpt
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
                     evaluate_dense, head_options, resolve_dense_recipe, training_loss)
 from ..utils.device import resolve_device
-from .loop import StopFlag, TrainingDiverged, _prepare_folder
+from .run_folder import prepare_folder
+from .stopping import StopFlag, TrainingDiverged
 from .metrics import MetricsLog, read_metrics
 
 # Fields that may change between a run and its resumption.
@@ -43,25 +44,25 @@ def _check_resumable(state: dict[str, Any], recipe: DenseRecipe, opts: DenseOpti
             differs.append(f"{key}: {before!r} then, {current!r} now")
     if differs:
         raise UsageError(f"{out} holds a run made with other settings ({'; '.join(differs)}); resume with the same "
-                         "settings, or train into another --out")
+                         "settings, or train into another `out`")
 
 
 def _setup(opts: DenseOptions) -> tuple[DenseRecipe, Path, torch.device]:
     from ..models import get_spec
 
     if opts.data not in DENSE_DATASETS:
-        raise UsageError(f"--task {opts.task} trains on {', '.join(DENSE_DATASETS)}, not {opts.data!r}")
+        raise UsageError(f"`task` {opts.task} trains on {', '.join(DENSE_DATASETS)}, not {opts.data!r}")
     if opts.data_dir is None:
-        raise UsageError("--task detection/segmentation needs --data-dir, e.g. --data-dir ../shared/data/pennfudan")
+        raise UsageError("`task` detection/segmentation needs `data_dir`, e.g. `data_dir` ../shared/data/pennfudan")
     try:
         get_spec(opts.model)
     except ValueError as err:
         raise UsageError(str(err)) from None
     recipe = resolve_dense_recipe(opts.recipe or opts.task, opts.overrides)
     if recipe.task != opts.task:
-        raise UsageError(f"recipe {recipe.name} trains a {recipe.task} head ({recipe.head}); --task is {opts.task}")
+        raise UsageError(f"recipe {recipe.name} trains a {recipe.task} head ({recipe.head}); `task` is {opts.task}")
     if opts.stop_after is not None and opts.stop_after < 1:
-        raise UsageError(f"--stop-after must be a positive number of iterations, got {opts.stop_after}")
+        raise UsageError(f"`stop_after` must be a positive number of iterations, got {opts.stop_after}")
     out = Path(opts.out) if opts.out is not None else Path("runs") / f"{recipe.head}-{opts.model}-{opts.data}"
     return recipe, out, resolve_device(opts.device)
 
@@ -71,7 +72,7 @@ def train_dense(opts: DenseOptions) -> dict[str, Any]:
     recipe, out, device = _setup(opts)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.remove_stale_temporaries(out)
-    resume = _prepare_folder(out, opts, True)  # type: ignore[arg-type]
+    resume = prepare_folder(out, resume=opts.resume, overwrite=opts.overwrite, is_main=True)
     say = print if opts.progress else (lambda *a, **k: None)
     train, test = load_pennfudan(opts.data_dir, recipe, opts)
     torch.manual_seed(opts.seed)
@@ -142,7 +143,7 @@ class _Run:
         loss, parts = training_loss(self.model, samples, self.recipe, gen, self.device)
         if not math.isfinite(float(loss.detach())):
             raise TrainingDiverged(f"the loss became {float(loss.detach())} at iteration {step + 1} (lr {lr:.4g}); try "
-                                   f"--set lr={lr / 10:.4g}; the last good checkpoint is in {self.out}")
+                                   f"`overrides` lr={lr / 10:.4g}; the last good checkpoint is in {self.out}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip:
