@@ -18,7 +18,7 @@ from . import checkpoint as ckpt
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
                     evaluate_dense, head_options, resolve_dense_recipe, training_loss)
 from ..utils.device import resolve_device
-from .run_folder import prepare_folder
+from .run_folder import check_resumable, prepare_folder
 from .stopping import StopFlag, TrainingDiverged
 from .metrics import MetricsLog, read_metrics
 
@@ -33,18 +33,6 @@ def dense_metadata(opts: DenseOptions, recipe: DenseRecipe, classes: tuple[str, 
             "head_options": head_options(recipe), "backbone_overrides": dict(opts.backbone_overrides)},
             "classes": list(classes), "dataset": opts.data, "recipe": recipe.name, "recipe_version": recipe.version,
             "seed": opts.seed}
-
-
-def _check_resumable(state: dict[str, Any], recipe: DenseRecipe, opts: DenseOptions, out: Path) -> None:
-    then, now = dict(state.get("recipe") or {}), recipe.as_dict()
-    differs = [f"{k}: {then.get(k)!r} then, {now[k]!r} now" for k in now if k not in _RESUME_MAY_CHANGE and then.get(k) != now[k]]
-    for key, before, current in (("model", state.get("model_name"), opts.model), ("data", state.get("data"), opts.data),
-                                 ("seed", state.get("seed"), opts.seed), ("limit", state.get("limit"), opts.limit)):
-        if before != current:
-            differs.append(f"{key}: {before!r} then, {current!r} now")
-    if differs:
-        raise UsageError(f"{out} holds a run made with other settings ({'; '.join(differs)}); resume with the same "
-                         "settings, or train into another `out`")
 
 
 def _setup(opts: DenseOptions) -> tuple[DenseRecipe, Path, torch.device]:
@@ -83,7 +71,9 @@ def train_dense(opts: DenseOptions) -> dict[str, Any]:
     step, best, elapsed_before = 0, None, 0.0
     state = ckpt.load_state(out) if resume else None
     if state is not None:
-        _check_resumable(state, recipe, opts, out)
+        check_resumable(out, dict(state.get("recipe") or {}), recipe.as_dict(), (
+            ("model", state.get("model_name"), opts.model), ("data", state.get("data"), opts.data),
+            ("seed", state.get("seed"), opts.seed), ("limit", state.get("limit"), opts.limit)), _RESUME_MAY_CHANGE)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["cpu"])

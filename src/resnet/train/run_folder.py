@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import errno
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Iterable, Mapping
 
 from ..errors import ResNetError, UsageError
 from . import checkpoint as ckpt
@@ -37,23 +37,23 @@ def prepare_folder(out: Path, *, resume: bool, overwrite: bool, is_main: bool) -
     return False
 
 
-def check_resumable(state: dict[str, Any], recipe: Recipe, model_name: str, data: str, seed: int, world: int, out: Path) -> None:
-    """Refuse to resume ``state`` with settings that would compute something else."""
-    saved = dict(state.get("recipe") or {})
-    now = recipe.as_dict()
-    # A field added to Recipe after the run started holds its default there.
-    then = {f.name: f.default for f in dataclasses.fields(Recipe) if f.default is not dataclasses.MISSING} | saved
-    differs = [f"{k}: {then.get(k)!r} then, {now[k]!r} now" for k in now
-               if k not in RESUME_MAY_CHANGE and then.get(k) != now[k]]
-    for key, before, current in (("model", state.get("model_name"), model_name), ("data", state.get("data"), data),
-                                 ("seed", state.get("seed"), seed), ("processes", state.get("world_size"), world)):
-        if before != current:
-            differs.append(f"{key}: {before!r} then, {current!r} now")
+def check_resumable(out: Path, then: Mapping[str, Any], now: Mapping[str, Any], identity: Iterable[tuple[str, Any, Any]],
+                    may_change: Collection[str] = RESUME_MAY_CHANGE) -> None:
+    """Refuse to resume the run in ``out`` with settings that would compute something else: recipe fields
+    ``then`` vs ``now`` (but ``may_change``), and ``identity`` triples ``(what, then, now)`` (model, data, seed...)."""
+    differs = [f"{k}: {then.get(k)!r} then, {now[k]!r} now" for k in now if k not in may_change and then.get(k) != now[k]]
+    differs += [f"{key}: {before!r} then, {current!r} now" for key, before, current in identity if before != current]
     if differs:
         raise UsageError(
             f"{out} holds a run made with other settings ({'; '.join(differs)}); resume with the same settings, "
             "or train into another `out`"
         )
+
+
+def saved_recipe(state: dict[str, Any]) -> dict[str, Any]:
+    """The recipe a checkpoint was made with; a field added to :class:`Recipe` since holds its default there."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Recipe) if f.default is not dataclasses.MISSING}
+    return defaults | dict(state.get("recipe") or {})
 
 
 def storage_error(err: OSError, out: Path) -> TrainingStorageError:

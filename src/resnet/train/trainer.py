@@ -40,7 +40,7 @@ from .precision import autocast_dtype, configure_backends
 from .recipes import resolve_recipe
 from .replicas import CoreReplicas, replica_count
 from .report import plot_curves, print_results, write_results_markdown
-from .run_folder import check_resumable, prepare_folder, storage_error
+from .run_folder import check_resumable, prepare_folder, saved_recipe, storage_error
 from .schedule import LRSchedule
 from .stopping import StopFlag, TrainingDiverged, TrainingInterrupted
 from .strategy import StepStrategy, WholeBatch
@@ -313,7 +313,9 @@ class Trainer:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (a checkpoint of the same settings, else a one-line error)."""
-        check_resumable(state, self.recipe, self.model_name, self.opts.data, self.opts.seed, self.dist.world_size, self.out)
+        check_resumable(self.out, saved_recipe(state), self.recipe.as_dict(), (
+            ("model", state.get("model_name"), self.model_name), ("data", state.get("data"), self.opts.data),
+            ("seed", state.get("seed"), self.opts.seed), ("processes", state.get("world_size"), self.dist.world_size)))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
