@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError, UsageError
-from ..weights.network import LoadedNetwork, default_preprocess, named_network, network_from_path
+from ..weights.network import LoadedNetwork, default_preprocess, load_network
 from ..weights.network import build_network as _build, is_model_name as _is_model_name
 from .names import IMPORT_SOURCES, OPTIMIZE_MODES
 from .preprocess import Preprocess
@@ -99,11 +99,8 @@ def resolve_source(
     """
     if checkpoint_source not in IMPORT_SOURCES:
         raise UsageError(f"unknown checkpoint origin {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
-    path = Path(source)
-    if path.exists():
-        return Member.of(network_from_path(path, source, model_name, checkpoint_source))
-    if ":" in source and _is_model_name(source.split(":", 1)[0]):
-        return Member.of(named_network(source))
+    if Path(source).exists() or (":" in source and _is_model_name(source.split(":", 1)[0])):
+        return Member.of(load_network(source, model_name, checkpoint_source))
     if _is_model_name(source):
         if random_weights:
             return _random(source, num_classes)

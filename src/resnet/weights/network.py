@@ -48,11 +48,12 @@ class LoadedNetwork:
         return str(getattr(self.model, "model_name", type(self.model).__name__))
 
 
-def load_network(source: str, model_name: str | None = None) -> LoadedNetwork:
-    """``source``: an existing weights file or run folder, else ``NAME:TAG`` of named weights."""
+def load_network(source: str, model_name: str | None = None, checkpoint_source: str = "auto") -> LoadedNetwork:
+    """``source``: an existing weights file or run folder (read as ``checkpoint_source``: auto, resnet,
+    akamaster, torchvision, timm), else ``NAME:TAG`` of named weights."""
     path = Path(source)
     if path.exists():
-        return network_from_path(path, source, model_name)
+        return network_from_path(path, source, model_name, checkpoint_source)
     return named_network(source)
 
 
