@@ -79,7 +79,9 @@ def default_model(data: str) -> str:
 
 def default_out(opts: TrainOptions, model_name: str | None = None) -> Path:
     """``opts.out``, else ``runs/<model>-<data>``."""
-    return Path(opts.out) if opts.out is not None else Path("runs") / f"{model_name or opts.model or default_model(opts.data)}-{opts.data}"
+    if opts.out is not None:
+        return Path(opts.out)
+    return Path("runs") / f"{model_name or opts.model or default_model(opts.data)}-{opts.data}"
 
 
 def train(opts: TrainOptions) -> dict[str, Any]:
@@ -447,7 +449,8 @@ class Trainer:
             scores = evaluate(self.eval_net, evalset, flip=self.recipe.test_flip, amp=self.amp, device=self.device,
                               dist=self.dist, cores=self.cores, shift=self.recipe.test_shift, fill=self.black, abandon=abandon)
             if scores is None:  # Ctrl-C: the checkpoint after the loop records this finished step
-                self.stop_reason = f"interrupted by {signal.Signals(self.stop.signal or signal.SIGINT).name} at iteration {self.iteration}"
+                name = signal.Signals(self.stop.signal or signal.SIGINT).name
+                self.stop_reason = f"interrupted by {name} at iteration {self.iteration}"
                 return False
             record[f"{key}_error"], record[f"{key}_loss"] = scores
         record["elapsed"] = round(self.elapsed(), 2)
@@ -505,7 +508,8 @@ class Trainer:
             "recipe": self.recipe.as_dict(), "seed": opts.seed, "processes": self.dist.world_size, "device": str(self.device),
             "steps": self.iteration, "finished": self.iteration >= self.recipe.iterations, "stop_reason": self.stop_reason,
             "final": self.final or None, "best": self.best, "seconds": round(self.elapsed(), 1),
-            "images_per_s": round(self.train_images / self.train_seconds, 1) if self.train_seconds and self.train_images else None,
+            "images_per_s": round(self.train_images / self.train_seconds, 1)
+            if self.train_seconds and self.train_images else None,
             "skipped_files": len(skipped),
             "weights_digest": weights_digest(self.eval_net),
             **({"init": self.init.label, "init_note": self.init_note} if self.init is not None else {}),
