@@ -15,8 +15,9 @@ from ..errors import UsageError
 from ..models.interop import save_weights
 from ..utils.atomic import atomic_write_text
 from . import checkpoint as ckpt
+from ..data.dense_metrics import evaluate_dense
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
-                    evaluate_dense, head_options, resolve_dense_recipe, training_loss)
+                    head_options, resolve_dense_recipe, training_loss)
 from ..utils.device import resolve_device
 from .run_folder import check_resumable, prepare_folder
 from .stopping import StopFlag, TrainingDiverged
