@@ -36,7 +36,8 @@ from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.evaluate import Center, evaluate  # noqa: E402
 from resnet.evaluate.data import ArrayEvalData, FileEvalData  # noqa: E402
 from resnet.data.scan import scan_folder, split_folder  # noqa: E402
-from resnet.evaluate.sources import CIFAR10_CLASSES, Member, resolve_source  # noqa: E402
+from resnet.evaluate.sources import Member, resolve_source  # noqa: E402
+from resnet.weights.network import CIFAR10_CLASSES  # noqa: E402
 
 SHARED = [os.environ.get("RESNET_SHARED_DIR"), str(REPO.parent / "shared"), "/work/shared"]
 MODES = ("eager", "channels_last", "channels_last_bf16", "compile", "deploy_fp32", "deploy_bf16")

@@ -68,12 +68,12 @@ def parse() -> argparse.Namespace:
 
 def random_checkpoint(model: str, folder: Path) -> str:
     import resnet
-    from resnet.evaluate.sources import _imagenet_classes, default_preprocess
+    from resnet.weights.network import default_preprocess, imagenet_classes
     from resnet.models.interop import save_weights
 
     net = resnet.create_model(model, num_classes=1000)
     path = folder / f"{model}-random.safetensors"
-    save_weights(net, path, {"classes": _imagenet_classes(), "preprocess": default_preprocess(net.spec).as_dict()})
+    save_weights(net, path, {"classes": imagenet_classes(), "preprocess": default_preprocess(net.spec).as_dict()})
     return str(path)
 
 

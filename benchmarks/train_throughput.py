@@ -25,7 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from resnet import create_model  # noqa: E402
 from resnet.models.complexity import count_macs  # noqa: E402
-from resnet.train.loop import autocast_dtype  # noqa: E402
+from resnet.train.precision import autocast_dtype  # noqa: E402
 from resnet.train.replicas import CoreReplicas, replica_count  # noqa: E402
 
 

@@ -8,7 +8,8 @@ import torch
 from resnet import create_model
 from resnet.errors import DataError, UsageError
 from resnet.evaluate import Accumulator, Center, Flip, MultiScale, Network, Preprocess, TenCrop, evaluate, fully_convolutional_logits
-from resnet.evaluate.protocols import Shift, get_protocol, translate
+from resnet.data.views import translate
+from resnet.evaluate.protocols import Shift, get_protocol
 from resnet.evaluate.data import ArrayEvalData
 from resnet.evaluate.preprocess import center_box, five_crop_boxes, normalize
 from resnet.evaluate.sources import Member
@@ -62,7 +63,7 @@ def test_shift_views_are_the_image_and_mirror_moved_diagonally_with_zero_fill() 
     assert get_protocol("shift").pixels(PLAIN) == 2 and isinstance(get_protocol("shift", shift=1), Shift)
     with pytest.raises(UsageError, match="--shift"):
         get_protocol("shift", shift=0)
-    with pytest.raises(UsageError, match="smaller --shift"):
+    with pytest.raises(UsageError, match="smaller `shift`"):
         translate(img, 8, 0)
 
 

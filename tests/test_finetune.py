@@ -16,7 +16,8 @@ from resnet.cli import main
 from resnet.data.preprocess import Preprocess
 from resnet.reference import IMAGENET_MEAN, IMAGENET_STD
 from resnet.train import TrainOptions, get_recipe, train
-from resnet.train.finetune import freeze, group_plan
+from resnet.train.finetune import freeze
+from resnet.train.optim import group_plan
 from resnet.weights import registry as registry_module
 
 from weights_helpers import Files, entry_for, serve, state_bytes, write

@@ -92,7 +92,7 @@ def test_resume_refuses_other_settings_and_overwrite_is_explicit(tmp_path: Path)
     train(_opts(out, stop_after=4))
     with pytest.raises(UsageError, match="lr: 0.1 then, 0.2 now"):
         train(_opts(out, overrides={**TINY, "lr": "0.2"}, resume=True))
-    with pytest.raises(UsageError, match="--resume to continue it, --overwrite"):
+    with pytest.raises(UsageError, match="`resume` to continue it, `overwrite`"):
         train(_opts(out))
     assert train(_opts(out, overwrite=True, stop_after=2))["steps"] == 2
 

@@ -105,7 +105,7 @@ def _run_dense(args: argparse.Namespace) -> int:
     )
     summary = train_dense(opts)
     if (summary.get("stop_reason") or "").startswith("interrupted"):
-        from ..train.loop import TrainingInterrupted
+        from ..train.stopping import TrainingInterrupted
 
         raise TrainingInterrupted(f"{summary['stop_reason']}; checkpoint written to {opts.out or 'the run folder'}; "
                                   "continue with the same command plus --resume")

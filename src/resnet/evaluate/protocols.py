@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.views import shift_views
 from ..errors import UsageError
 from .names import PROTOCOLS
 from .preprocess import Preprocess, center_box, crop, five_crop_boxes, normalize, resize_shorter
@@ -127,30 +128,6 @@ class Flip(EvalProtocol):
     def views(self, images: ImageBatch, pre: Preprocess) -> list[Tensor]:
         v = center_view(images, pre)
         return [v, v.flip(-1)]
-
-
-def translate(x: Tensor, dy: int, dx: int, fill: float | Tensor = 0) -> Tensor:
-    """``x`` [..., H, W] moved down ``dy`` and right ``dx`` pixels (negative: up / left), the uncovered
-    border set to ``fill`` (a scalar, or a per-channel tensor broadcast as [C, 1, 1])."""
-    h, w = x.shape[-2:]
-    if abs(dy) >= h or abs(dx) >= w:
-        raise UsageError(f"a shift of ({dy}, {dx}) pixels leaves nothing of a {h}x{w} image; use a smaller --shift")
-    out = torch.empty_like(x)
-    out[...] = fill if isinstance(fill, Tensor) else torch.as_tensor(fill, dtype=x.dtype)
-    src_rows = slice(max(0, -dy), h - max(0, dy))
-    dst_rows = slice(max(0, dy), h - max(0, -dy))
-    src_cols = slice(max(0, -dx), w - max(0, dx))
-    dst_cols = slice(max(0, dx), w - max(0, -dx))
-    out[..., dst_rows, dst_cols] = x[..., src_rows, src_cols]
-    return out
-
-
-def shift_views(x: Tensor, shift: int, fill: float | Tensor = 0) -> list[Tensor]:
-    """``x``, its mirror, and each moved by ``(+shift, +shift)`` and ``(-shift, -shift)``: 6 views."""
-    out: list[Tensor] = []
-    for v in (x, x.flip(-1)):
-        out += [v, translate(v, shift, shift, fill), translate(v, -shift, -shift, fill)]
-    return out
 
 
 @dataclass

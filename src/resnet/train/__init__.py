@@ -5,11 +5,15 @@ from typing import TYPE_CHECKING
 from ..utils.lazy import exports, lazy_attributes
 
 if TYPE_CHECKING:
-    from .loop import TrainingDiverged, TrainingInterrupted, TrainOptions, autocast_dtype, evaluate, train
+    from .precision import autocast_dtype
     from .recipes import RECIPES, Recipe, get_recipe, parse_overrides, resolve_recipe
+    from .stopping import TrainingDiverged, TrainingInterrupted
+    from .trainer import Trainer, TrainOptions, default_model, default_recipe, evaluate, train
 
 _EXPORTS = exports({
-    "loop": ["TrainOptions", "train", "evaluate", "autocast_dtype", "TrainingDiverged", "TrainingInterrupted"],
+    "trainer": ["TrainOptions", "Trainer", "train", "evaluate", "default_recipe", "default_model"],
+    "precision": ["autocast_dtype"],
+    "stopping": ["TrainingDiverged", "TrainingInterrupted"],
     "recipes": ["RECIPES", "Recipe", "get_recipe", "resolve_recipe", "parse_overrides"],
 })
 __all__ = list(_EXPORTS)

@@ -58,7 +58,7 @@ def load_state(folder: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path} is damaged or truncated ({str(err).splitlines()[0][:200]}); "
                               "delete it to start over") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a resnet training state; point --out at a run folder of resnet train")
+        raise CheckpointError(f"{path} is not a resnet training state; point `out` at a run folder of resnet train")
     if state.get("version") != STATE_VERSION:
         raise CheckpointError(f"{path} has state version {state.get('version')}, this build reads {STATE_VERSION}")
     return state

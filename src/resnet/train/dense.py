@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.dense_metrics import normalize
 from ..data.pennfudan import DenseData, DenseSample
 from ..errors import UsageError
 from ..models.dense import HEADS, create_dense_model, dense_task
-from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from .recipes import coerce_field
 
 TASKS = ("detection", "segmentation")
@@ -161,12 +161,6 @@ def build_dense_model(recipe: DenseRecipe, backbone_name: str, num_classes: int,
 
 
 # -- batches ----------------------------------------------------------------------------------------
-def normalize(images: Tensor) -> Tensor:
-    mean = torch.tensor(IMAGENET_MEAN).view(-1, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(-1, 1, 1)
-    return (images - mean) / std
-
-
 def flip_sample(s: DenseSample) -> DenseSample:
     w = s.image.shape[-1]
     boxes = s.boxes[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0]) + torch.tensor([w, 0.0, w, 0.0])
@@ -235,31 +229,3 @@ def dense_lr(recipe: DenseRecipe, step: int) -> float:
         return recipe.lr * (0.001 + 0.999 * step / recipe.warmup)
     span = max(1, recipe.iterations - recipe.warmup)
     return 0.5 * recipe.lr * (1 + math.cos(math.pi * min(1.0, (step - recipe.warmup) / span)))
-
-
-# -- evaluation -------------------------------------------------------------------------------------
-@torch.no_grad()
-def predict_samples(model: nn.Module, images: list[Tensor], task: str, device: torch.device) -> list[Any]:
-    """Detection: torchvision's output dicts; segmentation: class probabilities ``[C, H, W]`` of each image."""
-    was_training = model.training
-    model.eval()
-    outs: list[Any] = []
-    for image in images:
-        if task == "detection":
-            out = model([image.to(device)])[0]
-            outs.append({k: v.cpu() for k, v in out.items()})
-        else:
-            outs.append(model(normalize(image)[None].to(device))["out"][0].softmax(0).cpu())
-    model.train(was_training)
-    return outs
-
-
-def evaluate_dense(model: nn.Module, data: DenseData, task: str, device: torch.device) -> dict[str, Any]:
-    """COCO box (and mask) mAP for detection, mean IoU and pixel accuracy for segmentation, in %."""
-    from ..evaluate.dense_metrics import coco_map, confusion_matrix, iou_scores
-
-    outs = predict_samples(model, [s.image for s in data.samples], task, device)
-    if task == "detection":
-        return coco_map(data.samples, outs, data.classes)
-    conf = sum(confusion_matrix(p.argmax(0), s.semantic(), len(data.classes)) for p, s in zip(outs, data.samples))
-    return iou_scores(conf)  # type: ignore[arg-type]

@@ -15,10 +15,12 @@ from ..errors import UsageError
 from ..models.interop import save_weights
 from ..utils.atomic import atomic_write_text
 from . import checkpoint as ckpt
+from ..data.dense_metrics import evaluate_dense
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
-                    evaluate_dense, head_options, resolve_dense_recipe, training_loss)
+                    head_options, resolve_dense_recipe, training_loss)
 from ..utils.device import resolve_device
-from .loop import StopFlag, TrainingDiverged, _prepare_folder
+from .run_folder import check_resumable, prepare_folder
+from .stopping import StopFlag, TrainingDiverged
 from .metrics import MetricsLog, read_metrics
 
 # Fields that may change between a run and its resumption.
@@ -34,34 +36,22 @@ def dense_metadata(opts: DenseOptions, recipe: DenseRecipe, classes: tuple[str, 
             "seed": opts.seed}
 
 
-def _check_resumable(state: dict[str, Any], recipe: DenseRecipe, opts: DenseOptions, out: Path) -> None:
-    then, now = dict(state.get("recipe") or {}), recipe.as_dict()
-    differs = [f"{k}: {then.get(k)!r} then, {now[k]!r} now" for k in now if k not in _RESUME_MAY_CHANGE and then.get(k) != now[k]]
-    for key, before, current in (("model", state.get("model_name"), opts.model), ("data", state.get("data"), opts.data),
-                                 ("seed", state.get("seed"), opts.seed), ("limit", state.get("limit"), opts.limit)):
-        if before != current:
-            differs.append(f"{key}: {before!r} then, {current!r} now")
-    if differs:
-        raise UsageError(f"{out} holds a run made with other settings ({'; '.join(differs)}); resume with the same "
-                         "settings, or train into another --out")
-
-
 def _setup(opts: DenseOptions) -> tuple[DenseRecipe, Path, torch.device]:
     from ..models import get_spec
 
     if opts.data not in DENSE_DATASETS:
-        raise UsageError(f"--task {opts.task} trains on {', '.join(DENSE_DATASETS)}, not {opts.data!r}")
+        raise UsageError(f"`task` {opts.task} trains on {', '.join(DENSE_DATASETS)}, not {opts.data!r}")
     if opts.data_dir is None:
-        raise UsageError("--task detection/segmentation needs --data-dir, e.g. --data-dir ../shared/data/pennfudan")
+        raise UsageError("`task` detection/segmentation needs `data_dir`, e.g. `data_dir` ../shared/data/pennfudan")
     try:
         get_spec(opts.model)
     except ValueError as err:
         raise UsageError(str(err)) from None
     recipe = resolve_dense_recipe(opts.recipe or opts.task, opts.overrides)
     if recipe.task != opts.task:
-        raise UsageError(f"recipe {recipe.name} trains a {recipe.task} head ({recipe.head}); --task is {opts.task}")
+        raise UsageError(f"recipe {recipe.name} trains a {recipe.task} head ({recipe.head}); `task` is {opts.task}")
     if opts.stop_after is not None and opts.stop_after < 1:
-        raise UsageError(f"--stop-after must be a positive number of iterations, got {opts.stop_after}")
+        raise UsageError(f"`stop_after` must be a positive number of iterations, got {opts.stop_after}")
     out = Path(opts.out) if opts.out is not None else Path("runs") / f"{recipe.head}-{opts.model}-{opts.data}"
     return recipe, out, resolve_device(opts.device)
 
@@ -71,7 +61,7 @@ def train_dense(opts: DenseOptions) -> dict[str, Any]:
     recipe, out, device = _setup(opts)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.remove_stale_temporaries(out)
-    resume = _prepare_folder(out, opts, True)  # type: ignore[arg-type]
+    resume = prepare_folder(out, resume=opts.resume, overwrite=opts.overwrite, is_main=True)
     say = print if opts.progress else (lambda *a, **k: None)
     train, test = load_pennfudan(opts.data_dir, recipe, opts)
     torch.manual_seed(opts.seed)
@@ -82,7 +72,9 @@ def train_dense(opts: DenseOptions) -> dict[str, Any]:
     step, best, elapsed_before = 0, None, 0.0
     state = ckpt.load_state(out) if resume else None
     if state is not None:
-        _check_resumable(state, recipe, opts, out)
+        check_resumable(out, dict(state.get("recipe") or {}), recipe.as_dict(), (
+            ("model", state.get("model_name"), opts.model), ("data", state.get("data"), opts.data),
+            ("seed", state.get("seed"), opts.seed), ("limit", state.get("limit"), opts.limit)), _RESUME_MAY_CHANGE)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["cpu"])
@@ -142,7 +134,7 @@ class _Run:
         loss, parts = training_loss(self.model, samples, self.recipe, gen, self.device)
         if not math.isfinite(float(loss.detach())):
             raise TrainingDiverged(f"the loss became {float(loss.detach())} at iteration {step + 1} (lr {lr:.4g}); try "
-                                   f"--set lr={lr / 10:.4g}; the last good checkpoint is in {self.out}")
+                                   f"`overrides` lr={lr / 10:.4g}; the last good checkpoint is in {self.out}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip:

@@ -50,6 +50,14 @@ class DistContext:
             for buffer in module.buffers():
                 td.broadcast(buffer, src=0)
 
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """``model`` in DistributedDataParallel when there are several ranks (its backward all-reduces the gradients)."""
+        if not self.enabled:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
     def close(self) -> None:
         if self.started_here and td.is_initialized():
             td.destroy_process_group()
@@ -68,7 +76,7 @@ def from_environment(device_hint: str | None) -> DistContext:
     if use_cuda:
         if torch.cuda.device_count() <= local_rank:
             raise UsageError(f"process {local_rank} has no GPU (this machine has {torch.cuda.device_count()}); "
-                             "start fewer processes per node or train with --device cpu")
+                             "start fewer processes per node or train with `device` cpu")
         torch.cuda.set_device(local_rank)
     td.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
     return DistContext(td.get_rank(), td.get_world_size(), local_rank, started_here=True)

@@ -1,10 +1,10 @@
-"""Fine-tuning: starting weights (``--init``), a new head for the folder's classes, frozen parts, parameter groups.
+"""Fine-tuning: starting weights (``init``), a new head for the folder's classes, frozen parts, parameter groups.
 
 Small pure steps the trainer calls in order: :func:`resolve_init` (before the data, whose preprocessing
 follows the weights), :func:`apply_init` (after the network is built for the folder's classes),
-:func:`freeze` (``--set freeze=stem,layer1`` / ``all``: no gradient, batch norm frozen in eval mode
-as torchvision's ``FrozenBatchNorm2d``) and :func:`param_groups` (the optimizer's groups from a
-plan: the pretrained backbone at ``lr * backbone_lr_scale``, the new head at ``lr``).
+:func:`freeze` (recipe field ``freeze=stem,layer1`` / ``all``: no gradient, batch norm frozen in eval
+mode as torchvision's ``FrozenBatchNorm2d``). The optimizer's groups (the pretrained backbone at
+``lr * backbone_lr_scale``, the new head at ``lr``) come from the plan of :mod:`resnet.train.optim`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from torch import nn
 
 from ..data.preprocess import Preprocess
 from ..errors import UsageError
+from .optim import HEAD_PREFIX, group_notes
 from .recipes import Recipe
-
-HEAD_PREFIX = "fc."
 
 
 @dataclass(frozen=True)
 class InitWeights:
-    """Weights to start from, as read from ``--init``."""
+    """Weights to start from, as read from ``init``."""
 
     spec: str  # as given
     model_name: str  # the network they belong to
@@ -36,28 +35,28 @@ class InitWeights:
 
 
 def resolve_init(spec: str, model_name: str | None) -> InitWeights:
-    """Read ``--init`` (NAME[:TAG], a weights file or a run folder) through the evaluation sources.
+    """Read ``init`` (NAME[:TAG], a weights file or a run folder) with :func:`resnet.weights.network.load_network`.
 
     A bare NAME means that network's recommended weights. Anything ``resnet eval`` reads works, with the
     same safety (no code in a file is ever run) and the same one-line errors.
     """
-    from ..evaluate.sources import resolve_source
     from ..weights import looks_like_path, split_name
+    from ..weights.network import load_network
 
     source = spec
     if not looks_like_path(spec):
         name, tag = split_name(spec)
         source = f"{name}:{tag or 'default'}"
         if model_name is not None and model_name != name:
-            raise UsageError(f"--init {spec} holds weights for {name}, but --model is {model_name}; drop --model or "
+            raise UsageError(f"`init` {spec} holds weights for {name}, but `model` is {model_name}; drop `model` or "
                              f"pick weights of {model_name} (`resnet weights list {model_name}`)")
     elif not Path(spec).exists():
-        raise UsageError(f"--init {spec}: no such file or folder, and not a NAME[:TAG] (`resnet weights list` shows names)")
-    member = resolve_source(source, model_name=model_name)
-    state = {k: v.detach().clone() for k, v in member.model.state_dict().items()}
-    classes = tuple(member.classes) if member.classes else None
-    label = member.metadata.get("weights") or member.name
-    return InitWeights(spec, member.model_name, state, member.preprocess, classes, str(label))
+        raise UsageError(f"`init` {spec}: no such file or folder, and not a NAME[:TAG] (`resnet weights list` shows names)")
+    loaded = load_network(source, model_name)
+    state = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
+    classes = tuple(loaded.classes) if loaded.classes else None
+    label = loaded.metadata.get("weights") or loaded.name
+    return InitWeights(spec, loaded.model_name, state, loaded.preprocess, classes, str(label))
 
 
 def resolve_init_ranked(spec: str, model_name: str | None, dist: Any) -> InitWeights:
@@ -76,7 +75,7 @@ def apply_init(model: nn.Module, init: InitWeights, classes: list[str]) -> str:
     if not same:
         own = model.state_dict()
         state.update({k: v for k, v in own.items() if k.startswith(HEAD_PREFIX)})
-    load_into(model, state, origin=f"--init {init.label}")
+    load_into(model, state, origin=f"`init` {init.label}")
     if same:
         return f"initialised from {init.label}, classifier kept (same {len(classes)} classes)"
     theirs = f"{len(init.classes)} classes ({_names(init.classes)})" if init.classes else "classes of unknown names"
@@ -131,45 +130,11 @@ def freeze(model: nn.Module, freeze_spec: str) -> int:
     return count
 
 
-@dataclass(frozen=True)
-class GroupPlan:
-    """One optimizer group: which parameters, their learning-rate factor and weight decay."""
-
-    name: str
-    params: tuple[nn.Parameter, ...]
-    lr_scale: float
-    weight_decay: float
-
-
-def group_plan(model: nn.Module, recipe: Recipe, pretrained: bool) -> list[GroupPlan]:
-    """Head vs backbone (backbone at ``backbone_lr_scale`` when pretrained), split by decay; frozen tensors left out."""
-    backbone_scale = recipe.backbone_lr_scale if pretrained else 1.0
-    buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        part = "head" if name.startswith(HEAD_PREFIX) else "backbone"
-        decays = recipe.decay_bn_and_bias or param.ndim > 1
-        buckets.setdefault((part, decays), []).append(param)
-    plans = []
-    for (part, decays), params in sorted(buckets.items()):
-        plans.append(GroupPlan(f"{part}{'' if decays else ' (no decay)'}", tuple(params),
-                               backbone_scale if part == "backbone" else 1.0, recipe.weight_decay if decays else 0.0))
-    return plans
-
-
-def param_groups(plans: list[GroupPlan]) -> list[dict[str, Any]]:
-    """``torch.optim`` groups of ``plans``; the trainer sets each group's lr to ``lr * lr_scale``."""
-    return [{"params": list(p.params), "lr_scale": p.lr_scale, "weight_decay": p.weight_decay, "name": p.name} for p in plans]
-
-
 def notes(init_note: str | None, frozen: int, recipe: Recipe, optimizer: torch.optim.Optimizer) -> list[str]:
     """Lines the trainer prints about the starting weights, frozen parts and learning rates per group."""
     out = [init_note] if init_note else []
     if frozen:
         out.append(f"frozen: {recipe.freeze} ({frozen} tensors; their batch norm uses its running statistics)")
-    named = [g for g in optimizer.param_groups if "name" in g]
-    if named:
-        out.append("parameter groups: " + "; ".join(
-            f"{g['name']} {sum(p.numel() for p in g['params']):,} params at lr x{g['lr_scale']:g}" for g in named))
+    if init_note or frozen:
+        out.append(group_notes(optimizer))
     return out

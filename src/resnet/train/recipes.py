@@ -209,7 +209,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set lr=0.05)")
+            raise UsageError(f"`overrides` expects KEY=VALUE, got {item!r} (e.g. `overrides` lr=0.05)")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
 
@@ -277,7 +277,7 @@ def resolve_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> Rec
         hint = "; ".join(f"{k} (did you mean {h[0]}?)" if h else k for k, h in zip(unknown, hints))
         raise UsageError(f"unknown recipe field {hint}; fields: {', '.join(f for f in _FIELD_TYPES if f != 'extra')}")
     if "name" in overrides or "version" in overrides:
-        raise UsageError("name and version identify the recipe and cannot be overridden; pick another --recipe")
+        raise UsageError("name and version identify the recipe and cannot be overridden; pick another `recipe`")
     values = {k: _coerce(k, v) for k, v in overrides.items() if k != "extra"}
     recipe = replace(base, **values)
     if "iterations" in values and "milestones" not in values and base.milestones:

@@ -1,4 +1,5 @@
-"""Detection and segmentation metrics: COCO box / mask mAP through pycocotools, mean IoU from a confusion matrix."""
+"""Detection and segmentation scores: COCO box / mask mAP through pycocotools, mean IoU from a confusion matrix,
+and :func:`evaluate_dense`, which the dense trainer and ``resnet eval`` both score a network with."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..data.pennfudan import DenseSample
+from ..reference import IMAGENET_MEAN, IMAGENET_STD
+from .pennfudan import DenseData, DenseSample
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
@@ -99,3 +101,36 @@ def iou_scores(confusion: Tensor) -> dict[str, Any]:
     return {"miou": 100.0 * float(valid.mean()) if len(valid) else 0.0,
             "iou": [None if v != v else 100.0 * float(v) for v in iou.tolist()],
             "pixel_acc": 100.0 * float(inter.sum() / conf.sum().clamp_min(1))}
+
+
+# -- prediction and scoring ------------------------------------------------------------------------
+def normalize(images: Tensor) -> Tensor:
+    """Photos in [0, 1] normalised with the ImageNet mean and std, as the dense heads' backbones expect."""
+    mean = torch.tensor(IMAGENET_MEAN).view(-1, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(-1, 1, 1)
+    return (images - mean) / std
+
+
+@torch.no_grad()
+def predict_samples(model: nn.Module, images: list[Tensor], task: str, device: torch.device) -> list[Any]:
+    """Detection: torchvision's output dicts; segmentation: class probabilities ``[C, H, W]`` of each image."""
+    was_training = model.training
+    model.eval()
+    outs: list[Any] = []
+    for image in images:
+        if task == "detection":
+            out = model([image.to(device)])[0]
+            outs.append({k: v.cpu() for k, v in out.items()})
+        else:
+            outs.append(model(normalize(image)[None].to(device))["out"][0].softmax(0).cpu())
+    model.train(was_training)
+    return outs
+
+
+def evaluate_dense(model: nn.Module, data: DenseData, task: str, device: torch.device) -> dict[str, Any]:
+    """COCO box (and mask) mAP for detection, mean IoU and pixel accuracy for segmentation, in %."""
+    outs = predict_samples(model, [s.image for s in data.samples], task, device)
+    if task == "detection":
+        return coco_map(data.samples, outs, data.classes)
+    conf = sum(confusion_matrix(p.argmax(0), s.semantic(), len(data.classes)) for p, s in zip(outs, data.samples))
+    return iou_scores(conf)  # type: ignore[arg-type]

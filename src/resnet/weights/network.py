@@ -1,0 +1,204 @@
+"""Turning weights into a network with its preprocessing: a weights file, a run folder or ``NAME:TAG``.
+
+- our safetensors checkpoints (or a run folder: ``best.safetensors``, else ``last``) carry the
+  architecture, class names and preprocessing in their metadata;
+- imported checkpoints get the convention of the project that trained them: akamaster → ImageNet
+  mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
+  crop 224, ImageNet class names. The network is named by ``model_name`` or read off the file name
+  (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
+- ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
+  (downloaded once and checked) with the preprocessing they were published with.
+
+:func:`load_network` is what both ``resnet eval`` (:mod:`resnet.evaluate.sources`) and fine-tuning
+(``init``, :mod:`resnet.train.finetune`) read weights with: the same safety (no code in a file is ever
+run) and the same one-line errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.preprocess import Preprocess
+from ..data.registry import dataset_stats
+from ..errors import CheckpointError, UsageError
+from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
+from ..reference import IMAGENET_MEAN, IMAGENET_STD
+from .registry import find, split_name
+from .store import load_entry
+
+
+@dataclass
+class LoadedNetwork:
+    """A network with its weights loaded (eval mode), and what it expects and predicts."""
+
+    name: str  # short label for tables (file stem or weights name)
+    source: str  # the SOURCE as given
+    kind: str  # resnet / akamaster / torchvision / timm
+    model: nn.Module
+    preprocess: Preprocess
+    classes: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.model, "model_name", type(self.model).__name__))
+
+
+def load_network(source: str, model_name: str | None = None, checkpoint_source: str = "auto") -> LoadedNetwork:
+    """``source``: an existing weights file or run folder (read as ``checkpoint_source``: auto, resnet,
+    akamaster, torchvision, timm), else ``NAME:TAG`` of named weights."""
+    path = Path(source)
+    if path.exists():
+        return network_from_path(path, source, model_name, checkpoint_source)
+    return named_network(source)
+
+
+CIFAR10_CLASSES = list(_CIFAR10_CLASSES)  # class names travel as lists (metadata, reports)
+
+
+def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
+    """Convention for a network that carries none: by data set when it has published statistics, else by its stem
+    (CIFAR-10's for CIFAR stems, ImageNet's for the others)."""
+    small = getattr(spec, "stem", "imagenet") == "cifar"
+    mean, std = dataset_stats(dataset) or dataset_stats("cifar10" if small else "imagenet") or (IMAGENET_MEAN, IMAGENET_STD)
+    channels = getattr(spec, "in_chans", 3)
+    if channels != len(mean):
+        mean, std = (0.5,) * channels, (0.5,) * channels
+    if small:
+        return Preprocess(tuple(mean), tuple(std), 32)
+    return Preprocess(tuple(mean), tuple(std), 224, resize=256, crop=224)
+
+
+def recorded_preprocess(meta: dict[str, Any], spec: Any, origin: str) -> Preprocess:
+    """The preprocessing a checkpoint's metadata records (:meth:`Preprocess.from_dict` also reads the partial
+    dicts of older runs); a checkpoint that records none gets the convention of its data set or stem."""
+    if meta.get("preprocess"):
+        return Preprocess.from_dict(meta["preprocess"], origin)
+    return default_preprocess(spec, meta.get("dataset"))
+
+
+def build_network(name: str, **overrides: Any) -> nn.Module:
+    """``create_model(name, **overrides)``, a bad name or value as a one-line :class:`UsageError`."""
+    from ..models import create_model
+
+    try:
+        return create_model(name, **overrides)
+    except UsageError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def named_network(source: str) -> LoadedNetwork:
+    """``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``): named weights with their own preprocessing."""
+    model_name, tag = split_name(source)
+    entry = find(model_name, tag or None)
+    model = build_network(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
+    loaded = load_entry(model, entry)
+    model.eval()
+    return LoadedNetwork(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
+                         {"weights": entry.name, "file": str(loaded.path)})
+
+
+def weights_file(path: Path) -> Path:
+    """``path`` itself, or the weights a run folder holds (``best``, else ``last``, else ``model.safetensors``)."""
+    if not path.is_dir():
+        return path
+    for candidate in ("best.safetensors", "last.safetensors", "model.safetensors"):
+        if (path / candidate).is_file():
+            return path / candidate
+    raise CheckpointError(f"{path} is a folder without best.safetensors or last.safetensors; pass a run folder or a weights file")
+
+
+def network_from_path(path: Path, source: str, model_name: str | None, checkpoint_source: str = "auto") -> LoadedNetwork:
+    """A weights file or run folder (our checkpoints carry their network; others are named by ``model_name``
+    or their file name, and get the conventions of the project that trained them)."""
+    from ..models.interop import convert_state_dict, detect_source, load_into, model_from_checkpoint, read_state_dict
+
+    weights = weights_file(path)
+    state_dict, meta = read_state_dict(weights)
+    kind = detect_source(state_dict, meta) if checkpoint_source == "auto" else checkpoint_source
+    label = path.name if path.is_dir() else weights.stem
+    if kind == "resnet" and "spec" in meta and model_name is None:
+        model, meta = model_from_checkpoint(weights)
+        pre = recorded_preprocess(meta, model.spec, str(weights))
+        classes = checked_classes(meta, model, weights)
+        model.eval()
+        return LoadedNetwork(label, source, kind, model, pre, classes, meta)
+
+    name = model_name or infer_model_name(weights)
+    if name is None:
+        raise UsageError(f"cannot tell which network {weights} holds; name it with `model` (e.g. `model` resnet50)")
+    converted = convert_state_dict(state_dict, "akamaster" if kind == "akamaster" else "torchvision")
+    overrides: dict[str, Any] = {}
+    fc = converted.get("fc.weight")
+    if isinstance(fc, torch.Tensor) and fc.ndim == 2:
+        overrides["num_classes"] = int(fc.shape[0])
+    model = build_network(name, **overrides)
+    load_into(model, converted, origin=str(weights))
+    model.eval()
+    if kind == "akamaster":
+        pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
+        classes: list[str] | None = CIFAR10_CLASSES if model.num_classes == 10 else None
+    elif kind == "resnet":
+        pre = recorded_preprocess(meta, model.spec, str(weights))
+        classes = checked_classes(meta, model, weights)
+    else:
+        pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
+        classes = imagenet_classes() if model.num_classes == 1000 else None
+    return LoadedNetwork(label, source, kind, model, pre, classes, meta)
+
+
+def checked_classes(meta: dict[str, Any], model: nn.Module, weights: Path) -> list[str] | None:
+    """The class names of the metadata, which must name every output of the classifier."""
+    names = meta.get("classes")
+    if not names:
+        return None
+    classes = [str(c) for c in names]
+    if len(classes) != int(getattr(model, "num_classes", len(classes))):
+        raise CheckpointError(
+            f"{weights} names {len(classes)} classes in its metadata but its classifier has {model.num_classes} outputs; "
+            "the file was altered, use another copy"
+        )
+    return classes
+
+
+def infer_model_name(path: Path) -> str | None:
+    """``resnet56-4bfd9763.th`` → ``resnet56``; ``wide_resnet50_2-95faca4d.pth`` → ``wide_resnet50_2``."""
+    stem = path.name.split(".")[0]
+    candidates = [stem, re.split(r"[-.]", stem)[0]]
+    m = re.match(r"^([a-z_]+\d+(?:_\d+x\d+d|_\d+)?)", stem)
+    if m:
+        candidates.append(m.group(1))
+    for c in candidates:
+        if is_model_name(c):
+            return c
+    return None
+
+
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` names a network (``resnet56``, ``wide_resnet50_2``), never raising."""
+    from ..models.specs import resolve_spec
+
+    try:
+        return resolve_spec(name) is not None
+    except ValueError:  # e.g. a CIFAR-style name whose depth is not 6n+2
+        return False
+
+
+def imagenet_classes() -> list[str] | None:
+    """The 1,000 ImageNet class names, as torchvision ships them."""
+    try:  # torchvision ships the names with its weight descriptions; nothing is downloaded
+        from torchvision.models import ResNet50_Weights
+
+        return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+

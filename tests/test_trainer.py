@@ -1,0 +1,89 @@
+"""The Trainer's parts driven from Python: build, step, state_dict / restore; the optimizer's group plan; the views."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+import resnet
+from resnet.errors import UsageError
+from resnet.data.views import eval_views, shift_views, translate
+from resnet.train import TrainOptions, Trainer, get_recipe, resolve_recipe
+from resnet.train.distributed import DistContext
+from resnet.train.optim import build_optimizer, group_plan
+from resnet.train.trainer import weights_digest
+
+TINY = {"iterations": "6", "eval_every": "100", "log_every": "3", "batch_size": "32", "holdout": "100", "core_replicas": "1"}
+
+
+def _trainer(out: Path, **overrides: str) -> Trainer:
+    opts = TrainOptions(model="resnet8", data="digits", overrides={**TINY, **overrides}, out=out, progress=False,
+                        tensorboard=False)
+    trainer = Trainer(opts, torch.device("cpu"), DistContext())
+    trainer.build()
+    return trainer
+
+
+def _batches(trainer: Trainer, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    stream = trainer.data.stream(0, 0)
+    return [next(stream) for _ in range(n)]
+
+
+def test_state_dict_then_restore_replays_the_same_steps_bit_for_bit(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path / "run", ema_decay="0.9")
+    batches = _batches(trainer, 3)
+    trainer.step(*batches[0])
+    saved = copy.deepcopy(trainer.state_dict())  # the optimizer's momentum is updated in place by later steps
+    for batch in batches[1:]:
+        trainer.step(*batch)
+    first = weights_digest(trainer.model), weights_digest(trainer.eval_net)
+    assert trainer.iteration == 3 and first[0] != first[1]  # the EMA is a network of its own
+
+    trainer.restore(saved)
+    assert trainer.iteration == 1
+    for batch in batches[1:]:
+        trainer.step(*batch)
+    assert (weights_digest(trainer.model), weights_digest(trainer.eval_net)) == first
+    trainer.log()
+    assert trainer.should_stop() is False and trainer.evaluate() is True
+    assert trainer.final["test_error"] is not None and (tmp_path / "run" / "last.safetensors").is_file()
+    trainer.log_file.close()
+
+
+def test_restore_refuses_a_state_of_other_settings(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path / "run")
+    state = trainer.state_dict()
+    other = _trainer(tmp_path / "other", lr="0.3")
+    with pytest.raises(UsageError, match="lr: 0.1 then, 0.3 now.*another `out`"):
+        other.restore(state)
+    trainer.log_file.close()
+    other.log_file.close()
+
+
+def test_group_plan_from_scratch_splits_by_decay_with_the_decayed_group_first() -> None:
+    model = resnet.create_model("resnet8", num_classes=10)
+    recipe = resolve_recipe("cifar-paper", {"decay_bn_and_bias": "false"})
+    plans = group_plan(model, recipe, pretrained=False, split_head=False)
+    assert [p.name for p in plans] == ["all", "all (no decay)"]
+    assert all(p.ndim > 1 for p in plans[0].params) and all(p.ndim <= 1 for p in plans[1].params)
+    assert plans[1].weight_decay == 0.0 and plans[0].weight_decay == recipe.weight_decay
+    assert sum(len(p.params) for p in plans) == len(list(model.parameters()))
+    one = group_plan(model, get_recipe("cifar-paper"), pretrained=False, split_head=False)  # the paper decays every tensor
+    assert len(one) == 1 and len(one[0].params) == len(list(model.parameters()))
+    optimizer = build_optimizer(plans, recipe)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [recipe.weight_decay, 0.0]
+    assert all(g["lr_scale"] == 1.0 and g["momentum"] == recipe.momentum for g in optimizer.param_groups)
+
+
+def test_eval_views_are_the_shift_protocols_views_in_the_same_order() -> None:
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
+    fill = torch.tensor([-1.0, -2.0, -3.0])[:, None, None]
+    assert len(eval_views(x, flip=False, shift=0)) == 1 and torch.equal(eval_views(x, flip=True, shift=0)[1], x.flip(-1))
+    unflipped = eval_views(x, flip=False, shift=1, fill=fill)
+    assert [torch.equal(a, b) for a, b in zip(unflipped, [x, translate(x, 1, 1, fill), translate(x, -1, -1, fill)])] == [True] * 3
+    both = eval_views(x, flip=True, shift=1, fill=fill)
+    assert len(both) == 6 and all(torch.equal(a, b) for a, b in zip(both, shift_views(x, 1, fill)))
+    assert both[4][0, 2, 0, 0] == -3.0 and torch.equal(both[3], x.flip(-1))
