@@ -61,7 +61,7 @@ def test_shift_views_are_the_image_and_mirror_moved_diagonally_with_zero_fill() 
     filled = translate(torch.zeros(1, 3, 4, 4), 1, -1, torch.tensor([1.0, 2.0, 3.0])[:, None, None])
     assert filled[0, 2, 0, 0] == 3.0 and filled[0, 1, 3, 3] == 2.0 and filled[0, 0, 1, 0] == 0.0
     assert get_protocol("shift").pixels(PLAIN) == 2 and isinstance(get_protocol("shift", shift=1), Shift)
-    with pytest.raises(UsageError, match="--shift"):
+    with pytest.raises(UsageError, match="`shift`"):
         get_protocol("shift", shift=0)
     with pytest.raises(UsageError, match="smaller `shift`"):
         translate(img, 8, 0)

@@ -95,7 +95,8 @@ def test_explain_rejects_bad_calls() -> None:
 
 
 def test_member_in_int8_mode_explains_its_float_model(tmp_path: Path) -> None:
-    from resnet.evaluate import apply_optimize, resolve_source
+    from resnet.deploy import apply_optimize
+    from resnet.evaluate import resolve_source
     from resnet.models.interop import save_weights
 
     model = resnet.create_model("resnet8")

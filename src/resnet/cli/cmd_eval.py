@@ -119,7 +119,7 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
 
 
 def _optimize(members: list[Any], mode: str, calibration_images: str | None) -> None:
-    from ..evaluate import apply_optimize
+    from ..deploy import apply_optimize
     from ..evaluate.calibration import calibration_batch
 
     for m in members:

@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import apply_optimize, get_protocol, resolve_source
+    from ..deploy import apply_optimize
+    from ..evaluate import get_protocol, resolve_source
     from ..evaluate.calibration import calibration_batch
     from ..data.scan import find_images
     from ..evaluate.predict import Failure, predict_files

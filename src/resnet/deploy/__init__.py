@@ -11,8 +11,8 @@ on the command line's start-up path imports this package.
 
 from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
 from .fold import fold_bn, fold_conv_bn
-from .optimize import MODES, optimize
+from .optimize import MODES, apply_optimize, optimize
 
 __all__ = [
-    "FORMATS", "MODES", "ExportReport", "export", "export_onnx", "export_torchscript", "fold_bn", "fold_conv_bn", "optimize",
+    "FORMATS", "MODES", "ExportReport", "apply_optimize", "export", "export_onnx", "export_torchscript", "fold_bn", "fold_conv_bn", "optimize",
 ]

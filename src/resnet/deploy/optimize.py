@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Iterable
+from typing import Any, Iterable, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from ..utils.modes import EAGER, MODES, canonical_mode
+from ..utils.modes import EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
 from .fold import fold_bn
 from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
 from .plan import NetPlan, build_plan, macs_per_image
@@ -150,3 +150,28 @@ def optimize(
     elif fallback_reason:
         _say_once(f"{fallback_reason}; using BN folding + channels_last instead")
     return runner
+
+
+class Optimizable(Protocol):
+    """What :func:`apply_optimize` needs of a loaded network (e.g. :class:`resnet.evaluate.sources.Member`)."""
+
+    model: nn.Module
+    device: torch.device
+    optimized: Any
+    forward: Any
+    metadata: dict[str, Any]
+
+
+def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None) -> None:
+    """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
+    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode."""
+    if canonical_mode(mode) not in MODES:
+        raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
+    if is_eager(mode):
+        return
+    if member.device.type != "cpu":
+        raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
+    optimized = optimize(member.model, mode, calibration=calibration)
+    member.optimized = optimized
+    member.forward = lambda x: optimized(x).float()
+    member.metadata = {**member.metadata, "optimize": mode}

@@ -9,14 +9,14 @@ if TYPE_CHECKING:
     from .metrics import Accumulator
     from .preprocess import Preprocess
     from .protocols import PROTOCOLS, Center, Flip, MultiScale, Network, TenCrop, fully_convolutional_logits, get_protocol
-    from .sources import Member, apply_optimize, resolve_source
+    from .sources import Member, resolve_source
 
 _EXPORTS = exports({
     "ensemble": ["EvalReport", "Result", "evaluate"],
     "metrics": ["Accumulator"],
     "preprocess": ["Preprocess"],
     "protocols": ["PROTOCOLS", "Center", "Flip", "MultiScale", "Network", "TenCrop", "fully_convolutional_logits", "get_protocol"],
-    "sources": ["Member", "apply_optimize", "resolve_source"],
+    "sources": ["Member", "resolve_source"],
 })
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -197,7 +197,7 @@ class MultiScale(EvalProtocol):
             raise UsageError("multiscale testing needs the network's feature map (forward_features); it is not available here")
         scales = self.scales_for(pre)
         if any(s < 1 for s in scales):
-            raise UsageError(f"--scales must be positive pixel sizes, got {list(scales)}")
+            raise UsageError(f"`scales` must be positive pixel sizes, got {list(scales)}")
         n = len(images)
         total: Tensor | None = None
         for s in scales:
@@ -232,7 +232,7 @@ def get_protocol(name: str, scales: Sequence[int] | None = None, shift: int | No
         return Flip()
     if name == "shift":
         if shift is not None and shift < 1:
-            raise UsageError(f"--shift must be at least 1 pixel, got {shift}")
+            raise UsageError(f"`shift` must be at least 1 pixel, got {shift}")
         return Shift(shift)
     if name == "10crop":
         return TenCrop()

@@ -26,7 +26,7 @@ from ..data.preprocess import Preprocess
 from ..errors import CheckpointError, UsageError
 from ..weights.network import LoadedNetwork, default_preprocess, load_network
 from ..weights.network import build_network, is_model_name
-from .names import IMPORT_SOURCES, OPTIMIZE_MODES
+from .names import IMPORT_SOURCES
 from .protocols import Network
 
 
@@ -139,18 +139,3 @@ def _random(name: str, num_classes: int | None) -> Member:
     model.eval()
     return Member(name, name, "random", model, default_preprocess(model.spec))
 
-
-def apply_optimize(member: Member, mode: str, calibration: Tensor | None = None) -> None:
-    """Replace ``member.forward`` by ``resnet.deploy.optimize(model, mode, calibration=...)``."""
-    if mode not in OPTIMIZE_MODES:
-        raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
-    if mode == "none":
-        return
-    if member.device.type != "cpu":
-        raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
-    from ..deploy import optimize
-
-    optimized = optimize(member.model, mode, calibration=calibration)
-    member.optimized = optimized
-    member.forward = lambda x: optimized(x).float()
-    member.metadata = {**member.metadata, "optimize": mode}

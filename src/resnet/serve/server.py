@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
 from ..utils.modes import NONE
-from ..evaluate.sources import Member, apply_optimize, resolve_source
+from ..deploy import apply_optimize
+from ..evaluate.sources import Member, resolve_source
 
 from .config import DEFAULT_HOST, DEFAULT_PORT
 
