@@ -88,7 +88,7 @@ def test_bad_samples_are_skipped_and_counted(bad_tree: Path) -> None:
 
 
 def test_strict_stops_at_the_first_bad_sample_with_one_line(bad_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(DataError, match="--strict"):
+    with pytest.raises(DataError, match="`strict`"):
         load_pennfudan(bad_tree, 40, strict=True)
     code = main(["train", "--task", "detection", "--data-dir", str(bad_tree), "--strict", "--out", str(tmp_path / "run"),
                  "--no-progress", "--no-tensorboard"])
