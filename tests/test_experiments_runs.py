@@ -151,6 +151,9 @@ def test_run_status_new_partial_done_and_foreign_folders(tmp_path: Path) -> None
     # A run under other settings that never reached a checkpoint has nothing to lose: it starts again.
     R.write_marker(plan, settings, "partial")
     assert R.run_status(plan, other) == "new"
+    # The same overrides listed in another order (a budget's own fields, then the user's) are the same training.
+    R.write_marker(plan, settings, "done")
+    assert R.run_status(plan, _settings(overrides=tuple(reversed(settings.overrides)))) == "done"
     (plan.folder / R.MARKER).write_text("{not json")
     with pytest.raises(ResNetError, match="unreadable"):
         R.run_status(plan, settings)

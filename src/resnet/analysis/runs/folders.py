@@ -42,7 +42,7 @@ def run_status(plan: RunPlan, settings: TrainSettings) -> Status:
     marker = read_marker(plan.folder)
     if marker is not None:
         wanted = settings.identity(plan)
-        differs = {k: (marker.get(k), v) for k, v in wanted.items() if marker.get(k) != v}
+        differs = {k: (marker.get(k), v) for k, v in wanted.items() if not _same(k, marker.get(k), v)}
         if differs and marker.get("status") != "done" and not has_checkpoint(plan.folder):
             return "new"
         if differs:
@@ -53,6 +53,14 @@ def run_status(plan: RunPlan, settings: TrainSettings) -> Status:
         if marker.get("status") == "done":
             return "done"
     return "partial" if has_checkpoint(plan.folder) else "new"
+
+
+def _same(key: str, recorded: Any, wanted: Any) -> bool:
+    """Recorded and wanted identity values agree; recipe overrides are a set of distinct fields (each named once),
+    so the order a budget and the user listed them in does not change what was trained."""
+    if key == "overrides" and isinstance(recorded, list) and isinstance(wanted, list):
+        return sorted(map(str, recorded)) == sorted(map(str, wanted))
+    return bool(recorded == wanted)
 
 
 def has_checkpoint(folder: Path) -> bool:
