@@ -10,6 +10,9 @@ from ..errors import UsageError
 DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve others (README)
 DEFAULT_PORT = 8000
 MiB = 1 << 20
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers, at most, whichever HTTP implementation parses them
+HTTP_IMPLEMENTATIONS = ("auto", "httptools", "h11")  # uvicorn's `http`: auto = httptools if installed, else h11
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")  # uvicorn's `loop`: auto = uvloop if installed, else asyncio
 
 
 @dataclass(frozen=True)
