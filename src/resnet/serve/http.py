@@ -21,20 +21,22 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.head_bytes: int | None = 0  # bytes received since the last request's body began; None inside a body
+        self.in_head = True  # the next bytes belong to a request line or headers
+        self.head_bytes = 0  # bytes of the head so far
+        self.ended = False  # a request ended in the bytes being parsed
 
     def data_received(self, data: bytes) -> None:
-        if self.head_bytes is not None:
-            self.head_bytes += len(data)
+        self.ended = False
+        super().data_received(data)  # the callbacks below say where heads end and requests end
+        if self.in_head and not self.ended and not self.transport.is_closing():
+            self.head_bytes += len(data)  # a chunk holding the end of a request counts for nothing: limit + one read at most
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.send_400_response(f"Request line and headers over {MAX_HEAD_BYTES} bytes.")
-                return
-        super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        self.head_bytes = None
+        self.in_head, self.head_bytes = False, 0
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self.head_bytes = 0
+        self.in_head, self.ended = True, True
         super().on_message_complete()
