@@ -167,23 +167,24 @@ async def _predict(
     except asyncio.TimeoutError:
         raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
     data, name = await image_bytes(request, body)
-    decode = partial(decode_upload, data, member.preprocess, config, name)
+    job = Job(None, top, cam, decode=partial(decode_upload, data, member.preprocess, config, name))
+    answer = asyncio.wrap_future(job.future)  # the one future this request awaits, from whichever thread ends it
     if batcher.idle:  # the batching thread decodes it itself: no hop through the decoding pool
-        future = batcher.submit(Job(None, top, cam, decode=decode))
+        batcher.submit(job)
     else:
-        future = await workers.run(lambda: batcher.submit(Job(decode(), top, cam)))  # queued from the decoding thread
+        workers.pool.submit(batcher.decode_and_submit, job)
     try:
-        outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(deadline - loop.time(), 0.001))
+        outcome: Outcome = await asyncio.wait_for(answer, timeout=max(deadline - loop.time(), 0.001))
     except asyncio.TimeoutError:
         raise BadRequest(503, "timeout", f"no answer within {config.timeout_s:g} s: the server is overloaded; retry later") from None
-    answer: dict[str, Any] = {
+    reply: dict[str, Any] = {
         "model": member.name,
         "top": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in outcome.top],
         "batch_size": outcome.batch_size,
     }
     if cam and outcome.heatmap is not None:
-        answer["cam"] = {"method": cam, "png": await workers.run(cam_png, outcome.view, outcome.heatmap)}
-    return JSONResponse(answer)  # as is: FastAPI's encoder would walk the plain dict again
+        reply["cam"] = {"method": cam, "png": await workers.run(cam_png, outcome.view, outcome.heatmap)}
+    return JSONResponse(reply)  # as is: FastAPI's encoder would walk the plain dict again
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -101,6 +101,17 @@ class MicroBatcher:
         self._queue.put(job)
         return job.future
 
+    def decode_and_submit(self, job: Job) -> None:
+        """Decodes ``job`` here (a decoding thread) and queues it; a bad upload or a full queue fails
+        its future. The caller awaits that one future: a single wake-up of its event loop per request."""
+        try:
+            if not job.future.cancelled():
+                assert job.decode is not None
+                job.view = job.decode()
+                self.submit(job)
+        except Exception as err:  # noqa: BLE001 - the request's own error, answered by its handler
+            _fail(job, err)
+
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         jobs, deadline = [first], time.perf_counter() + self.config.max_wait_ms / 1000.0
         while len(jobs) < self.config.max_batch:
@@ -177,5 +188,12 @@ def _decoded(job: Job) -> bool:
         try:
             job.view = job.decode()
         except Exception as err:  # noqa: BLE001 - a bad upload fails its own request only
-            job.future.set_exception(err)
+            _fail(job, err)
     return job.view is not None
+
+
+def _fail(job: Job, err: Exception) -> None:
+    try:
+        job.future.set_exception(err)
+    except InvalidStateError:  # the request gave up (timed out) meanwhile
+        pass
