@@ -428,10 +428,10 @@ def test_http_and_loop_settings(checkpoint: Path, capsys: pytest.CaptureFixture[
     pytest.importorskip("httptools")
     from resnet.serve.http import BoundedHttpTools
 
-    assert uvicorn_config(app, "127.0.0.1", 0).http is BoundedHttpTools  # auto: httptools where installed
-    config = uvicorn_config(app, "127.0.0.1", 0, http="h11", loop="asyncio")
+    assert uvicorn_config(app, "127.0.0.1", 0, http="httptools", loop="uvloop").http is BoundedHttpTools
+    config = uvicorn_config(app, "127.0.0.1", 0)
     assert config.http == "h11" and config.loop == "asyncio" and config.h11_max_incomplete_event_size == 64 * 1024
-    with pytest.raises(UsageError, match="`http` is one of auto, httptools, h11"):
+    with pytest.raises(UsageError, match="`http` is one of h11, httptools"):
         uvicorn_config(app, "127.0.0.1", 0, http="h2")
     with pytest.raises(SystemExit) as exit_:
         main(["serve", str(checkpoint), "--http", "h2"])

@@ -34,20 +34,21 @@ def load_member(
     return member
 
 
-def uvicorn_config(app: Any, host: str, port: int, *, http: str = "auto", loop: str = "auto", **kwargs: Any) -> Any:
-    """uvicorn's settings: ``http`` (auto: httptools if installed, else h11) and ``loop`` (auto: uvloop
-    if installed, else asyncio), request heads bounded to :data:`MAX_HEAD_BYTES` by either parser, no
-    access log (the metrics count requests); ``kwargs`` go to ``uvicorn.Config`` as they are."""
+def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENTATIONS[0], loop: str = EVENT_LOOPS[0],
+                   **kwargs: Any) -> Any:
+    """uvicorn's settings: ``http`` (h11, or httptools) and ``loop`` (asyncio, or uvloop), request heads
+    bounded to :data:`MAX_HEAD_BYTES` by either parser, no access log (the metrics count requests);
+    ``kwargs`` go to ``uvicorn.Config`` as they are."""
     import uvicorn
 
     if http not in HTTP_IMPLEMENTATIONS or loop not in EVENT_LOOPS:
         raise UsageError(f"`http` is one of {', '.join(HTTP_IMPLEMENTATIONS)} and `loop` one of {', '.join(EVENT_LOOPS)}; "
                          f"got {http!r} and {loop!r}")
-    for package, setting, value in (("httptools", "http", http), ("uvloop", "loop", loop)):
-        if value == package and importlib.util.find_spec(package) is None:
-            raise UsageError(f"`{setting}` {package} needs the {package} package (pip install -r requirements.txt); or use auto")
-    protocol: Any = "h11"
-    if http == "httptools" or (http == "auto" and importlib.util.find_spec("httptools") is not None):
+    for package in (http, loop):
+        if package in ("httptools", "uvloop") and importlib.util.find_spec(package) is None:
+            raise UsageError(f"{package} is not installed (pip install -r requirements.txt); or leave `http` and `loop` as they are")
+    protocol: Any = http
+    if http == "httptools":
         from .http import BoundedHttpTools as protocol
     options = {"log_level": "info", "access_log": False, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
                "http": protocol, "loop": loop}
