@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..evaluate.preprocess import normalize
 from ..evaluate.sources import Member
+from ..utils.threads import single_threaded
 from .limits import BadRequest, ServeConfig
 
 
@@ -32,7 +33,7 @@ class Job:
     view: Tensor | None  # uint8 [C, h, w], cropped as the network expects; None until `decode` has run
     top: int
     cam: str | None = None  # explain method, or None
-    decode: Callable[[], Tensor] | None = None  # makes the view on the batching thread (see MicroBatcher.idle)
+    decode: Callable[[], Tensor] | None = None  # makes the view: on the batching thread when idle, else on a decoding thread
     future: Future = field(default_factory=Future)
 
 
@@ -186,7 +187,8 @@ def _decoded(job: Job) -> bool:
     request then gets that error: it fails alone, never the batch)."""
     if job.view is None and job.decode is not None and _claimed(job):
         try:
-            job.view = job.decode()
+            with single_threaded():  # as on the decoding threads: a small resize gains nothing from a second core
+                job.view = job.decode()
         except Exception as err:  # noqa: BLE001 - a bad upload fails its own request only
             _fail(job, err)
     return job.view is not None
