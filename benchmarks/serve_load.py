@@ -16,7 +16,13 @@ same machine; the server idles meanwhile). The 1-client p50 is compared with a d
 bytes with the same decoder, cropping and running the network once (what a caller does without a
 server), and with the network call alone. Targets: >= 0.8 of direct throughput at 64 clients with 0
 errors; 1-client p50 within 20 % of the direct batch-1 call. On a shared machine, other jobs slow both
-sides; the clients themselves also use CPU time the server cannot have.
+sides; the clients themselves also use CPU time the server cannot have: each row says how much (client CPU
+ms per request, from this process's CPU time during the load, the direct model idle meanwhile; 0.4-0.8 ms on
+the 2-core machine), beside the server process's CPU per request.
+
+``--server LABEL[@SRC]=FLAGS`` (repeatable) compares servers side by side in one run: each is started with
+the extra ``resnet serve`` FLAGS, from the source tree SRC if given (another commit: ``git archive REV src |
+tar -x -C DIR``), and every round measures each in turn after the direct model, the first one moving each round.
 """
 
 from __future__ import annotations
