@@ -16,7 +16,13 @@ same machine; the server idles meanwhile). The 1-client p50 is compared with a d
 bytes with the same decoder, cropping and running the network once (what a caller does without a
 server), and with the network call alone. Targets: >= 0.8 of direct throughput at 64 clients with 0
 errors; 1-client p50 within 20 % of the direct batch-1 call. On a shared machine, other jobs slow both
-sides; the clients themselves also use CPU time the server cannot have.
+sides; the clients themselves also use CPU time the server cannot have: each row says how much (client CPU
+ms per request, from this process's CPU time during the load, the direct model idle meanwhile; 0.4-0.8 ms on
+the 2-core machine), beside the server process's CPU per request.
+
+``--server LABEL[@SRC]=FLAGS`` (repeatable) compares servers side by side in one run: each is started with
+the extra ``resnet serve`` FLAGS, from the source tree SRC if given (another commit: ``git archive REV src |
+tar -x -C DIR``), and every round measures each in turn after the direct model, the first one moving each round.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -62,6 +71,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--decode-threads", type=int, default=0, help="the server's --decode-threads")
+    p.add_argument("--server", action="append", default=[], metavar="LABEL[@SRC]=FLAGS",
+                   help="compare servers side by side: each started with these extra `resnet serve` flags (e.g. "
+                   "'h11=--http h11 --loop asyncio'), from the source tree SRC if given (e.g. a `git archive` of "
+                   "another commit); every row measures each in turn, alternating with the direct model "
+                   "(default: one server, 'serve=')")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args()
 
@@ -136,25 +150,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(source: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "resnet", "serve", source, "--port", str(port), "--mode", args.mode, "--max-batch",
-           str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning", "--timeout", "120", "--decode-threads", str(args.decode_threads)]
-    proc = subprocess.Popen(cmd, env=env)
-    import httpx
+@dataclass
+class Server:
+    """One ``resnet serve`` process under test: ``label``, extra flags, and the source tree it runs from."""
 
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with status {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("the server did not come up within 300 s")
+    label: str
+    flags: list[str]
+    src: Path = ROOT / "src"
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Server":
+        label, _, flags = text.partition("=")
+        label, _, src = label.partition("@")
+        return cls(label or "serve", shlex.split(flags), Path(src).resolve() if src else ROOT / "src")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start(self, source: str, args: argparse.Namespace) -> None:
+        import httpx
+
+        self.port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(self.src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = [sys.executable, "-m", "resnet", "serve", source, "--port", str(self.port), "--mode", args.mode,
+               "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning",
+               "--timeout", "120", "--decode-threads", str(args.decode_threads), *self.flags]
+        self.proc = subprocess.Popen(cmd, env=env)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the server {self.label} exited with status {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise SystemExit(f"the server {self.label} did not come up within 300 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
 
 
 def batch_stats(url: str) -> tuple[float, float, float]:
@@ -200,33 +246,32 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
     host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
-    loop = asyncio.get_running_loop()
-    begin = loop.time() + warmup
+    begin = time.perf_counter() + warmup
     end = begin + seconds
     marks: dict[str, tuple[float, float, float]] = {}
 
     async def client(i: int) -> None:
         nonlocal errors
         conn, k = Connection(host, int(port)), i
-        while loop.time() < end:
+        while time.perf_counter() < end:
             data = payloads[k % len(payloads)]
             k += clients
-            t = loop.time()
+            t = time.perf_counter()  # not loop.time(): uvloop's clock ticks in milliseconds
             try:
                 ok = await conn.post("/v1/predict", data) == 200
             except (OSError, asyncio.IncompleteReadError, ValueError, AttributeError):
                 ok = False
                 await conn.close()
-            t_end = loop.time()
+            t_end = time.perf_counter()
             if begin <= t and t_end <= end:
                 latencies.append(t_end - t)
                 errors += not ok
         await conn.close()
 
     async def mark() -> None:
-        await asyncio.sleep(max(0.0, begin - loop.time()))
+        await asyncio.sleep(max(0.0, begin - time.perf_counter()))
         marks["start"] = await asyncio.to_thread(batch_stats, url)
-        await asyncio.sleep(max(0.0, end - loop.time()))
+        await asyncio.sleep(max(0.0, end - time.perf_counter()))
         marks["end"] = await asyncio.to_thread(batch_stats, url)
 
     await asyncio.gather(mark(), *(client(i) for i in range(clients)))
@@ -234,63 +279,104 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
     return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0, "busy_s": b1 - b0}
 
 
-def measure(url: str, direct: Direct, clients: int, payloads: list[bytes], args: argparse.Namespace) -> dict[str, float]:
-    """``args.rounds`` rounds of [direct model, then served load], so that both see the same machine."""
-    asyncio.run(load(url, clients, payloads, 0.0, args.warmup))  # unmeasured warm-up at this concurrency
-    rows, done, spent, model_s, full_s = [], 0, 0.0, [], []
-    for _ in range(args.rounds):
+def run_clients(coro: Any) -> Any:
+    """The load generator's event loop: uvloop where installed (the clients' CPU time is the server's loss)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def served(server: Server, clients: int, payloads: list[bytes], seconds: float) -> dict:
+    """One stretch of load on ``server``, with the CPU seconds it cost the clients and the server."""
+    client0, server0 = time.process_time(), server.cpu_s()  # the direct model's threads idle meanwhile
+    out = run_clients(load(server.url, clients, payloads, 0.0, seconds))
+    return {**out, "client_cpu_s": time.process_time() - client0, "server_cpu_s": server.cpu_s() - server0}
+
+
+def measure(servers: list[Server], direct: Direct, clients: int, payloads: list[bytes], args: argparse.Namespace) -> list[dict]:
+    """``args.rounds`` rounds of [direct model, then the served load on each server (in turn, first one
+    moving each round)], so that all see the same machine. One row per server."""
+    for server in servers:
+        served(server, clients, payloads, args.warmup)  # unmeasured warm-up at this concurrency
+    runs: dict[str, list[dict]] = {s.label: [] for s in servers}
+    done, spent, model_s, full_s = 0, 0.0, [], []
+    for r in range(args.rounds):
         n, t = direct.batched_images_per_s(args.seconds / args.rounds / 2)
         done, spent = done + n, spent + t
         if clients == 1:
             m, f = direct.single_s(8)
             model_s, full_s = model_s + m, full_s + f
-        rows.append(asyncio.run(load(url, clients, payloads, 0.0, args.seconds / args.rounds)))
+        for server in servers[r % len(servers):] + servers[: r % len(servers)]:
+            runs[server.label].append(served(server, clients, payloads, args.seconds / args.rounds))
+    direct_rate = done / spent
+    return [summarize(label, rows, clients, direct_rate, model_s, full_s, args.seconds) for label, rows in runs.items()]
+
+
+def summarize(label: str, rows: list[dict], clients: int, direct_rate: float, model_s: list[float], full_s: list[float],
+              seconds: float) -> dict[str, Any]:
     lat = sorted(x for r in rows for x in r["latencies"])
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]  # noqa: E731
-    served = len(lat) / args.seconds
+    rate, requests = len(lat) / seconds, max(len(lat), 1)
     out = {
-        "clients": clients, "requests": len(lat), "requests_per_s": served, "errors": sum(r["errors"] for r in rows),
+        "server": label, "clients": clients, "requests": len(lat), "requests_per_s": rate, "errors": sum(r["errors"] for r in rows),
         "p50_s": q(0.50), "p95_s": q(0.95), "p99_s": q(0.99),
         "mean_batch": sum(r["batched"] for r in rows) / max(sum(r["batches"] for r in rows), 1),
-        "direct_images_per_s": done / spent, "ratio": served / (done / spent),
-        "batcher_busy": sum(r["busy_s"] for r in rows) / args.seconds,
+        "direct_images_per_s": direct_rate, "ratio": rate / direct_rate,
+        "batcher_busy": sum(r["busy_s"] for r in rows) / seconds,
+        "client_cpu_ms_per_request": 1000 * sum(r["client_cpu_s"] for r in rows) / requests,
+        "server_cpu_ms_per_request": 1000 * sum(r["server_cpu_s"] for r in rows) / requests,
     }
     if clients == 1:
         out["direct_batch1_model_s"], out["direct_batch1_decode_and_model_s"] = statistics.median(model_s), statistics.median(full_s)
     return out
 
 
+def report(args: argparse.Namespace, rows: list[dict], payloads: list[bytes], load_before: tuple[float, ...]) -> None:
+    servers = ", ".join(f"{s.label} = `resnet serve {' '.join(s.flags)}`".replace(" `", "`") +
+                        (f" from {s.src}" if s.src != ROOT / "src" else "") for s in map(Server.parse, args.server or ["serve="]))
+    print(f"# resnet serve load test: {args.source or args.model + ' (random weights)'}, mode {args.mode}, "
+          f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, --decode-threads {args.decode_threads}, "
+          f"{len(payloads)} photos from {args.images.name}, {args.seconds:g} s per row in {args.rounds} rounds alternating "
+          f"with the direct model, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; servers: {servers}")
+    print(f"# load average (1/5/15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | batcher busy | client CPU ms/req "
+          "| server CPU ms/req | direct img/s (batch %d) | served / direct |" % args.max_batch)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['server']} | {r['clients']} | {r['requests_per_s']:.1f} | {1000 * r['p50_s']:.0f} | {1000 * r['p95_s']:.0f} | "
+              f"{1000 * r['p99_s']:.0f} | {r['errors']} | {r['mean_batch']:.1f} | {100 * r['batcher_busy']:.0f} % | "
+              f"{r['client_cpu_ms_per_request']:.2f} | {r['server_cpu_ms_per_request']:.1f} | {r['direct_images_per_s']:.1f} | {r['ratio']:.2f} |")
+    for single in (r for r in rows if r["clients"] == 1):
+        full, model = single["direct_batch1_decode_and_model_s"], single["direct_batch1_model_s"]
+        print(f"1 client, {single['server']}: p50 {1000 * single['p50_s']:.1f} ms; direct batch-1 call {1000 * full:.1f} ms with "
+              f"decoding (ratio {single['p50_s'] / full:.2f}, target <= 1.20), {1000 * model:.1f} ms network only "
+              f"(ratio {single['p50_s'] / model:.2f})")
+
+
 def main() -> int:
     args = parse()
+    load_before = os.getloadavg()
     payloads = [p.read_bytes() for p in sorted(args.images.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS][: args.count]
     if not payloads:
         raise SystemExit(f"no photos in {args.images}; pass --images DIR")
+    servers = [Server.parse(text) for text in args.server or ["serve="]]
+    if len({s.label for s in servers}) < len(servers):
+        raise SystemExit("give each --server its own LABEL")
     with tempfile.TemporaryDirectory() as tmp:
         source = args.source or random_checkpoint(args.model, Path(tmp))
         direct = Direct(source, args.mode, payloads, args.max_batch)
-        port = free_port()
-        server = start_server(source, args, port)
         try:
-            rows = [measure(f"http://127.0.0.1:{port}", direct, n, payloads, args) for n in args.clients]
+            for server in servers:
+                server.start(source, args)
+            rows = [row for n in args.clients for row in measure(servers, direct, n, payloads, args)]
         finally:
-            server.terminate()
-            server.wait(timeout=60)
-    print(f"# resnet serve load test: {args.source or args.model + ' (random weights)'}, mode {args.mode}, "
-          f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, --decode-threads {args.decode_threads}, {len(payloads)} photos from {args.images.name}, "
-          f"{args.seconds:g} s per row in {args.rounds} rounds alternating with the direct model, torch threads "
-          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-    print("| clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | batcher busy | direct img/s (batch %d) | served / direct |"
-          % args.max_batch)
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['clients']} | {r['requests_per_s']:.1f} | {1000 * r['p50_s']:.0f} | {1000 * r['p95_s']:.0f} | "
-              f"{1000 * r['p99_s']:.0f} | {r['errors']} | {r['mean_batch']:.1f} | {100 * r['batcher_busy']:.0f} % | "
-              f"{r['direct_images_per_s']:.1f} | {r['ratio']:.2f} |")
-    single = next((r for r in rows if r["clients"] == 1), None)
-    if single:
-        full, model = single["direct_batch1_decode_and_model_s"], single["direct_batch1_model_s"]
-        print(f"1 client: p50 {1000 * single['p50_s']:.0f} ms; direct batch-1 call {1000 * full:.0f} ms with decoding "
-              f"(ratio {single['p50_s'] / full:.2f}, target <= 1.20), {1000 * model:.0f} ms network only (ratio {single['p50_s'] / model:.2f})")
+            for server in servers:
+                server.stop()
+    report(args, rows, payloads, load_before)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0 if all(r["errors"] == 0 for r in rows) else 1

@@ -335,3 +335,104 @@ def test_error_replies_name_the_serve_commands_flags_when_started_from_it(checkp
             r = client.post("/v1/predict", content=bytes(400_000))
             assert r.status_code == 413 and "a larger --max-bytes" in r.json()["error"]["message"]
             assert client.get("/v1/model").json()["mode"] == "none"
+
+
+def _direct_batcher(checkpoint: Path) -> "MicroBatcher":
+    from resnet.serve.batcher import MicroBatcher
+
+    return MicroBatcher(load_member(str(checkpoint), "none"), ServeConfig(max_batch=4, max_wait_ms=60_000))
+
+
+def test_an_idle_batcher_decodes_a_lone_request_itself_without_waiting(checkpoint: Path) -> None:
+    """A request alone in flight is queued undecoded: the batching thread decodes and runs it at once
+    (max_wait_ms is a minute: waiting would time the future out), and a bad upload fails only its own request."""
+    from resnet.serve.batcher import Job
+    from resnet.serve.limits import BadRequest, decode_upload
+
+    batcher = _direct_batcher(checkpoint)
+    batcher.start()
+    where: list[str] = []
+
+    def decode(data: bytes):
+        where.append(threading.current_thread().name)
+        return decode_upload(data, batcher.member.preprocess, LIMITS)
+
+    try:
+        batcher.begin()
+        assert batcher.idle
+        outcome = batcher.submit(Job(None, 3, decode=lambda: decode(_png(_photo())))).result(timeout=30)
+        assert where == ["resnet-serve-batcher"] and outcome.batch_size == 1 and len(outcome.top) == 3
+        assert tuple(outcome.view.shape) == (3, 32, 32)
+        bad = batcher.submit(Job(None, 3, decode=lambda: decode(b"not an image")))
+        with pytest.raises(BadRequest, match="not an image"):
+            bad.result(timeout=30)
+        assert batcher.alive and batcher.submit(Job(None, 1, decode=lambda: decode(_png(_photo())))).result(timeout=30).top
+        batcher.begin()  # a second request in flight: no longer idle, its image goes through the decoding pool
+        assert not batcher.idle
+    finally:
+        batcher.stop()
+
+
+def test_decoding_thread_queues_the_job_or_fails_its_request(checkpoint: Path) -> None:
+    """The path of a request that finds the batcher busy: decoded on the calling thread, then batched."""
+    from resnet.serve.batcher import Job
+    from resnet.serve.limits import BadRequest, decode_upload
+
+    batcher = _direct_batcher(checkpoint)
+    batcher.start()
+    pre = batcher.member.preprocess
+    try:
+        good = Job(None, 2, decode=lambda: decode_upload(_png(_photo()), pre, LIMITS))
+        bad = Job(None, 2, decode=lambda: decode_upload(_png(_photo())[:200], pre, LIMITS))
+        for job in (bad, good):
+            batcher.decode_and_submit(job)
+        assert good.view is not None and len(good.future.result(timeout=30).top) == 2
+        with pytest.raises(BadRequest) as err:
+            bad.future.result(timeout=1)
+        assert err.value.status == 422 and bad.view is None
+    finally:
+        batcher.stop()
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_both_http_parsers_bound_the_request_head_and_take_large_bodies(checkpoint: Path, http: str) -> None:
+    pytest.importorskip(http)
+    from resnet.serve.config import MAX_HEAD_BYTES
+
+    member = load_member(str(checkpoint), "none")
+    with BackgroundServer(create_app(member, LIMITS), http=http) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: ")
+            try:
+                for _ in range(4 * MAX_HEAD_BYTES // 8192):
+                    sock.sendall(b"a" * 8192)
+            except OSError:
+                pass  # the server closed the connection already
+            assert sock.recv(64).startswith(b"HTTP/1.1 400")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            photo = _png(_photo(300, 300))  # ~270 kB: many reads, the last ending a request
+            assert len(photo) > 2 * MAX_HEAD_BYTES
+            for _ in range(3):  # on one keep-alive connection
+                r = client.post("/v1/predict", content=photo, headers={"x-note": "n" * 4000})
+                assert r.status_code == 200 and r.json()["batch_size"] == 1
+            _healthy(client)
+
+
+def test_http_and_loop_settings(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from resnet.cli import main
+    from resnet.errors import UsageError
+    from resnet.serve.server import uvicorn_config
+
+    app = create_app(load_member(str(checkpoint), "none"))
+    pytest.importorskip("httptools")
+    from resnet.serve.http import BoundedHttpTools
+
+    assert uvicorn_config(app, "127.0.0.1", 0, http="httptools", loop="uvloop").http is BoundedHttpTools
+    config = uvicorn_config(app, "127.0.0.1", 0)
+    assert config.http == "h11" and config.loop == "asyncio" and config.h11_max_incomplete_event_size == 64 * 1024
+    with pytest.raises(UsageError, match="`http` is one of h11, httptools"):
+        uvicorn_config(app, "127.0.0.1", 0, http="h2")
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", str(checkpoint), "--http", "h2"])
+    assert exit_.value.code == 2 and "--http" in capsys.readouterr().err

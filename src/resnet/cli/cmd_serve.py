@@ -7,7 +7,7 @@ import sys
 
 from ..errors import UsageError
 from ..utils.modes import OPTIMIZE_MODES
-from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, MiB, ServeConfig
+from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MiB, ServeConfig
 from .common import add_origin, examples
 
 _DEFAULTS = ServeConfig()
@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
     p.add_argument("--decode-threads", type=int, default=0, help="threads decoding uploads (default 0: two per core)")
     p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
+    p.add_argument("--http", default=HTTP_IMPLEMENTATIONS[0], choices=HTTP_IMPLEMENTATIONS,
+                   help="HTTP parser (default h11; httptools is C, yet served fewer images/s under load here; either bounds request heads to 64 KiB)")
+    p.add_argument("--loop", default=EVENT_LOOPS[0], choices=EVENT_LOOPS, help="event loop (default asyncio)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default info)")
     p.set_defaults(func=run)
@@ -66,5 +69,5 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(member, config, mode=args.mode, wording=lambda text: as_flags(text, names))
     print(f"resnet serve: {member.model_name} ({member.name}, mode {args.mode}) on http://{args.host}:{args.port}/ "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
-    serve_forever(app, args.host, args.port, log_level=args.log_level)
+    serve_forever(app, args.host, args.port, http=args.http, loop=args.loop, log_level=args.log_level)
     return 0

@@ -68,7 +68,8 @@ def decode_file(path: str | os.PathLike[str], channels: int | None = 3) -> np.nd
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()  # Pillow decodes lazily; this is where truncated files fail
-                array = to_array(ImageOps.exif_transpose(img), channels)
+                ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of the (usual) upright photo
+                array = to_array(img, channels)
     except FileNotFoundError:
         raise DecodeFailure(f"{MISSING}does not exist") from None
     except IsADirectoryError:
@@ -99,7 +100,7 @@ def to_array(img: Any, channels: int | None) -> np.ndarray:
     else:
         if mode == "P" and "transparency" in img.info:
             img = img.convert("RGBA")  # avoids Pillow's palette-transparency warning
-        array = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        array = np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)  # convert() would copy an RGB image
     return np.ascontiguousarray(array)
 
 

@@ -8,9 +8,10 @@ import base64
 import io
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from functools import partial
 from importlib import resources
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -79,7 +80,7 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = NO
         return about
 
     @app.post("/v1/predict")
-    async def predict(request: Request, top: int | None = None, cam: str | None = None) -> dict[str, Any]:
+    async def predict(request: Request, top: int | None = None, cam: str | None = None) -> JSONResponse:
         k, method = _top(top, config, member), _cam_method(cam, config)
         batcher.begin()
         metrics.in_flight.inc()
@@ -158,7 +159,7 @@ class Workers:
 
 async def _predict(
     request: Request, member: Member, batcher: MicroBatcher, workers: Workers, config: ServeConfig, top: int, cam: str | None
-) -> dict[str, Any]:
+) -> JSONResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.timeout_s
     try:
@@ -166,24 +167,24 @@ async def _predict(
     except asyncio.TimeoutError:
         raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
     data, name = await image_bytes(request, body)
-
-    def decode_and_queue() -> tuple[Any, Future]:  # queued from the decoding thread: one thread hop less
-        view = decode_upload(data, member.preprocess, config, name)
-        return view, batcher.submit(Job(view, top, cam))
-
-    view, future = await workers.run(decode_and_queue)
+    job = Job(None, top, cam, decode=partial(decode_upload, data, member.preprocess, config, name))
+    answer = asyncio.wrap_future(job.future)  # the one future this request awaits, from whichever thread ends it
+    if batcher.idle:  # the batching thread decodes it itself: no hop through the decoding pool
+        batcher.submit(job)
+    else:
+        workers.pool.submit(batcher.decode_and_submit, job)
     try:
-        outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(deadline - loop.time(), 0.001))
+        outcome: Outcome = await asyncio.wait_for(answer, timeout=max(deadline - loop.time(), 0.001))
     except asyncio.TimeoutError:
         raise BadRequest(503, "timeout", f"no answer within {config.timeout_s:g} s: the server is overloaded; retry later") from None
-    answer: dict[str, Any] = {
+    reply: dict[str, Any] = {
         "model": member.name,
         "top": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in outcome.top],
         "batch_size": outcome.batch_size,
     }
     if cam and outcome.heatmap is not None:
-        answer["cam"] = {"method": cam, "png": await workers.run(cam_png, view, outcome.heatmap)}
-    return answer
+        reply["cam"] = {"method": cam, "png": await workers.run(cam_png, outcome.view, outcome.heatmap)}
+    return JSONResponse(reply)  # as is: FastAPI's encoder would walk the plain dict again
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

@@ -3,6 +3,10 @@
 way (still uploading or decoding: a lone client never waits), runs them as one batch on
 the (optimised) network, and hands each request its own row. The CAMs some requests ask for are
 computed by the same thread on the float network afterwards, so nothing runs the models concurrently.
+
+A request that finds the batcher idle (no other request in flight, nothing queued or running) is queued
+undecoded: the worker decodes it itself, then runs it, so a lone client's image crosses one thread
+less (the decoding pool is for uploads that arrive while the network is busy).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,14 +24,16 @@ from torch import Tensor
 
 from ..evaluate.preprocess import normalize
 from ..evaluate.sources import Member
+from ..utils.threads import single_threaded
 from .limits import BadRequest, ServeConfig
 
 
 @dataclass
 class Job:
-    view: Tensor  # uint8 [C, h, w], cropped as the network expects
+    view: Tensor | None  # uint8 [C, h, w], cropped as the network expects; None until `decode` has run
     top: int
     cam: str | None = None  # explain method, or None
+    decode: Callable[[], Tensor] | None = None  # makes the view: on the batching thread when idle, else on a decoding thread
     future: Future = field(default_factory=Future)
 
 
@@ -36,6 +42,7 @@ class Outcome:
     top: list[tuple[str, int, float]]  # (class name, index, probability), most likely first
     heatmap: np.ndarray | None  # float32 [h, w] in [0, 1] when a CAM was asked for
     batch_size: int  # images run together with this one
+    view: Tensor  # the network's view of the image (the CAM picture is drawn over it)
 
 
 class MicroBatcher:
@@ -48,6 +55,7 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._loop, name="resnet-serve-batcher", daemon=True)
         self._names = member.class_names()
         self._in_flight = 0  # requests between begin() and end(): the images that may still join a batch
+        self._busy = False  # the worker holds jobs (from taking the first to answering the batch)
         self._lock = threading.Lock()
         self._net = member.network()
 
@@ -73,6 +81,12 @@ class MicroBatcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or running and no request in flight but the caller's (after its :meth:`begin`):
+        its job may be submitted undecoded, to be decoded by the worker itself."""
+        return self._in_flight <= 1 and not self._busy and self._queue.empty()
+
     def begin(self) -> None:
         """A request has started (its image may join a batch soon)."""
         with self._lock:
@@ -87,6 +101,17 @@ class MicroBatcher:
             raise BadRequest(503, "overloaded", f"{self.config.max_queue} images are already waiting; retry in a moment")
         self._queue.put(job)
         return job.future
+
+    def decode_and_submit(self, job: Job) -> None:
+        """Decodes ``job`` here (a decoding thread) and queues it; a bad upload or a full queue fails
+        its future. The caller awaits that one future: a single wake-up of its event loop per request."""
+        try:
+            if not job.future.cancelled():
+                assert job.decode is not None
+                job.view = job.decode()
+                self.submit(job)
+        except Exception as err:  # noqa: BLE001 - the request's own error, answered by its handler
+            _fail(job, err)
 
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         jobs, deadline = [first], time.perf_counter() + self.config.max_wait_ms / 1000.0
@@ -108,12 +133,15 @@ class MicroBatcher:
             first = self._queue.get()
             if first is None:
                 return
-            jobs, stop = self._gather(first)
-            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # drop requests that gave up
-            if jobs:
-                self._run(jobs)
-            if stop:
-                return
+            self._busy = True
+            if _decoded(first):
+                jobs, stop = self._gather(first)
+                jobs = [j for j in jobs if _decoded(j) and _claimed(j)]  # drop requests that gave up
+                if jobs:
+                    self._run(jobs)
+                if stop:
+                    return
+            self._busy = False
 
     def _run(self, jobs: list[Job]) -> None:
         start = time.perf_counter()
@@ -130,7 +158,7 @@ class MicroBatcher:
             k = min(j.top, len(self._names))
             values, indices = probs[i].topk(k)
             top = [(self._names[c], c, p) for c, p in zip(indices.tolist(), values.tolist())]
-            j.future.set_result(Outcome(top, maps.get(i), len(jobs)))
+            j.future.set_result(Outcome(top, maps.get(i), len(jobs), j.view))
 
     @torch.inference_mode()
     def _probabilities(self, views: Tensor) -> Tensor:
@@ -147,3 +175,27 @@ class MicroBatcher:
             maps = cam_maps(self.member.model, normalize(views, self.member.preprocess), method, top1)
             out.update(zip(rows, maps))
         return out
+
+
+def _claimed(job: Job) -> bool:
+    """Marks the job's future running; False if its request gave up (timed out) meanwhile."""
+    return job.future.running() or job.future.set_running_or_notify_cancel()
+
+
+def _decoded(job: Job) -> bool:
+    """Makes the view of a job queued undecoded; False if its request gave up or the upload is bad (the
+    request then gets that error: it fails alone, never the batch)."""
+    if job.view is None and job.decode is not None and _claimed(job):
+        try:
+            with single_threaded():  # as on the decoding threads: a small resize gains nothing from a second core
+                job.view = job.decode()
+        except Exception as err:  # noqa: BLE001 - a bad upload fails its own request only
+            _fail(job, err)
+    return job.view is not None
+
+
+def _fail(job: Job, err: Exception) -> None:
+    try:
+        job.future.set_exception(err)
+    except InvalidStateError:  # the request gave up (timed out) meanwhile
+        pass

@@ -4,6 +4,7 @@ and benchmarks)."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ from ..utils.modes import NONE
 from ..deploy import apply_optimize
 from ..evaluate.sources import Member, resolve_source
 
-from .config import DEFAULT_HOST, DEFAULT_PORT
+from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MAX_HEAD_BYTES
 
 
 def load_member(
@@ -33,11 +34,24 @@ def load_member(
     return member
 
 
-def uvicorn_config(app: Any, host: str, port: int, **kwargs: Any) -> Any:
+def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENTATIONS[0], loop: str = EVENT_LOOPS[0],
+                   **kwargs: Any) -> Any:
+    """uvicorn's settings: ``http`` (h11, or httptools) and ``loop`` (asyncio, or uvloop), request heads
+    bounded to :data:`MAX_HEAD_BYTES` by either parser, no access log (the metrics count requests);
+    ``kwargs`` go to ``uvicorn.Config`` as they are."""
     import uvicorn
 
-    # No access log by default (the metrics count requests); h11 keeps headers small and bounded.
-    options = {"log_level": "info", "access_log": False, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": 64 * 1024}
+    if http not in HTTP_IMPLEMENTATIONS or loop not in EVENT_LOOPS:
+        raise UsageError(f"`http` is one of {', '.join(HTTP_IMPLEMENTATIONS)} and `loop` one of {', '.join(EVENT_LOOPS)}; "
+                         f"got {http!r} and {loop!r}")
+    for package in (http, loop):
+        if package in ("httptools", "uvloop") and importlib.util.find_spec(package) is None:
+            raise UsageError(f"{package} is not installed (pip install -r requirements.txt); or leave `http` and `loop` as they are")
+    protocol: Any = http
+    if http == "httptools":
+        from .http import BoundedHttpTools as protocol
+    options = {"log_level": "info", "access_log": False, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+               "http": protocol, "loop": loop}
     options.update(kwargs)
     return uvicorn.Config(app, host=host, port=port, **options)
 
