@@ -80,6 +80,31 @@ def predict(fn, images: Tensor, batch: int = 500) -> Tensor:  # noqa: ANN001
     return torch.cat(preds)
 
 
+def peer_runners(model: torch.nn.Module, calibration: Tensor, test_x: Tensor, timings: dict[str, float]) -> dict[str, object]:
+    """The int8 engine ``optimize(engine="auto")`` picks here (fresh cache, batch 500), and ONNX Runtime fp32 / int8 both forms."""
+    from resnet.deploy.export import onnx_program
+    from resnet.deploy.onnx_runtime import ORT_INT8_FORMS, OrtModel, quantize_onnx_static
+
+    runners: dict[str, object] = {}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["RESNET_CACHE_DIR"] = cache
+        auto = optimize(model, "int8", calibration=calibration, engine="auto", example_input=normalise(test_x[:500]))
+    os.environ.pop("RESNET_CACHE_DIR")
+    name = f"{AUTO_INT8} (chose {auto.engine})"
+    runners[name], timings[name] = auto, time.perf_counter() - start
+    TARGETS[name] = TARGETS["int8"]
+    tmp = Path(tempfile.mkdtemp(prefix="resnet-acc-"))
+    fp32_path = tmp / "model.onnx"
+    onnx_program(model, normalise(test_x[:1]), True, None).save(fp32_path, external_data=False)
+    runners["onnxruntime fp32"] = OrtModel(fp32_path)
+    for form in ORT_INT8_FORMS:
+        runners[f"onnxruntime int8 {form} (static, per-channel)"] = OrtModel(
+            quantize_onnx_static(fp32_path, tmp / f"model.{form}.onnx", list(calibration.split(64)), per_channel=True, form=form)
+        )
+    return runners
+
+
 def main() -> int:  # long: one report from every runner
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="resnet56", choices=("resnet20", "resnet32", "resnet44", "resnet56"))
@@ -110,26 +135,7 @@ def main() -> int:  # long: one report from every runner
         runners[mode] = optimize(model, mode, calibration=calibration if mode == "int8" else None)
         timings[mode] = time.perf_counter() - start
     if not args.no_onnxruntime:
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as cache:
-            os.environ["RESNET_CACHE_DIR"] = cache
-            auto = optimize(model, "int8", calibration=calibration, engine="auto", example_input=normalise(test_x[:500]))
-        os.environ.pop("RESNET_CACHE_DIR")
-        name = f"{AUTO_INT8} (chose {auto.engine})"
-        runners[name], timings[name] = auto, time.perf_counter() - start
-        TARGETS[name] = TARGETS["int8"]
-    if not args.no_onnxruntime:
-        from resnet.deploy.export import onnx_program
-        from resnet.deploy.onnx_runtime import OrtModel, quantize_onnx_static
-
-        tmp = Path(tempfile.mkdtemp(prefix="resnet-acc-"))
-        fp32_path = tmp / "model.onnx"
-        onnx_program(model, normalise(test_x[:1]), True, None).save(fp32_path, external_data=False)
-        runners["onnxruntime fp32"] = OrtModel(fp32_path)
-        for form in ("qdq", "qoperator-u8u8"):
-            runners[f"onnxruntime int8 {form} (static, per-channel)"] = OrtModel(
-                quantize_onnx_static(fp32_path, tmp / f"model.{form}.onnx", list(calibration.split(64)), per_channel=True, form=form)
-            )
+        runners.update(peer_runners(model, calibration, test_x, timings))
 
     preds = {name: predict(fn, test_x) for name, fn in runners.items()}
     reference = preds["unoptimised (eager fp32)"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -40,17 +39,10 @@ import resnet  # noqa: E402
 from resnet.deploy.bench import BenchResult, Row, run_bench  # noqa: E402
 from resnet.utils.atomic import atomic_write_text  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from time_to_accuracy import cpu_model  # noqa: E402
+
 OURS = ("resnet.deploy fp32", "resnet.deploy bf16", "resnet.deploy int8")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def row(result: BenchResult, label: str) -> Row | None:
@@ -103,6 +95,29 @@ def auto_picks(model_name: str, batch: int, size: int) -> list[str]:
                          f"(its own measurement: {measured})")
     os.environ.pop("RESNET_CACHE_DIR", None)
     return lines
+
+
+def table_lines(key: str, result: BenchResult) -> list[str]:
+    """One configuration's rows as a Markdown table, its notes under it."""
+    lines = [
+        "",
+        f"## {key}: {result.model} at {result.input_size} px ({result.macs_per_image / 1e9:.3f} G multiply-adds/image), "
+        f"matmul peak fp32 {result.peaks_gflops['fp32']:.0f} / bf16 {result.peaks_gflops['bf16']:.0f} GFLOP/s",
+        "",
+        "| runner | batch | images/s | p50 ms | p95 ms | vs ORT fp32 | % of peak | agrees % | memory MiB | auto |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result.rows:
+        if r.error is not None or not r.times:
+            lines.append(f"| {r.label} | {r.batch} | failed: {r.error} | | | | | | | |")
+            continue
+        share = "" if r.peak_share is None else f"{100 * r.peak_share:.1f}% {r.peak_dtype}"
+        vs = "" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x"
+        agree = "" if r.agreement is None else f"{r.agreement:.1f}"
+        mem = "" if r.rss_mib is None else f"{r.rss_mib:,.0f}"
+        lines.append(f"| {r.label} | {r.batch} | {r.images_per_s:,.1f} | {r.p50 * 1e3:,.2f} | {r.p95 * 1e3:,.2f} | {vs} | {share} | "
+                     f"{agree} | {mem} | {'auto ' + r.dtype if r.auto else ''} |")
+    return lines + [f"- {n}" for n in result.notes]
 
 
 def main() -> int:  # long: one report from several configurations
@@ -161,7 +176,7 @@ def main() -> int:  # long: one report from several configurations
     lines = [
         "# Inference speed targets (issues 6 and 19)",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}. "
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}. "
         "Produced by `benchmarks/inference_targets.py`; every table is one `run_bench` call with interleaved repeats. "
         "The machine is shared with other jobs, so absolute figures drift; the ratios within one table are what count.",
         "",
@@ -172,25 +187,7 @@ def main() -> int:  # long: one report from several configurations
         lines.append(f"| {c['target']} | {c['measured']:.2f} | {c['op']} {c['threshold']} | {'yes' if c['met'] else 'NO'} |")
     lines += ["", *(f"- {p}" for p in picks)]
     for key, result in results.items():
-        lines += [
-            "",
-            f"## {key}: {result.model} at {result.input_size} px ({result.macs_per_image / 1e9:.3f} G multiply-adds/image), "
-            f"matmul peak fp32 {result.peaks_gflops['fp32']:.0f} / bf16 {result.peaks_gflops['bf16']:.0f} GFLOP/s",
-            "",
-            "| runner | batch | images/s | p50 ms | p95 ms | vs ORT fp32 | % of peak | agrees % | memory MiB | auto |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for r in result.rows:
-            if r.error is not None or not r.times:
-                lines.append(f"| {r.label} | {r.batch} | failed: {r.error} | | | | | | | |")
-                continue
-            share = "" if r.peak_share is None else f"{100 * r.peak_share:.1f}% {r.peak_dtype}"
-            vs = "" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x"
-            agree = "" if r.agreement is None else f"{r.agreement:.1f}"
-            mem = "" if r.rss_mib is None else f"{r.rss_mib:,.0f}"
-            lines.append(f"| {r.label} | {r.batch} | {r.images_per_s:,.1f} | {r.p50 * 1e3:,.2f} | {r.p95 * 1e3:,.2f} | {vs} | {share} | "
-                         f"{agree} | {mem} | {'auto ' + r.dtype if r.auto else ''} |")
-        lines += [f"- {n}" for n in result.notes]
+        lines += table_lines(key, result)
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
