@@ -38,8 +38,9 @@ from .engines import Candidate
 
 AGREEMENT_TOLERANCE = 0.5  # points
 CACHE_FILE = "engines.json"
-MEASURE_BUDGET_S = 6.0  # timed rounds take about this long in all (3 rounds at least, 15 at most)
+MEASURE_BUDGET_S = 10.0  # timed rounds take about this long in all (5 rounds at least, 15 at most)
 MAX_CHECK_IMAGES = 256
+MIN_ROUNDS = 5  # 3 rounds picked the slower engine of two on a machine at load 8 (ResNet-50 batch 32 fp32)
 
 
 @dataclass
@@ -108,7 +109,7 @@ def measure(cands: Sequence[Candidate], model: nn.Module, example: Tensor, check
         except (ResNetError, RuntimeError, ValueError, NotImplementedError, ImportError) as err:
             m.error = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         measured.append(m)
-    repeats = max(3, min(15, int(MEASURE_BUDGET_S / max(warm, 1e-6))))
+    repeats = max(MIN_ROUNDS, min(15, int(MEASURE_BUDGET_S / max(warm, 1e-6))))
     times = time_interleaved([runners[m.label] for m in measured if m.error is None], example, repeats)
     for m, t in zip([m for m in measured if m.error is None], times):
         m.seconds = statistics.median(t)
