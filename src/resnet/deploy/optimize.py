@@ -211,7 +211,8 @@ class Optimizable(Protocol):
 
 def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None) -> None:
     """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
-    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode."""
+    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode; ``predict``
+    and ``serve`` can show the engine as ``engine_of(member.optimized)``."""
     if canonical_mode(mode) not in MODES:
         raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
     if is_eager(mode):
