@@ -9,7 +9,7 @@ same run measures the machine's matrix-product peak (4096² float32 and bf16 ``t
 can be given as a share of it.
 
 Each row also shows its top-1 agreement with the float model on the calibration images, the peak
-resident memory it added while being built and warmed up (:mod:`.memory`), and, per arithmetic, which
+resident memory it holds while it runs (:mod:`.memory`), and, per arithmetic, which
 engine ``optimize(..., engine="auto")`` would choose from these figures (:func:`.choice.choose`).
 """
 
@@ -35,7 +35,7 @@ from ..utils.threads import single_threaded
 from .choice import AGREEMENT_TOLERANCE, Measurement, agreement, choose, time_interleaved
 from .engines import OnnxFiles, OpenVinoEngine, OrtEngine, openvino_available
 from .fused import onednn_bf16_available
-from .memory import PeakRss
+from .memory import PeakRss, base_rss
 from .onnx_runtime import machine_threads
 from .optimize import BF16_FALLBACK_NOTE, optimize
 
@@ -67,7 +67,7 @@ class Row:
     peak_share: float | None = None
     peak_dtype: str | None = None  # which measured matmul peak peak_share is relative to
     agreement: float | None = None  # % top-1 agreement with the float model on the calibration images
-    rss_mib: float | None = None  # peak resident memory added while built and warmed up (see .memory)
+    rss_mib: float | None = None  # peak resident memory held while running, over the process before it was built (.memory)
     auto: bool = False  # the engine optimize(..., engine="auto") would choose for this arithmetic and batch
 
     @property
@@ -267,14 +267,15 @@ def _builders(
 
 def _build_row(label: str, dtype: str, batch: int, build: Builder | str, x: Tensor, warmup: int,
                say: Callable[[str], None]) -> tuple[Row, Callable[[Tensor], Tensor] | None]:
-    """Build one runner and make its warm-up calls (at least one) while its memory is sampled."""
+    """Build one runner, then make its warm-up calls (at least one) while its memory is sampled (see :mod:`.memory`)."""
     row = Row(label, "ours" if label.startswith(OURS_PREFIX) else "peer", dtype, batch)
     if isinstance(build, str):
         row.error = build
         return row, None
     say(f"building and warming up {label} (batch {batch})")
-    with PeakRss() as mem:
-        fn, row.error = _safe(build)
+    base = base_rss()
+    fn, row.error = _safe(build)
+    with PeakRss(base) as mem:
         try:
             with torch.inference_mode():
                 for _ in range(max(1, warmup) if fn is not None else 0):
@@ -328,8 +329,9 @@ def bench_notes(n_threads: int, warmup: int, repeats: int, peak_size: int, modes
         f"{n_threads} threads (one per core this process may use); warm-up {max(1, warmup)} call(s) per runner excluded; "
         f"{repeats} interleaved repeats; p50/p95 are per-call latencies of the whole batch",
         "agrees = % of the calibration images on which the row's top-1 equals the float model's; memory = peak resident "
-        "memory the runner added while it was built and warmed up at that batch (same process, sampled every 2 ms "
-        "after returning freed heap to the system; shared libraries not counted)",
+        "memory the runner holds while running its warm-up calls at that batch, over the process before it was built "
+        "(same process, sampled every 2 ms, freed heap returned to the system before and after building, so build "
+        "transients such as calibration are not counted; shared libraries not counted)",
         "auto = the engine optimize(..., engine='auto') would choose for that arithmetic and batch: the fastest whose "
         f"agreement is within {AGREEMENT_TOLERANCE} points (at least one image) of ours",
         f"peak share = 2 x multiply-adds x images/s over the {peak_size}² matmul peak of the row's arithmetic "

@@ -1,11 +1,13 @@
 """Peak resident memory an engine adds to the process, measured in the process (``resnet bench``'s column).
 
-Method: before the block, collect garbage and hand glibc's free heap back to the system
-(``malloc_trim(0)``), so memory freed by an earlier engine is not silently reused and missed; then a
-thread samples the resident set size (``/proc/self/statm``) every :data:`SAMPLE_S` seconds while the
-block runs (building the engine and its warm-up calls). The figure is the highest sample less the size
-before: the weights, prepacked copies, arenas and activations the engine needs at that batch, not the
-shared libraries already loaded (torch, onnxruntime), which every engine in the process shares.
+Method: before the engine is built, collect garbage and hand glibc's free heap back to the system
+(``malloc_trim(0)``) and read the resident set size (``/proc/self/statm``): the base. After it is built,
+do the same again (so one-off build transients, such as our int8 calibration pass or ONNX Runtime's
+graph optimisation, are not counted), then a thread samples the resident set size every
+:data:`SAMPLE_S` seconds while the engine runs its warm-up calls. The figure is the highest sample less
+the base: the weights, prepacked copies, arenas and activations the engine holds while it runs at that
+batch, not the shared libraries already loaded (torch, onnxruntime), which every engine in the process
+shares.
 """
 
 from __future__ import annotations
@@ -37,11 +39,19 @@ def _release_free_heap() -> None:
         pass
 
 
-class PeakRss:
-    """``with PeakRss() as mem: ...`` then ``mem.growth_mib``: peak RSS growth over the block (None if unknown)."""
+def base_rss() -> int | None:
+    """The resident set size once garbage is collected and free heap returned: a :class:`PeakRss` base."""
+    _release_free_heap()
+    return resident_bytes()
 
-    def __init__(self, interval: float = SAMPLE_S) -> None:
+
+class PeakRss:
+    """``with PeakRss(base) as mem: ...`` then ``mem.growth_mib``: peak RSS during the block over ``base``
+    (by default the size as the block starts), or None where it cannot be read."""
+
+    def __init__(self, base: int | None = None, interval: float = SAMPLE_S) -> None:
         self.interval = interval
+        self._given_base = base
         self.base: int | None = None
         self.peak: int | None = None
         self._stop = threading.Event()
@@ -56,9 +66,10 @@ class PeakRss:
                 return
 
     def __enter__(self) -> PeakRss:
-        _release_free_heap()
-        self.base = self.peak = resident_bytes()
-        if self.base is not None:
+        now = base_rss()
+        self.base = self._given_base if self._given_base is not None else now
+        self.peak = now
+        if self.base is not None and now is not None:
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
