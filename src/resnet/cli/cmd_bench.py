@@ -12,12 +12,14 @@ from .common import console, examples, hidden_alias, print_json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="images/s and latency of resnet.deploy modes vs torchvision eager and ONNX Runtime fp32 / int8",
+        help="images/s, latency and memory of resnet.deploy modes vs torchvision eager, ONNX Runtime and OpenVINO",
         description=(
             "Benchmark MODEL (a model name for random weights, or a checkpoint) on random inputs. Rows: torchvision "
-            "eager fp32, ONNX Runtime fp32 and int8 (static, per-channel), and each resnet.deploy mode; columns: "
-            "images/s, p50/p95 latency, speed relative to ONNX Runtime fp32 and the share of this machine's "
-            "matrix-product peak, all measured side by side in one run."
+            "eager fp32, ONNX Runtime fp32 and int8 (static, per-channel; QDQ and QOperator U8U8), OpenVINO fp32 and "
+            "int8 where installed, and each resnet.deploy mode; columns: images/s, p50/p95 latency, speed relative to "
+            "ONNX Runtime fp32, the share of this machine's matrix-product peak, top-1 agreement with the float model, "
+            "peak resident memory, and which engine resnet.deploy.optimize(engine='auto') would choose, all measured "
+            "side by side in one run."
         ),
         epilog=examples("resnet bench resnet20 --batch-size 1,128", "resnet bench runs/r20 --optimize int8 --peers ort-int8"),
     )
@@ -28,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="where the networks run: cpu (bench compares CPU engines: oneDNN, ONNX Runtime, eager PyTorch)")
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet / 32 CIFAR)")
     p.add_argument("--optimize", default="all", help="our modes: all, none, or a comma-separated list of fp32,bf16,int8 (default all)")
-    p.add_argument("--peers", default="all", help="all, none, or a comma-separated list of torchvision,ort-fp32,ort-int8 (default all)")
+    p.add_argument("--peers", default="all", help="all, none, or a comma-separated list of torchvision,ort-fp32,ort-int8 (QDQ),ort-int8-u8u8 "
+                   "(QOperator),openvino-fp32,openvino-int8 (default all: OpenVINO where installed)")
     p.add_argument("--repeats", type=int, default=10, help="timed calls per runner and batch size, interleaved (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per runner first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per available core)")
@@ -44,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 _PEER_ALIASES = {
     "torchvision": "torchvision eager fp32", "eager": "torchvision eager fp32",
     "ort-fp32": "onnxruntime fp32", "onnxruntime-fp32": "onnxruntime fp32",
-    "ort-int8": "onnxruntime int8", "onnxruntime-int8": "onnxruntime int8",
+    "ort-int8": "onnxruntime int8 qdq", "onnxruntime-int8": "onnxruntime int8 qdq", "ort-int8-qdq": "onnxruntime int8 qdq",
+    "ort-int8-u8u8": "onnxruntime int8 qoperator-u8u8", "ort-int8-qoperator": "onnxruntime int8 qoperator-u8u8",
+    "openvino-fp32": "openvino fp32", "openvino-int8": "openvino int8 qdq",
 }
 
 
@@ -73,16 +78,17 @@ def parse_modes(text: str) -> list[str]:
 
 
 def parse_peers(text: str) -> list[str]:
-    from ..deploy.bench import PEERS
+    from ..deploy.bench import default_peers
 
     if text == "all":
-        return list(PEERS)
+        return list(default_peers())
     if text == "none":
         return []
     peers = []
     for v in (v.strip() for v in text.split(",") if v.strip()):
         if v not in _PEER_ALIASES:
-            raise UsageError(f"--peers: unknown peer {v!r}; choose all, none or from torchvision, ort-fp32, ort-int8")
+            raise UsageError(f"--peers: unknown peer {v!r}; choose all, none or from torchvision, ort-fp32, ort-int8, "
+                             "ort-int8-u8u8, openvino-fp32, openvino-int8")
         peers.append(_PEER_ALIASES[v])
     return peers
 
@@ -127,8 +133,8 @@ def print_table(result) -> None:  # noqa: ANN001 - resnet.deploy.bench.BenchResu
             f"{result.threads} threads; matmul peak fp32 {result.peaks_gflops['fp32']:.0f} / bf16 {result.peaks_gflops['bf16']:.0f} GFLOP/s"
         )
     )
-    for col in ("batch", "runner", "images/s", "p50 ms", "p95 ms", "vs ORT fp32", "% of peak"):
-        t.add_column(col, justify="left" if col == "runner" else "right")
+    for col in ("batch", "runner", "images/s", "p50 ms", "p95 ms", "vs ORT fp32", "% of peak", "agrees %", "memory MiB", "auto"):
+        t.add_column(col, justify="left" if col in ("runner", "auto") else "right")
     for row in result.rows:
         if row.error is not None or not row.times:
             t.add_row(str(row.batch), row.label, "-", "-", "-", "-", f"failed: {row.error or 'not run'}")
@@ -137,7 +143,8 @@ def print_table(result) -> None:  # noqa: ANN001 - resnet.deploy.bench.BenchResu
             str(row.batch), row.label, f"{row.images_per_s:,.1f}", f"{row.p50 * 1e3:,.2f}", f"{row.p95 * 1e3:,.2f}",
             "-" if row.vs_baseline is None else f"{row.vs_baseline:.2f}x",
             "n/a" if row.peak_share is None else f"{100 * row.peak_share:.1f}% {row.peak_dtype}",
-            style="bold" if row.group == "ours" else None,
+            "-" if row.agreement is None else f"{row.agreement:.1f}", "-" if row.rss_mib is None else f"{row.rss_mib:,.0f}",
+            f"<- auto {row.dtype}" if row.auto else "", style="bold" if row.group == "ours" else None,
         )
     out = console()
     out.print(t)

@@ -2,6 +2,8 @@
 and the benchmark behind ``resnet bench``.
 
 >>> fast = optimize(model, "int8", calibration=images)   # float NCHW in, logits out
+>>> fast = optimize(model, "int8", calibration=images, engine="auto", example_input=batch)  # fastest engine here
+>>> fast.engine                                           # 'ours', 'onnxruntime qdq', ...
 >>> export_onnx(model, "resnet50.onnx", dynamic_batch=True)
 
 Imported eagerly (unlike the other packages): ``optimize`` and ``export`` are both submodules and
@@ -10,9 +12,11 @@ on the command line's start-up path imports this package.
 """
 
 from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
+from .engines import ENGINES, engine_of
 from .fold import fold_bn, fold_conv_bn
 from .optimize import MODES, apply_optimize, optimize
 
 __all__ = [
-    "FORMATS", "MODES", "ExportReport", "apply_optimize", "export", "export_onnx", "export_torchscript", "fold_bn", "fold_conv_bn", "optimize",
+    "ENGINES", "FORMATS", "MODES", "ExportReport", "apply_optimize", "engine_of", "export", "export_onnx", "export_torchscript", "fold_bn",
+    "fold_conv_bn", "optimize",
 ]

@@ -1,21 +1,25 @@
 """Inference benchmark: our optimisation modes beside their peers, measured side by side in one run.
 
 Peers: torchvision's eager float32 model (NCHW), ONNX Runtime float32 and ONNX Runtime int8
-(static quantization, per-channel weights). Every runner is warmed up first, then the repeats are
-interleaved (one call of each runner per round), so a load spike on a shared machine hits every
-row alike; the median and the 95th percentile of the per-call latencies are reported. The same run
-measures the machine's matrix-product peak (4096² float32 and bf16 ``torch.mm``) so each row can be
-given as a share of it.
+(static quantization, per-channel weights) in both its forms, QDQ and QOperator U8U8, and OpenVINO
+(fp32, int8 from the QDQ file) where it is installed. Every runner is built and warmed up first, then
+the repeats are interleaved (one call of each runner per round), so a load spike on a shared machine
+hits every row alike; the median and the 95th percentile of the per-call latencies are reported. The
+same run measures the machine's matrix-product peak (4096² float32 and bf16 ``torch.mm``) so each row
+can be given as a share of it.
+
+Each row also shows its top-1 agreement with the float model on the calibration images, the peak
+resident memory it holds while it runs (:mod:`.memory`), and, per arithmetic, which
+engine ``optimize(..., engine="auto")`` would choose from these figures (:func:`.choice.choose`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import copy
 import statistics
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,13 +32,27 @@ from ..models.complexity import count_macs
 from ..utils.cpu import int8_without_vnni_note
 from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
-from .onnx_runtime import OrtModel, machine_threads, quantize_onnx_static
+from .choice import AGREEMENT_TOLERANCE, Measurement, agreement, choose, time_interleaved
+from .engines import OnnxFiles, OpenVinoEngine, OrtEngine, openvino_available
 from .fused import onednn_bf16_available
+from .memory import PeakRss, base_rss
+from .onnx_runtime import machine_threads
 from .optimize import BF16_FALLBACK_NOTE, optimize
 
 OUR_MODES = OPTIMIZED_MODES
-PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8")
+PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8 qdq", "onnxruntime int8 qoperator-u8u8")
+OPENVINO_PEERS = ("openvino fp32", "openvino int8 qdq")
+KNOWN_PEERS = (*PEERS, *OPENVINO_PEERS)
 BASELINE = "onnxruntime fp32"
+OURS_PREFIX = "resnet.deploy "
+# The ONNX file each ONNX Runtime / OpenVINO row runs: "fp32" or an int8 form of ONNX Runtime's quantizer.
+_PEER_FILES = {"onnxruntime fp32": "fp32", "onnxruntime int8 qdq": "qdq", "onnxruntime int8 qoperator-u8u8": "qoperator-u8u8",
+               "openvino fp32": "fp32", "openvino int8 qdq": "qdq"}
+
+
+def default_peers() -> tuple[str, ...]:
+    """Every peer this machine can run: OpenVINO's rows only where it is installed."""
+    return KNOWN_PEERS if openvino_available() else PEERS
 
 
 @dataclass
@@ -48,6 +66,9 @@ class Row:
     vs_baseline: float | None = None
     peak_share: float | None = None
     peak_dtype: str | None = None  # which measured matmul peak peak_share is relative to
+    agreement: float | None = None  # % top-1 agreement with the float model on the calibration images
+    rss_mib: float | None = None  # peak resident memory held while running, over the process before it was built (.memory)
+    auto: bool = False  # the engine optimize(..., engine="auto") would choose for this arithmetic and batch
 
     @property
     def p50(self) -> float:
@@ -73,6 +94,8 @@ class Row:
             "vs_onnxruntime_fp32": None if self.vs_baseline is None else round(self.vs_baseline, 3),
             "peak_share": None if self.peak_share is None else round(self.peak_share, 4), "peak_dtype": self.peak_dtype,
             "repeats": len(self.times), "error": self.error,
+            "agreement_pct": None if self.agreement is None else round(self.agreement, 2),
+            "peak_rss_growth_mib": None if self.rss_mib is None else round(self.rss_mib, 1), "auto": self.auto,
         }
 
 
@@ -141,18 +164,6 @@ def torchvision_twin(model: nn.Module) -> tuple[nn.Module, str]:
     return model.eval(), "ours (torchvision-style eager)"
 
 
-def _export_for_ort(model: nn.Module, folder: Path, example: Tensor, calibration: list[Tensor]) -> dict[str, Path]:
-    from .export import onnx_program
-
-    fp32 = folder / "model.onnx"
-    onnx_program(model.eval(), example, True, None).save(fp32, external_data=False)
-    paths = {"onnxruntime fp32": fp32}
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        paths["onnxruntime int8"] = quantize_onnx_static(fp32, folder / "model.int8.onnx", calibration, per_channel=True)
-    return paths
-
-
 def _safe(build: Callable[[], Callable[[Tensor], Tensor]]) -> tuple[Callable[[Tensor], Tensor] | None, str | None]:
     try:
         return build(), None
@@ -160,13 +171,13 @@ def _safe(build: Callable[[], Callable[[Tensor], Tensor]]) -> tuple[Callable[[Te
         return None, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-def run_bench(
+def run_bench(  # long: the one place the benchmark's options meet
     model: nn.Module,
     *,
     batches: Sequence[int] = (1, 32),
     input_size: int | None = None,
     modes: Sequence[str] = OUR_MODES,
-    peers: Sequence[str] = PEERS,
+    peers: Sequence[str] | None = None,
     repeats: int = 10,
     warmup: int = 2,
     threads: int | None = None,
@@ -174,8 +185,9 @@ def run_bench(
     calibration_images: int = 32,
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
-    """Time ``peers`` and our ``modes`` for each batch size; see the module docstring for the method."""
+    """Time ``peers`` (default :func:`default_peers`) and our ``modes`` for each batch size; see the module docstring."""
     say = progress or (lambda msg: None)
+    peers = default_peers() if peers is None else tuple(peers)
     check_bench_options(modes, peers, batches, repeats, warmup)
     spec = getattr(model, "spec", None)
     size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
@@ -190,31 +202,107 @@ def run_bench(
     say(f"measuring the matrix-product peak ({peak_size}² fp32 and bf16)")
     peaks = {"fp32": matmul_peak_gflops(torch.float32, peak_size), "bf16": matmul_peak_gflops(torch.bfloat16, peak_size)}
     notes = bench_notes(n_threads, warmup, repeats, peak_size, modes, peers)
+    with torch.inference_mode():
+        reference = model(calibration[0]).argmax(1)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
-        export_input = lambda: torch.randn(1, channels, size, size, generator=gen)  # noqa: E731 - drawn only if needed
-        ort_models, ort_errors = _ort_peers(model, peers, Path(tmp), export_input, calibration, n_threads, say)
-        twin, twin_kind = torchvision_twin(model)
-        if twin_kind != "torchvision":
+        files = OnnxFiles(model, Path(tmp), torch.randn(1, channels, size, size, generator=gen), calibration)
+        file_errors = _prepare_files(files, peers, say)
+        if "torchvision eager fp32" in peers and torchvision_twin(model)[1] != "torchvision":
             notes.append(f"torchvision has no {getattr(model, 'model_name', 'such')} network: its eager row runs our module the same way (NCHW, fp32)")
         for batch in batches:
             x = torch.randn(batch, channels, size, size, generator=gen)
-            runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]] = []
-            for p in peers:
-                dtype = "int8" if p.endswith("int8") else "fp32"
-                if p == "torchvision eager fp32":
-                    runners.append((Row(p, "peer", dtype, batch), twin))
-                else:
-                    runners.append((Row(p, "peer", dtype, batch, error=ort_errors[p]), ort_models[p]))
-            for m in modes:
-                say(f"preparing mode {m} for batch {batch}")
-                fn, err = _safe(lambda m=m: optimize(model, m, calibration=calibration, example_input=x))
-                runners.append((Row(f"resnet.deploy {m}", "ours", m, batch, error=err), fn))
-            _time_interleaved(runners, x, repeats, warmup, say)
+            builders = _builders(model, peers, modes, files, file_errors, calibration, x, n_threads)
+            runners = [_build_row(label, dtype, batch, build, x, warmup, say) for label, dtype, build in builders]
+            for row, fn in runners:
+                if fn is not None:
+                    row.agreement = agreement(fn, calibration[0], reference)
+            _time_rows(runners, x, repeats, say)
+            mark_auto([row for row, _ in runners], calibration_images)
             rows.extend(row for row, _ in runners)
+            del runners
     _ratios(rows, macs, peaks, bf16_native=onednn_bf16_available())
     name = str(getattr(model, "model_name", type(model).__name__))
     return BenchResult(name, size, n_threads, macs, peaks, rows, notes)
+
+
+Builder = Callable[[], Callable[[Tensor], Tensor]]
+
+
+def _prepare_files(files: OnnxFiles, peers: Sequence[str], say: Callable[[str], None]) -> dict[str, str]:
+    """Export (and quantize) the ONNX files the peers need before any timing; the error of each that failed."""
+    errors: dict[str, str] = {}
+    wanted = [p for p in peers if p in _PEER_FILES]
+    if wanted:
+        say("exporting to ONNX and quantizing with ONNX Runtime")
+    for p in wanted:
+        form = _PEER_FILES[p]
+        try:
+            files.fp32() if form == "fp32" else files.int8(form)
+        except (ResNetError, RuntimeError, ValueError) as err:
+            errors[p] = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return errors
+
+
+def _builders(
+    model: nn.Module, peers: Sequence[str], modes: Sequence[str], files: OnnxFiles, file_errors: dict[str, str],
+    calibration: list[Tensor], x: Tensor, n_threads: int,
+) -> list[tuple[str, str, Builder | str]]:
+    """(label, arithmetic, how to build the runner, or why it cannot be) for every row of one batch size."""
+    out: list[tuple[str, str, Builder | str]] = []
+    for p in peers:
+        dtype = "int8" if "int8" in p else "fp32"
+        if p == "torchvision eager fp32":
+            out.append((p, dtype, lambda: torchvision_twin(copy.deepcopy(model))[0]))
+        elif p in file_errors:
+            out.append((p, dtype, file_errors[p]))
+        else:
+            cls = OrtEngine if p.startswith("onnxruntime") else OpenVinoEngine
+            form = _PEER_FILES[p]
+            out.append((p, dtype, lambda cls=cls, form=form, p=p: cls(files.fp32() if form == "fp32" else files.int8(form), n_threads, p)))
+    for m in modes:
+        out.append((f"{OURS_PREFIX}{m}", m, lambda m=m: optimize(model, m, calibration=calibration, example_input=x, engine="ours")))
+    return out
+
+
+def _build_row(label: str, dtype: str, batch: int, build: Builder | str, x: Tensor, warmup: int,
+               say: Callable[[str], None]) -> tuple[Row, Callable[[Tensor], Tensor] | None]:
+    """Build one runner, then make its warm-up calls (at least one) while its memory is sampled (see :mod:`.memory`)."""
+    row = Row(label, "ours" if label.startswith(OURS_PREFIX) else "peer", dtype, batch)
+    if isinstance(build, str):
+        row.error = build
+        return row, None
+    say(f"building and warming up {label} (batch {batch})")
+    base = base_rss()
+    fn, row.error = _safe(build)
+    with PeakRss(base) as mem:
+        try:
+            with torch.inference_mode():
+                for _ in range(max(1, warmup) if fn is not None else 0):
+                    fn(x)  # type: ignore[misc]
+        except (RuntimeError, ValueError, ResNetError) as err:
+            row.error = str(err).strip().splitlines()[0]
+    row.rss_mib = mem.growth_mib
+    return row, (fn if row.error is None else None)
+
+
+def _time_rows(runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]], x: Tensor, repeats: int,
+               say: Callable[[str], None]) -> None:
+    live = [(row, fn) for row, fn in runners if fn is not None and row.error is None]
+    say(f"timing {len(live)} runners x {repeats} repeats (batch {x.shape[0]})")
+    for (row, _), times in zip(live, time_interleaved([fn for _, fn in live], x, repeats)):
+        row.times = times
+
+
+def mark_auto(rows: Sequence[Row], images: int) -> None:
+    """Mark, per arithmetic, the row ``optimize(..., engine="auto")`` would choose (ours is the reference)."""
+    for dtype in {r.dtype for r in rows}:
+        group = [r for r in rows if r.dtype == dtype and r.label != "torchvision eager fp32" and r.times]
+        if not group:
+            continue
+        measured = [Measurement(r.label, r.p50, r.agreement, r.error) for r in group]
+        label = choose(measured, images, reference=f"{OURS_PREFIX}{dtype}")
+        next(r for r in group if r.label == label).auto = True
 
 
 def check_bench_options(modes: Sequence[str], peers: Sequence[str], batches: Sequence[int], repeats: int,
@@ -224,8 +312,10 @@ def check_bench_options(modes: Sequence[str], peers: Sequence[str], batches: Seq
         if m not in OUR_MODES:
             raise UsageError(f"unknown mode {m!r}; choose from {', '.join(OUR_MODES)} (or 'all')")
     for p in peers:
-        if p not in PEERS:
-            raise UsageError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
+        if p not in KNOWN_PEERS:
+            raise UsageError(f"unknown peer {p!r}; choose from {', '.join(KNOWN_PEERS)}")
+        if p in OPENVINO_PEERS and not openvino_available():
+            raise UsageError(f"peer {p!r} needs OpenVINO, which is not installed (pip install openvino)")
     if not batches or any(b < 1 for b in batches):
         raise UsageError(f"batch sizes must be positive integers, got {list(batches)}")
     if repeats < 1 or warmup < 0:
@@ -236,8 +326,14 @@ def bench_notes(n_threads: int, warmup: int, repeats: int, peak_size: int, modes
                 peers: Sequence[str]) -> list[str]:
     """The method, and what this CPU changes about the reading (no bf16, no VNNI), printed under the table."""
     notes = [
-        f"{n_threads} threads (one per core this process may use); warm-up {warmup} call(s) per runner excluded; "
+        f"{n_threads} threads (one per core this process may use); warm-up {max(1, warmup)} call(s) per runner excluded; "
         f"{repeats} interleaved repeats; p50/p95 are per-call latencies of the whole batch",
+        "agrees = % of the calibration images on which the row's top-1 equals the float model's; memory = peak resident "
+        "memory the runner holds while running its warm-up calls at that batch, over the process before it was built "
+        "(same process, sampled every 2 ms, freed heap returned to the system before and after building, so build "
+        "transients such as calibration are not counted; shared libraries not counted)",
+        "auto = the engine optimize(..., engine='auto') would choose for that arithmetic and batch: the fastest whose "
+        f"agreement is within {AGREEMENT_TOLERANCE} points (at least one image) of ours",
         f"peak share = 2 x multiply-adds x images/s over the {peak_size}² matmul peak of the row's arithmetic "
         "(int8 rows: the faster of the fp32 and bf16 peaks; int8 has no torch matmul peak worth the name)",
         "int8 rows calibrate on random images: speed does not depend on them (accuracy: benchmarks/inference_accuracy.py)",
@@ -250,52 +346,9 @@ def bench_notes(n_threads: int, warmup: int, repeats: int, peak_size: int, modes
         if "bf16" in modes:
             notes.append(BF16_FALLBACK_NOTE)
     vnni_note = int8_without_vnni_note()
-    if vnni_note and ("int8" in modes or "onnxruntime int8" in peers):
+    if vnni_note and ("int8" in modes or any("int8" in p for p in peers)):
         notes.append(vnni_note)
     return notes
-
-
-def _ort_peers(
-    model: nn.Module, peers: Sequence[str], tmp: Path, example: Callable[[], Tensor], calibration: list[Tensor], n_threads: int,
-    say: Callable[[str], None],
-) -> tuple[dict[str, Callable[[Tensor], Tensor] | None], dict[str, str | None]]:
-    """The ONNX Runtime peers asked for (exported and quantized into ``tmp``), or why each is missing."""
-    ort_paths: dict[str, Path] = {}
-    ort_error = None
-    if any(p.startswith("onnxruntime") for p in peers):
-        say("exporting to ONNX and quantizing with ONNX Runtime")
-        try:
-            ort_paths = _export_for_ort(model, tmp, example(), calibration)
-        except (ResNetError, RuntimeError, ValueError) as err:
-            ort_error = str(err).strip().splitlines()[0]
-    ort_models: dict[str, Callable[[Tensor], Tensor] | None] = {}
-    ort_errors: dict[str, str | None] = {}
-    for p in peers:
-        if p.startswith("onnxruntime"):
-            if p in ort_paths:
-                ort_models[p], ort_errors[p] = _safe(lambda p=p: OrtModel(ort_paths[p], n_threads))
-            else:
-                ort_models[p], ort_errors[p] = None, ort_error or "not exported"
-    return ort_models, ort_errors
-
-
-def _time_interleaved(runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]], x: Tensor, repeats: int, warmup: int, say: Callable[[str], None]) -> None:
-    live = [(row, fn) for row, fn in runners if fn is not None and row.error is None]
-    with torch.inference_mode():
-        for row, fn in live:
-            say(f"warming up {row.label} (batch {row.batch})")
-            try:
-                for _ in range(warmup):
-                    fn(x)
-            except (RuntimeError, ValueError, ResNetError) as err:
-                row.error = str(err).strip().splitlines()[0]
-        live = [(row, fn) for row, fn in live if row.error is None]
-        say(f"timing {len(live)} runners x {repeats} repeats (batch {x.shape[0]})")
-        for _ in range(repeats):
-            for row, fn in live:
-                start = time.perf_counter()
-                fn(x)
-                row.times.append(time.perf_counter() - start)
 
 
 def _ratios(rows: list[Row], macs: int, peaks: dict[str, float], *, bf16_native: bool = True) -> None:

@@ -68,16 +68,27 @@ class _Batches:
         return None if batch is None else {self.input_name: batch}
 
 
+#: ONNX Runtime's two static int8 forms: ``qdq`` (QuantizeLinear/DequantizeLinear pairs around float
+#: operators, uint8 activations and int8 weights: the form its guide recommends) and ``qoperator-u8u8``
+#: (QLinearConv and friends, uint8 activations and uint8 weights: the form its guide suggests trying on
+#: x86 CPUs without VNNI).
+ORT_INT8_FORMS = ("qdq", "qoperator-u8u8")
+
+
 def quantize_onnx_static(
-    fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[str], calibration: Sequence[Tensor], *, per_channel: bool = True
+    fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[str], calibration: Sequence[Tensor], *, per_channel: bool = True,
+    form: str = "qdq",
 ) -> Path:
-    """ONNX Runtime's post-training static quantization (QDQ, uint8 activations, int8 weights, min/max calibration)."""
+    """ONNX Runtime's post-training static quantization (min/max calibration) in ``form`` (:data:`ORT_INT8_FORMS`)."""
     _ort()
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration:
         raise UsageError("ONNX Runtime static quantization needs at least one calibration batch")
+    if form not in ORT_INT8_FORMS:
+        raise UsageError(f"unknown ONNX Runtime int8 form {form!r}; choose one of {', '.join(ORT_INT8_FORMS)}")
+    qformat, wtype = (QuantFormat.QDQ, QuantType.QInt8) if form == "qdq" else (QuantFormat.QOperator, QuantType.QUInt8)
     out = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -86,7 +97,7 @@ def quantize_onnx_static(
         input_name = _ort().InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()[0].name
         quantize_static(
             str(pre), str(out), _Batches(input_name, calibration),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            quant_format=qformat, activation_type=QuantType.QUInt8, weight_type=wtype,
             per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax,
         )
     return out

@@ -19,7 +19,9 @@ BN folding + channels_last (+ bf16 autocast) in eager PyTorch; ``compile=True`` 
 from __future__ import annotations
 
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 import torch
@@ -27,6 +29,9 @@ from torch import Tensor, nn
 
 from ..errors import UsageError
 from ..utils.modes import EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
+from .choice import select_engine
+from .engines import OURS, OnnxFiles, candidates, check_engine, tag
+from .export import default_example
 from .fold import fold_bn
 from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
 from .plan import NetPlan, build_plan, macs_per_image
@@ -106,6 +111,7 @@ def optimize(
     observer: str = "histogram",
     compile: bool = False,
     shard: bool | None = None,
+    engine: str = "ours",
 ) -> nn.Module:
     """Return an inference module for ``model`` in ``mode`` (one of :data:`MODES`); ``model`` is not modified.
 
@@ -114,14 +120,55 @@ def optimize(
     (:mod:`.shard`); by default on for the float modes, where it measured faster, and off for int8,
     where it did not. ``calibration`` (normalised float images, a tensor or an iterable
     of batches) is required for ``int8``; a few hundred images are plenty.
+
+    ``engine`` (:data:`~resnet.deploy.engines.ENGINES`) says what runs it; the result always takes float
+    NCHW images and returns float32 logits, and its ``engine`` attribute names the engine that runs it:
+
+    - ``"ours"`` (the default): our fused oneDNN runners; never imports ONNX Runtime;
+    - ``"auto"``: for the batch shape of ``example_input`` (required), measure ours, ONNX Runtime
+      (fp32; int8 as QDQ and as QOperator U8U8) and OpenVINO where installed, and keep the fastest whose
+      top-1 agrees with the float model on the calibration images (:mod:`.choice` gives the rule); the
+      choice is cached per machine, so a later call with the same key builds the chosen engine without
+      measuring;
+    - ``"onnxruntime"`` / ``"openvino"``: that runtime (for int8 with ``example_input``, its faster form,
+      measured and cached as ``auto`` is; without it, QDQ).
+
+    Why ``ours`` is the default: ``auto`` costs an ONNX export, two ONNX Runtime quantizations and the
+    timing the first time on a machine (tens of seconds for ResNet-50 on two cores), needs onnxruntime,
+    and can change int8 numerics from one machine to the next; a call that says nothing more than the
+    mode should stay instant, dependency-free and the same everywhere. ``resnet bench`` shows what
+    ``auto`` would pick, so the choice to measure is one visible keyword away.
     """
     mode = canonical_mode(mode)
     if mode not in MODES:
         raise UsageError(f"unknown optimization mode {mode!r}; choose one of {', '.join(MODES)}")
     if observer not in OBSERVERS:
         raise UsageError(f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}")
+    check_engine(engine, mode)
     if mode == EAGER:
         return model.eval()
+    # fp32 / bf16 ignore calibration images, except as the images other engines are checked on.
+    batches = calibration_batches(calibration) if mode == "int8" or (engine != OURS and calibration is not None) else None
+    build_ours = lambda: _optimize_ours(model, mode, batches, example_input, observer, compile, shard)  # noqa: E731
+    if engine == OURS:
+        return tag(build_ours(), OURS)
+    if engine == "auto" and example_input is None:
+        raise UsageError("`engine` auto measures the engines at one batch shape: pass `example_input` (a batch of "
+                         "the shape you will run), or use `engine` ours")
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="resnet-engines-") as tmp:
+        example = example_input if example_input is not None else default_example(model)
+        files = OnnxFiles(model.eval(), Path(tmp), example, batches)
+        cands = [c for c in candidates(mode, build_ours, files, threads) if engine == "auto" or c.family == engine]
+        return select_engine(model, mode, engine, cands, example_input=example_input, calibration=batches, threads=threads,
+                             say=_say_once)
+
+
+def _optimize_ours(
+    model: nn.Module, mode: str, calibration: list[Tensor] | None, example_input: Tensor | None, observer: str, compile: bool,
+    shard: bool | None,
+) -> nn.Module:
+    """Our runner for ``mode`` (validated, not eager): fused oneDNN, or the channels_last fallback."""
     shape = list(example_input.shape) if example_input is not None else None
     try:
         plan = build_plan(model) if onednn_available() else None
@@ -164,7 +211,8 @@ class Optimizable(Protocol):
 
 def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None) -> None:
     """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
-    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode."""
+    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode; ``predict``
+    and ``serve`` can show the engine as ``engine_of(member.optimized)``."""
     if canonical_mode(mode) not in MODES:
         raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
     if is_eager(mode):
