@@ -12,7 +12,10 @@ Reported per client count: requests/s, p50/p95/p99 latency, errors (any non-200)
 the share of time the batching thread was running batches (from the server's /metrics), and served
 images/s over the model's own batched images/s (a direct ``--max-batch`` call on already decoded images,
 in this process, measured in ``--rounds`` rounds alternating with the served load so that both see the
-same machine; the server idles meanwhile). The 1-client p50 is compared with a direct batch-1 call: decoding the same
+same machine; the server idles meanwhile). Each served stretch starts with ``--lead-in`` seconds of
+unmeasured load, then counts the requests that end within it: the direct model is timed running
+flat out, so the server is too, not while 64 new connections fill its first batch (with 4 s
+stretches and no lead-in that start-up cost about 0.05 of the ratio). The 1-client p50 is compared with a direct batch-1 call: decoding the same
 bytes with the same decoder, cropping and running the network once (what a caller does without a
 server), and with the network call alone. Targets: >= 0.8 of direct throughput at 64 clients with 0
 errors; 1-client p50 within 20 % of the direct batch-1 call. On a shared machine, other jobs slow both
@@ -41,7 +44,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -67,6 +70,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0, help="measured time per client count")
     p.add_argument("--warmup", type=float, default=4.0, help="unmeasured load before each client count")
     p.add_argument("--rounds", type=int, default=4, help="alternations of direct and served measurement per row")
+    p.add_argument("--lead-in", type=float, default=1.5,
+                   help="unmeasured seconds at the start of each served stretch (longer than a request takes at 64 "
+                   "clients), so that a stretch measures the server under sustained load, as the direct model is "
+                   "measured, not the first batches of 64 new connections; 0 measures from the first request")
     p.add_argument("--mode", default="fp32")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -242,13 +249,16 @@ class Connection:
             self.reader = self.writer = None
 
 
-async def load(url: str, clients: int, payloads: list[bytes], warmup: float, seconds: float) -> dict:
+async def load(url: str, clients: int, payloads: list[bytes], warmup: float, seconds: float,
+               server_cpu: Callable[[], float] = lambda: 0.0) -> dict:
+    """``clients`` clients posting for ``warmup + seconds``; measured: the requests that end in the last
+    ``seconds`` (the server under sustained load, not filling up), and the CPU both sides spent then."""
     host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
     begin = time.perf_counter() + warmup
     end = begin + seconds
-    marks: dict[str, tuple[float, float, float]] = {}
+    marks: dict[str, tuple[float, ...]] = {}
 
     async def client(i: int) -> None:
         nonlocal errors
@@ -263,20 +273,21 @@ async def load(url: str, clients: int, payloads: list[bytes], warmup: float, sec
                 ok = False
                 await conn.close()
             t_end = time.perf_counter()
-            if begin <= t and t_end <= end:
+            if begin <= t_end <= end:
                 latencies.append(t_end - t)
                 errors += not ok
         await conn.close()
 
     async def mark() -> None:
         await asyncio.sleep(max(0.0, begin - time.perf_counter()))
-        marks["start"] = await asyncio.to_thread(batch_stats, url)
+        marks["start"] = (*await asyncio.to_thread(batch_stats, url), time.process_time(), server_cpu())
         await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        marks["end"] = await asyncio.to_thread(batch_stats, url)
+        marks["end"] = (*await asyncio.to_thread(batch_stats, url), time.process_time(), server_cpu())
 
     await asyncio.gather(mark(), *(client(i) for i in range(clients)))
-    (s0, c0, b0), (s1, c1, b1) = marks["start"], marks["end"]
-    return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0, "busy_s": b1 - b0}
+    (s0, c0, b0, p0, q0), (s1, c1, b1, p1, q1) = marks["start"], marks["end"]
+    return {"latencies": latencies, "errors": errors, "batched": s1 - s0, "batches": c1 - c0, "busy_s": b1 - b0,
+            "client_cpu_s": p1 - p0, "server_cpu_s": q1 - q0}
 
 
 def run_clients(coro: Any) -> Any:
@@ -289,18 +300,18 @@ def run_clients(coro: Any) -> Any:
         return runner.run(coro)
 
 
-def served(server: Server, clients: int, payloads: list[bytes], seconds: float) -> dict:
-    """One stretch of load on ``server``, with the CPU seconds it cost the clients and the server."""
-    client0, server0 = time.process_time(), server.cpu_s()  # the direct model's threads idle meanwhile
-    out = run_clients(load(server.url, clients, payloads, 0.0, seconds))
-    return {**out, "client_cpu_s": time.process_time() - client0, "server_cpu_s": server.cpu_s() - server0}
+def served(server: Server, clients: int, payloads: list[bytes], seconds: float, lead_in: float) -> dict:
+    """One stretch of load on ``server``: ``lead_in`` seconds unmeasured (the clients connect and the
+    server fills its batches), then ``seconds`` measured, with the CPU it cost the clients and the server
+    (the direct model's threads idle meanwhile)."""
+    return run_clients(load(server.url, clients, payloads, lead_in, seconds, server.cpu_s))
 
 
 def measure(servers: list[Server], direct: Direct, clients: int, payloads: list[bytes], args: argparse.Namespace) -> list[dict]:
     """``args.rounds`` rounds of [direct model, then the served load on each server (in turn, first one
     moving each round)], so that all see the same machine. One row per server."""
     for server in servers:
-        served(server, clients, payloads, args.warmup)  # unmeasured warm-up at this concurrency
+        served(server, clients, payloads, args.warmup, 0.0)  # unmeasured warm-up at this concurrency
     runs: dict[str, list[dict]] = {s.label: [] for s in servers}
     done, spent, model_s, full_s = 0, 0.0, [], []
     for r in range(args.rounds):
@@ -310,7 +321,7 @@ def measure(servers: list[Server], direct: Direct, clients: int, payloads: list[
             m, f = direct.single_s(8)
             model_s, full_s = model_s + m, full_s + f
         for server in servers[r % len(servers):] + servers[: r % len(servers)]:
-            runs[server.label].append(served(server, clients, payloads, args.seconds / args.rounds))
+            runs[server.label].append(served(server, clients, payloads, args.seconds / args.rounds, args.lead_in))
     direct_rate = done / spent
     return [summarize(label, rows, clients, direct_rate, model_s, full_s, args.seconds) for label, rows in runs.items()]
 
@@ -340,7 +351,7 @@ def report(args: argparse.Namespace, rows: list[dict], payloads: list[bytes], lo
     print(f"# resnet serve load test: {args.source or args.model + ' (random weights)'}, mode {args.mode}, "
           f"--max-batch {args.max_batch}, --max-wait-ms {args.max_wait_ms:g}, --decode-threads {args.decode_threads}, "
           f"{len(payloads)} photos from {args.images.name}, {args.seconds:g} s per row in {args.rounds} rounds alternating "
-          f"with the direct model, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; servers: {servers}")
+          f"with the direct model (each served stretch after a {args.lead_in:g} s unmeasured lead-in), torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; servers: {servers}")
     print(f"# load average (1/5/15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | batcher busy | client CPU ms/req "

@@ -38,6 +38,30 @@ def test_batch_sharding_gives_the_same_logits() -> None:
     assert torch.allclose(sharded(x[:3]), whole(x[:3]), atol=1e-5)  # too small to split: runs directly
 
 
+def test_large_batches_are_cut_into_small_slices_taken_from_one_queue() -> None:
+    from resnet.deploy.shard import slice_count
+
+    assert slice_count(32, 224 * 224, 2) == 4  # ImageNet-size images: slices of 8
+    assert slice_count(64, 224 * 224, 2) == 8
+    assert slice_count(33, 224 * 224, 2) == 4  # a multiple of the workers
+    assert slice_count(12, 224 * 224, 2) == 2  # never fewer slices than workers
+    assert slice_count(256, 32 * 32, 2) == 8  # CIFAR images: slices of 32
+    assert slice_count(64, 32 * 32, 2) == 2
+    assert slice_count(256, 32 * 32, 3) == 6
+
+    model = randomise_bn(resnet.create_model("resnet20"))
+    x = torch.randn(70, 3, 32, 32)
+    whole = optimize(model, "fp32", shard=False)
+    calls: list[int] = []
+    counted = lambda batch: (calls.append(len(batch)), whole(batch))[1]  # noqa: E731
+    sharded = BatchSharded(counted, workers=2)  # type: ignore[arg-type]
+    assert torch.allclose(sharded(x), whole(x), atol=1e-5)
+    assert sorted(calls) == [35, 35] and len(calls) == slice_count(70, 32 * 32, 2)
+    calls.clear()
+    assert torch.allclose(sharded(torch.cat([x, x, x, x])), whole(torch.cat([x, x, x, x])), atol=1e-5)
+    assert len(calls) == 8 and sum(calls) == 280
+
+
 def test_bf16_mode_tracks_fp32() -> None:
     model = randomise_bn(resnet.create_model("resnet20"))
     x = torch.randn(8, 3, 32, 32)

@@ -99,6 +99,53 @@ def test_every_decode_path_applies_the_exif_orientation(tmp_path: Path) -> None:
         assert (image.float() - expected).abs().mean() < 8, name  # JPEG noise only
 
 
+def _jpeg_variants(tmp_path: Path) -> dict[str, bytes]:
+    """JPEGs as users send them: every EXIF orientation, grey, CMYK, progressive, 4:4:4 and 4:2:0."""
+    rng = np.random.default_rng(1)
+    photo = np.clip(upright(48, 80).astype(int) + rng.integers(-30, 30, (48, 80, 3)), 0, 255).astype(np.uint8)
+    out: dict[str, bytes] = {}
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        out[f"orientation {orientation}"] = _jpeg(Image.fromarray(photo), tmp_path, exif=exif)
+    out["grey"] = _jpeg(Image.fromarray(photo).convert("L"), tmp_path)
+    out["CMYK"] = _jpeg(Image.fromarray(photo).convert("CMYK"), tmp_path)
+    out["progressive"] = _jpeg(Image.fromarray(photo), tmp_path, progressive=True)
+    out["4:4:4"] = _jpeg(Image.fromarray(photo), tmp_path, subsampling=0)
+    out["4:2:0"] = _jpeg(Image.fromarray(photo), tmp_path, subsampling=2)
+    return out
+
+
+def _jpeg(img: Image.Image, tmp_path: Path, **options: object) -> bytes:
+    path = tmp_path / "variant.jpg"
+    img.save(path, quality=90, **options)
+    return path.read_bytes()
+
+
+def test_uploads_decode_to_the_same_pixels_as_files(tmp_path: Path) -> None:
+    """serve decodes JPEG uploads with torchvision's decoder (faster); predict reads files with Pillow.
+    The same photo must give the same pixels both ways, or a served answer would differ from predict's."""
+    from resnet.data.decode import _torchvision_jpeg, read_image, read_image_bytes
+
+    variants = _jpeg_variants(tmp_path)
+    assert [name for name, data in variants.items() if _torchvision_jpeg(data) is None] == ["CMYK"]  # the rest take the fast path
+    for name, data in variants.items():
+        path = tmp_path / "file.jpg"
+        path.write_bytes(data)
+        from_file, uploaded = read_image(path), read_image_bytes(data)
+        assert uploaded.shape == from_file.shape, name
+        assert torch.equal(uploaded, from_file), name
+
+
+def test_a_truncated_jpeg_upload_is_refused_as_a_truncated_file_is(tmp_path: Path) -> None:
+    from resnet.data.decode import read_image_bytes
+    from resnet.errors import DataError
+
+    data = _jpeg_variants(tmp_path)["orientation 1"]
+    with pytest.raises(DataError, match="cannot decode image upload: .*truncated"):
+        read_image_bytes(data[: len(data) // 2])
+
+
 def test_a_photo_gets_the_same_answer_upright_and_rotated_with_exif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = write_ckpt(tmp_path / "net.safetensors")
     photo = upright(48, 80)

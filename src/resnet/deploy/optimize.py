@@ -36,7 +36,7 @@ from .fold import fold_bn
 from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
 from .plan import NetPlan, build_plan, macs_per_image
 from .quantize import OBSERVERS, quantize_int8
-from .shard import BatchSharded, SmallCallsSingleThreaded
+from .shard import BatchSharded, SmallCallsSingleThreaded, slice_count
 
 CALIBRATION_BATCH = 32
 BF16_FALLBACK_NOTE = (
@@ -178,7 +178,8 @@ def _optimize_ours(
     workers = torch.get_num_threads()
     shard = (mode != "int8" and workers > 1) if shard is None else shard
     if shard and shape is not None and shape[0] >= 2 * workers:
-        shape = [-(-shape[0] // workers), *shape[1:]]  # each worker prepacks for its slice
+        slices = slice_count(shape[0], shape[-2] * shape[-1], workers)
+        shape = [-(-shape[0] // slices), *shape[1:]]  # prepacked for the (largest) slice
     if mode == "int8":
         if plan is None:
             raise UsageError(f"mode 'int8' is not available for this network: {fallback_reason}")

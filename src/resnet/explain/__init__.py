@@ -60,13 +60,13 @@ def network_view(image: Any, pre: "Preprocess") -> "Tensor":
     from ..evaluate.preprocess import match_channels
     from ..evaluate.protocols import center_view
 
-    img = as_uint8_chw(image, pre.channels)
-    return center_view(match_channels(img, pre.channels)[None], pre)[0]
+    img = as_uint8_chw(image, pre.channels)  # channels-last views stay so: the resize reads them directly
+    return center_view(match_channels(img, pre.channels)[None], pre)[0].contiguous()
 
 
 def as_uint8_chw(image: Any, channels: int = 3) -> "Tensor":
     """A path (through :func:`resnet.data.decode.read_image`), PIL image, ``[H, W, C]`` array or
-    ``[C, H, W]`` tensor as a uint8 ``[C, H, W]`` tensor."""
+    ``[C, H, W]`` tensor as a uint8 ``[C, H, W]`` tensor (a view of an array or tensor given, not a copy)."""
     import numpy as np
     import torch
 
@@ -84,7 +84,7 @@ def as_uint8_chw(image: Any, channels: int = 3) -> "Tensor":
         image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
     if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.dtype != torch.uint8:
         raise UsageError("explain takes an image path, a PIL image, a uint8 [H, W, C] array or a uint8 [C, H, W] tensor")
-    return image.contiguous()
+    return image
 
 
 __all__ = ["METHODS", "as_uint8_chw", "explain", "network_view", "preprocess_of"]
