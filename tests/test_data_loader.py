@@ -121,3 +121,35 @@ def test_gpu_batches_equal_cpu_batches_without_augmentation() -> None:
         assert torch.equal(yg.cpu(), yc)
     aug = TensorLoader(ds, 16, shuffle=True, augment=True, seed=1, device="cuda")
     assert torch.equal(next(iter(aug))[0], next(iter(aug))[0])
+
+
+def _mirrored(loader: TensorLoader, ds: ArrayDataset) -> list[bool]:
+    """Which images of an unshuffled, uncropped epoch came out mirrored (each is one or the other)."""
+    x = torch.cat([b for b, _ in loader])
+    plain, mirror = normalize(ds.images, ds.mean, ds.std), normalize(ds.images.flip(-1), ds.mean, ds.std)
+    same, flipped = (x == plain).flatten(1).all(1), (x == mirror).flatten(1).all(1)
+    assert bool((same ^ flipped).all())
+    return flipped.tolist()
+
+
+def test_alternating_flip_mirrors_each_image_every_other_epoch() -> None:
+    ds = tagged_dataset(200)
+    loader = TensorLoader(ds, 50, augment=True, padding=0, alternate_flip=True, seed=3)
+    epochs = []
+    for epoch in range(4):
+        loader.set_epoch(epoch)
+        epochs.append(_mirrored(loader, ds))
+    assert 60 < sum(epochs[0]) < 140  # a fair coin per image for the first epoch
+    assert epochs[1] == [not f for f in epochs[0]] and epochs[2] == epochs[0] and epochs[3] == epochs[1]
+    coin = TensorLoader(ds, 50, augment=True, padding=0, seed=3)
+    coin.set_epoch(1)
+    assert _mirrored(coin, ds) != epochs[1]  # without it, a new coin each epoch
+
+
+def test_alternating_flip_needs_the_crop_flip_augmentation() -> None:
+    from dataclasses import replace
+
+    from resnet.train.recipes import get_recipe
+
+    with pytest.raises(UsageError, match="alternate_flip needs augment crop-flip"):
+        replace(get_recipe("cifar-fast"), augment="none", alternate_flip=True).validate()

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
 from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
-from .common import add_device, add_origin, apply_sizes, console, examples, print_json, run_device
+from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_origin(p)
     add_device(p, note="; the CPU with --optimize")
     p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
+    add_engine(p, "--optimize")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
-                   help="int8: calibrate on these images (default: the training data the run recorded; never the test set)")
+                   help="int8 and --engine other than ours: calibrate and check engines on these images (default: the "
+                        "training data the run recorded; never the test set)")
     p.add_argument("--plots", default=None, metavar="DIR", help="write confusion-matrix PNGs to DIR")
     p.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     p.set_defaults(func=run)
@@ -85,10 +87,9 @@ def run(args: argparse.Namespace) -> int:
     data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)
     for m in members:
         apply_sizes(m, args.resize, args.crop)
-    if args.calibration is not None and args.optimize != "int8":
-        raise UsageError("--calibration applies to --optimize int8 only")
+    check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        _optimize(members, args.optimize, args.calibration)
+        _optimize(members, args.optimize, args.calibration, args.engine, args.batch_size)
 
     show_progress = not args.json and sys.stderr.isatty()
     report = _run_with_progress(members, data, protocol, args.batch_size, show_progress)
@@ -118,12 +119,14 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
     return record.dataset, record.data_dir
 
 
-def _optimize(members: list[Any], mode: str, calibration_images: str | None) -> None:
+def _optimize(members: list[Any], mode: str, calibration_images: str | None, engine: str, batch: int) -> None:
     from ..deploy import apply_optimize
     from ..evaluate.calibration import calibration_batch
+    from ..utils.modes import OURS
 
     for m in members:
-        apply_optimize(m, mode, calibration_batch(m, calibration_images) if mode == "int8" else None)
+        needs_images = mode == "int8" or engine != OURS
+        apply_optimize(m, mode, calibration_batch(m, calibration_images) if needs_images else None, engine=engine, batch=batch)
 
 
 def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:
@@ -160,7 +163,7 @@ def _print_report(report: Any, plots: list[Any]) -> None:
     for col in ("source", "model", "protocol", "top-1 err %", f"top-{results[0].metrics.topk} err %", "images/s"):
         summary.add_column(col, justify="right" if "%" in col or col == "images/s" else "left")
     for r in results:
-        model = r.model + (f" ({r.extra['optimize']})" if r.extra.get("optimize") else "")
+        model = r.model + (f" ({r.extra['optimize']} on {r.extra['engine']})" if r.extra.get("optimize") else "")
         summary.add_row(r.name, model, r.protocol, f"{r.metrics.top1_error:.2f}", f"{r.metrics.top5_error:.2f}", f"{r.images_per_s:,.0f}")
     con.print(summary)
 

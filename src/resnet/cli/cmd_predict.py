@@ -9,7 +9,8 @@ from ..errors import DataError, UsageError
 from ..evaluate.names import PROTOCOLS
 from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
 from ..explain import METHODS as EXPLAIN_METHODS
-from .common import add_device, add_origin, apply_sizes, examples, print_json, run_device
+from ..utils.modes import OURS
+from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, examples, print_json, run_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_origin(p)
     add_device(p, note="; the CPU with --optimize")
     p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
+    add_engine(p, "--optimize")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
-                   help="int8: calibrate on these images (default: the training data the run recorded; never the inputs)")
+                   help="int8 and --engine other than ours: calibrate and check engines on these images (default: the "
+                        "training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--explain", action="store_true", help="also write per image a PNG (photo, top-k, class-activation map) and index.html")
     p.add_argument("--method", default="gradcam", choices=EXPLAIN_METHODS, help="map drawn by --explain (default gradcam)")
@@ -67,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
     paths = find_images(args.inputs)
     if not paths:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
-    if args.calibration is not None and args.optimize != "int8":
-        raise UsageError("--calibration applies to --optimize int8 only")
+    check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        calibration = calibration_batch(member, args.calibration) if args.optimize == "int8" else None
-        apply_optimize(member, args.optimize, calibration)
+        needs_images = args.optimize == "int8" or args.engine != OURS
+        calibration = calibration_batch(member, args.calibration) if needs_images else None
+        apply_optimize(member, args.optimize, calibration, engine=args.engine, batch=min(args.batch_size, len(paths)))
+        print(f"resnet predict: --optimize {args.optimize} runs on {member.metadata['engine']}", file=sys.stderr)
 
     protocol = get_protocol(args.protocol)
     predictions, failures = [], []
@@ -90,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 "source": args.source,
                 "model": member.model_name,
                 "protocol": args.protocol,
+                "engine": member.metadata.get("engine", "pytorch eager"),
                 "predictions": [p.as_dict() for p in predictions],
                 "errors": [f.as_dict() for f in failures],
             }

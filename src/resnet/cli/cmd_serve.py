@@ -8,7 +8,7 @@ import sys
 from ..errors import UsageError
 from ..utils.modes import OPTIMIZE_MODES
 from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MiB, ServeConfig
-from .common import add_origin, examples
+from .common import add_engine, add_origin, check_optimize_flags, examples
 
 _DEFAULTS = ServeConfig()
 
@@ -25,8 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--mode", default="fp32", choices=OPTIMIZE_MODES, help="resnet.deploy.optimize mode (default fp32; none = eager)")
+    add_engine(p, "--mode")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
-                   help="--mode int8: calibrate on these images (default: the training data the run recorded; never requests)")
+                   help="--mode int8 and --engine other than ours: calibrate and check engines on these images (default: "
+                        "the training data the run recorded; never requests)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     add_origin(p)
     p.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch, help=f"images run together at most (default {_DEFAULTS.max_batch})")
@@ -63,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
         flag = {"timeout_s": "--timeout", "max_queue": "max_queue"}
         message = re.sub(r"\b([a-z_]+)=", lambda m: flag.get(m.group(1), "--" + m.group(1).replace("_", "-")) + "=", str(err))
         raise UsageError(message) from None
+    check_optimize_flags(args.mode, args.engine, args.calibration, "--mode")
     member = load_member(args.source, args.mode, calibration=args.calibration, model_name=args.model,
-                         checkpoint_source=args.checkpoint_source)
+                         checkpoint_source=args.checkpoint_source, engine=args.engine, batch=config.max_batch)
     names = flag_names(build_parser(), args)  # error replies name this command's flags, as before
     app = create_app(member, config, mode=args.mode, wording=lambda text: as_flags(text, names))
-    print(f"resnet serve: {member.model_name} ({member.name}, mode {args.mode}) on http://{args.host}:{args.port}/ "
+    engine = member.metadata.get("engine", "pytorch eager")
+    print(f"resnet serve: {member.model_name} ({member.name}, mode {args.mode} on {engine}) on http://{args.host}:{args.port}/ "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     serve_forever(app, args.host, args.port, http=args.http, loop=args.loop, log_level=args.log_level)
     return 0

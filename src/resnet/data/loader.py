@@ -11,6 +11,7 @@ sees exactly the batches it would have seen (``set_epoch(e)`` then ``iter_from(k
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Iterator
 
 import torch
@@ -32,7 +33,7 @@ class TensorLoader:
     ``device`` (channels_last if asked), ``y`` int64 labels.
 
     ``shuffle`` reorders every epoch (call :meth:`set_epoch` before each one); ``augment`` applies
-    :func:`resnet.data.cifar_augment`. With ``world_size > 1`` every rank takes a disjoint shard of the
+    :func:`resnet.data.cifar_augment`, its mirroring replaced by :meth:`flips` with ``alternate_flip``. With ``world_size > 1`` every rank takes a disjoint shard of the
     same permutation, each of ``len(ds) // world_size`` samples, so all ranks run the same number of
     batches (up to ``world_size - 1`` samples sit out each epoch, different ones when shuffling).
     """
@@ -52,6 +53,7 @@ class TensorLoader:
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
         padding: int = 4,
+        alternate_flip: bool = False,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
@@ -71,12 +73,14 @@ class TensorLoader:
         self.channels_last = channels_last
         self.dtype = dtype
         self.padding = padding
+        self.alternate_flip = alternate_flip
         self.epoch = 0
         self.images = ds.images.to(self.device)
         self.labels = ds.labels.to(self.device, torch.int64)
         self.mean = tuple(ds.mean)
         self.std = tuple(ds.std)
         self._generator = torch.Generator(device=self.device)
+        self._first_flip: Tensor | None = None
 
     @property
     def samples_per_epoch(self) -> int:
@@ -101,6 +105,15 @@ class TensorLoader:
         shard = perm[: self.samples_per_epoch * self.world_size][self.rank :: self.world_size]
         return shard.to(self.device)
 
+    def flips(self, index: Tensor) -> Tensor:
+        """Alternating flip (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds"): whether images ``index`` are
+        mirrored this epoch. Each image gets a fair coin once, from ``seed``, for the first epoch and is then
+        mirrored in every other epoch, so two consecutive epochs always show both orientations of it."""
+        if self._first_flip is None:
+            generator = torch.Generator().manual_seed(mix_seed(self.seed, 0x5F11B))
+            self._first_flip = (torch.rand(len(self.dataset), generator=generator) < 0.5).to(self.device)
+        return self._first_flip.index_select(0, index) ^ bool(self.epoch % 2)
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         return self.iter_from(0)
 
@@ -118,6 +131,8 @@ class TensorLoader:
             if self.augment:
                 self._generator.manual_seed(mix_seed(self.seed, self.epoch, self.rank, b))
                 params = draw_crop_flip(len(index), self.padding, self._generator, self.device)
+                if self.alternate_flip:
+                    params = replace(params, flip=self.flips(index))
                 x = apply_crop_flip(x, params, self.padding)
             x = normalize(x, self.mean, self.std, self.dtype)
             if self.channels_last:

@@ -28,11 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..utils.modes import ENGINES, OURS
 from .onnx_runtime import ORT_INT8_FORMS, OrtModel, quantize_onnx_static
 
-#: What ``optimize(..., engine=...)`` accepts: ``auto`` measures, the others force a family.
-ENGINES = ("auto", "ours", "onnxruntime", "openvino")
-OURS = "ours"
 ENGINE_LABELS = (OURS, "onnxruntime", *(f"onnxruntime {f}" for f in ORT_INT8_FORMS), "openvino", "openvino qdq")
 
 

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..errors import UsageError
 from ..utils.modes import EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
 from .choice import select_engine
-from .engines import OURS, OnnxFiles, candidates, check_engine, tag
+from .engines import OURS, OnnxFiles, candidates, check_engine, engine_of, tag
 from .export import default_example
 from .fold import fold_bn
 from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
@@ -210,17 +210,35 @@ class Optimizable(Protocol):
     metadata: dict[str, Any]
 
 
-def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None) -> None:
+def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None, *, engine: str = OURS,
+                   batch: int | None = None) -> None:
     """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
-    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode; ``predict``
-    and ``serve`` can show the engine as ``engine_of(member.optimized)``."""
+    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode and the
+    engine that runs it (``metadata["engine"]``, as :func:`~resnet.deploy.engines.engine_of` names it).
+
+    ``engine`` other than ours is chosen at ``batch`` images of the member's input size (the batch the caller
+    will run, e.g. a server's largest); its answers are checked against the float model on ``calibration``
+    (normalised images), which it therefore needs in every mode."""
     if canonical_mode(mode) not in MODES:
         raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
+    check_engine(engine, canonical_mode(mode))
     if is_eager(mode):
         return
     if member.device.type != "cpu":
         raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
-    optimized = optimize(member.model, mode, calibration=calibration)
+    example = None
+    if engine != OURS:
+        if calibration is None or batch is None or batch < 1:
+            raise UsageError(f"`engine` {engine} compares engines on calibration images at one batch size: pass "
+                             "`calibration` images and a positive `batch`, or use `engine` ours")
+        example = example_batch(calibration, batch)
+    optimized = optimize(member.model, mode, calibration=calibration, example_input=example, engine=engine)
     member.optimized = optimized
     member.forward = lambda x: optimized(x).float()
-    member.metadata = {**member.metadata, "optimize": mode}
+    member.metadata = {**member.metadata, "optimize": mode, "engine": engine_of(optimized)}
+
+
+def example_batch(images: Tensor, batch: int) -> Tensor:
+    """``batch`` images of the shape of ``images`` [N, C, H, W], cycling through them: a batch to measure at."""
+    index = torch.arange(batch) % len(images)
+    return images.index_select(0, index).contiguous()

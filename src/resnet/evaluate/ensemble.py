@@ -168,4 +168,4 @@ def evaluate(
 
 def _opt(member: Member) -> dict[str, Any]:
     mode = member.metadata.get("optimize")
-    return {"optimize": mode} if mode else {}
+    return {"optimize": mode, "engine": member.metadata.get("engine")} if mode else {}

@@ -94,11 +94,11 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = NO
 
 
 def describe_model(member: Member, mode: str, config: ServeConfig) -> dict[str, Any]:
-    """What ``GET /v1/model`` answers: architecture, classes, preprocessing, weights, mode, limits."""
+    """What ``GET /v1/model`` answers: architecture, classes, preprocessing, weights, mode, engine, limits."""
     from pathlib import Path
 
     spec = getattr(member.model, "spec", None)
-    scalars = {k: v for k, v in member.metadata.items() if isinstance(v, (str, int, float, bool)) and k not in ("format", "optimize")}
+    scalars = {k: v for k, v in member.metadata.items() if isinstance(v, (str, int, float, bool)) and k not in ("format", "optimize", "engine")}
     return {
         "name": member.name,
         "model": member.model_name,
@@ -108,6 +108,7 @@ def describe_model(member: Member, mode: str, config: ServeConfig) -> dict[str, 
         "preprocessing": member.preprocess.as_dict(),
         "weights": {"source": Path(member.source).name, "kind": member.kind, **scalars},
         "mode": mode,
+        "engine": member.metadata.get("engine", "pytorch eager"),
         "explain_methods": list(METHODS),
         "limits": config.as_dict(),
     }

@@ -11,26 +11,27 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
-from ..utils.modes import NONE
+from ..utils.modes import NONE, OURS, is_eager
 from ..deploy import apply_optimize
 from ..evaluate.sources import Member, resolve_source
 
-from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MAX_HEAD_BYTES
+from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MAX_HEAD_BYTES, ServeConfig
 
 
 def load_member(
     source: str, mode: str = NONE, *, calibration: str | None = None, model_name: str | None = None,
-    checkpoint_source: str = "auto",
+    checkpoint_source: str = "auto", engine: str = OURS, batch: int = ServeConfig.max_batch,
 ) -> Member:
     """The network named by ``source`` (checkpoint, run folder or NAME:TAG: :func:`resolve_source`),
-    optimised for ``mode`` like ``resnet predict --optimize``. int8 calibrates as predict does
-    (:func:`~resnet.evaluate.calibration.calibration_batch`): on ``calibration`` (an image file or a
-    folder of them) when given, else on the training data the run recorded; never on requests."""
+    optimised for ``mode`` like ``resnet predict --optimize``, run by ``engine`` (chosen at ``batch`` images,
+    the server's largest batch, when not ours). int8 and engines other than ours take their images as predict
+    does (:func:`~resnet.evaluate.calibration.calibration_batch`): ``calibration`` (an image file or a
+    folder of them) when given, else the training data the run recorded; never requests."""
     from ..evaluate.calibration import calibration_batch
 
     member = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
-    batch = calibration_batch(member, calibration) if mode == "int8" else None
-    apply_optimize(member, mode, batch)
+    images = calibration_batch(member, calibration) if mode == "int8" or (engine != OURS and not is_eager(mode)) else None
+    apply_optimize(member, mode, images, engine=engine, batch=batch)
     return member
 
 

@@ -122,7 +122,7 @@ def _array_data(
     loader = TensorLoader(
         train, per_rank, shuffle=True, drop_last=True, augment=recipe.augment == "crop-flip", device=device,
         seed=seed, rank=dist.rank, world_size=dist.world_size, channels_last=recipe.channels_last, dtype=dtype,
-        padding=recipe.padding,
+        padding=recipe.padding, alternate_flip=recipe.alternate_flip,
     )
     flip_only = recipe.augment == "flip"
 

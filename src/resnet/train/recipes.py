@@ -56,6 +56,8 @@ class Recipe:
     # ``shift`` protocol of resnet eval: 6 views with test_flip, 3 without)
     test_shift: int = 0
     augment: str = "crop-flip"
+    # "crop-flip": mirror each image in alternate epochs (a fair coin picks its first), not by a coin each epoch
+    alternate_flip: bool = False
     padding: int = 4
     image_size: int = 224  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
@@ -105,6 +107,8 @@ class Recipe:
             problems.append("eval_every must be >= 0 and log_every >= 1")
         if self.augment not in AUGMENTS:
             problems.append(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.alternate_flip and self.augment != "crop-flip":
+            problems.append(f"alternate_flip needs augment crop-flip, got augment {self.augment!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.pct_start < 1:

@@ -1,4 +1,4 @@
-"""The inference modes of :func:`resnet.deploy.optimize`: one list for the library and every command, free of
+"""The inference modes and engines of :func:`resnet.deploy.optimize`: one list each for the library and every command, free of
 PyTorch so the command line can show them at once.
 
 ``eager`` (the model in evaluation mode, unchanged) is spelled ``none`` on the command line (``--optimize none``,
@@ -12,6 +12,10 @@ NONE = "none"  # eager's command-line spelling
 OPTIMIZED_MODES = ("fp32", "bf16", "int8")  # the modes that change how the network runs (`resnet bench` times these)
 MODES = (EAGER, *OPTIMIZED_MODES)  # resnet.deploy.optimize's spelling
 OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / predict --optimize, serve --mode)
+#: What runs an optimised mode (``optimize(..., engine=...)``, ``--engine``): ``auto`` measures, the others force
+#: a family (:mod:`resnet.deploy.engines`).
+ENGINES = ("auto", "ours", "onnxruntime", "openvino")
+OURS = "ours"
 
 
 def canonical_mode(mode: str) -> str:
