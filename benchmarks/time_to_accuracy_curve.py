@@ -1,0 +1,76 @@
+"""The variants of a time-to-accuracy study side by side: a table and a plot of accuracy against epochs and
+against wall time, from the ``time_to_accuracy.json`` each run of ``benchmarks/time_to_accuracy.py`` wrote.
+
+    .venv/bin/python benchmarks/time_to_accuracy_curve.py RUN_DIR... --out DIR [--target 91.25]
+
+Writes ``DIR/variants.md`` (one row per run: what it changed, epochs, accuracy, wall time, images/s, the host's
+fp32 matmul rate) and ``DIR/variants.png``. A run whose JSON says ``"wall_s_valid": false`` (it shared the CPU
+or was paused) is kept off the wall-time axis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def load(folder: Path) -> dict:
+    result = json.loads((folder / "time_to_accuracy.json").read_text())
+    result["folder"] = folder.name
+    sets = [part.split(" ", 1)[1] for part in result["command"].split(" --")[1:] if part.startswith("set ")]
+    result["changes"] = ", ".join(f"`{s}`" for s in sets if not s.startswith(("eval_every=", "iterations="))) or "as is"
+    return result
+
+
+def table(runs: list[dict], target: float) -> str:
+    lines = ["| run | recipe | changes | epochs | accuracy | wall | images/s | matmul GFLOP/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in sorted(runs, key=lambda r: (r["epochs"], r["accuracy"])):
+        acc = f"**{r['accuracy']:.2f} %**" if r["accuracy"] >= target else f"{r['accuracy']:.2f} %"
+        wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s_valid", True) else "(shared CPU)"
+        speed = f"{r['images_per_s']:,.0f}" if r.get("wall_s_valid", True) else "–"
+        lines.append(f"| `{r['folder']}` | {r['recipe']} | {r['changes']} | {r['epochs']:.1f} | {acc} | {wall} | {speed} | "
+                     f"{r['matmul_gflops_start']:.0f} → {r['matmul_gflops_end']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict], target: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_epochs, by_wall) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for r in runs:
+        by_epochs.scatter(r["epochs"], r["accuracy"])
+        by_epochs.annotate(r["folder"], (r["epochs"], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if r.get("wall_s_valid", True):
+            by_wall.scatter(r["wall_s"] / 60, r["accuracy"])
+            by_wall.annotate(r["folder"], (r["wall_s"] / 60, r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for ax, limit, label in ((by_epochs, 16, "epochs (training images / 50,000)"), (by_wall, 30, "wall time, cold start to score (min)")):
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+        ax.axvline(limit, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    by_epochs.set_ylabel("test accuracy, recipe's test views (%)")
+    fig.suptitle(f"ResNet-20 on CIFAR-10: time to {target} % (dashed); targets <= 16 epochs, <= 30 min (dotted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--target", type=float, default=91.25)
+    args = p.parse_args(argv)
+    runs = [load(folder) for folder in args.runs]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "variants.md").write_text(table(runs, args.target))
+    plot(runs, args.target, args.out / "variants.png")
+    print(table(runs, args.target), end="")
+
+
+if __name__ == "__main__":
+    main()
