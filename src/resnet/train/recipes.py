@@ -57,6 +57,7 @@ class Recipe:
     test_shift: int = 0
     augment: str = "crop-flip"
     # "crop-flip": mirror each image in alternate epochs (a fair coin picks its first), not by a coin each epoch
+    # (Jordan 2024). Measured on ResNet-20, 16 epochs of batch 32, one seed: 90.08 % against 90.54 % without.
     alternate_flip: bool = False
     padding: int = 4
     image_size: int = 224  # crop for ImageNet-layout data
