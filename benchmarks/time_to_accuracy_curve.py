@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -23,14 +24,21 @@ def load(folder: Path) -> dict:
     return result
 
 
+def views(result: dict) -> str:
+    """The test-time views a score was taken with, e.g. "mirror, ±2 px" (6 views)."""
+    declared = result.get("test_views") or {}
+    parts = (["mirror"] if declared.get("flip") else []) + ([f"±{declared['shift']} px"] if declared.get("shift") else [])
+    return ", ".join(parts) or "1 view"
+
+
 def table(runs: list[dict], target: float) -> str:
-    lines = ["| run | recipe | changes | epochs | accuracy | wall | images/s | matmul GFLOP/s |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| run | recipe | changes | epochs | test views | accuracy | wall | images/s | matmul GFLOP/s |",
+             "|---|---|---|---:|---|---:|---:|---:|---:|"]
     for r in sorted(runs, key=lambda r: (r["epochs"], r["accuracy"])):
         acc = f"**{r['accuracy']:.2f} %**" if r["accuracy"] >= target else f"{r['accuracy']:.2f} %"
         wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s_valid", True) else "(shared CPU)"
         speed = f"{r['images_per_s']:,.0f}" if r.get("wall_s_valid", True) else "–"
-        lines.append(f"| `{r['folder']}` | {r['recipe']} | {r['changes']} | {r['epochs']:.1f} | {acc} | {wall} | {speed} | "
+        lines.append(f"| `{r['folder']}` | {r['recipe']} | {r['changes']} | {r['epochs']:.1f} | {views(r)} | {acc} | {wall} | {speed} | "
                      f"{r['matmul_gflops_start']:.0f} → {r['matmul_gflops_end']:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -42,12 +50,14 @@ def plot(runs: list[dict], target: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (by_epochs, by_wall) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for r in runs:
-        by_epochs.scatter(r["epochs"], r["accuracy"])
-        by_epochs.annotate(r["folder"], (r["epochs"], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if r.get("wall_s_valid", True):
-            by_wall.scatter(r["wall_s"] / 60, r["accuracy"])
-            by_wall.annotate(r["folder"], (r["wall_s"] / 60, r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    prefix = os.path.commonprefix([r["folder"] for r in runs]) if len(runs) > 1 else ""
+    for i, r in enumerate(runs):
+        style = {"color": f"C{i % 10}", "marker": "os^D"[i // 10 % 4]}
+        name = r["folder"][len(prefix):] or r["folder"]
+        points = [(by_epochs, r["epochs"])] + ([(by_wall, r["wall_s"] / 60)] if r.get("wall_s_valid", True) else [])
+        for ax, x in points:
+            ax.scatter(x, r["accuracy"], **style)
+            ax.annotate(name, (x, r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     for ax, limit, label in ((by_epochs, 16, "epochs (training images / 50,000)"), (by_wall, 30, "wall time, cold start to score (min)")):
         ax.axhline(target, color="grey", linestyle="--", linewidth=1)
         ax.axvline(limit, color="grey", linestyle=":", linewidth=1)

@@ -16,7 +16,8 @@ def _run(root: Path, name: str, accuracy: float, epochs: float, sets: list[str],
     folder.mkdir(parents=True)
     command = "resnet train --model resnet20 --recipe cifar-fast --out x --no-progress" + "".join(f" --set {s}" for s in sets)
     result = {"accuracy": accuracy, "epochs": epochs, "wall_s": 600.0, "images_per_s": 1000.0, "matmul_gflops_start": 210.0,
-              "matmul_gflops_end": 220.0, "command": command, "recipe": "cifar-fast v3", **extra}
+              "matmul_gflops_end": 220.0, "command": command, "recipe": "cifar-fast v3",
+              "test_views": {"flip": True, "shift": 2}, **extra}
     (folder / "time_to_accuracy.json").write_text(json.dumps(result))
     return folder
 
@@ -28,6 +29,6 @@ def test_table_and_plot_of_the_variants(tmp_path: Path) -> None:
     curve.main([*map(str, runs), "--out", str(tmp_path / "out")])
     rows = (tmp_path / "out" / "variants.md").read_text().splitlines()[2:]
     assert [r.split("|")[1].strip() for r in rows] == ["`b32`", "`paused`", "`v3`"]  # by epochs
-    assert "`batch_size=32`, `lr=0.05`" in rows[0] and "iterations" not in rows[0] and "10.0 min" in rows[0]
+    assert "`batch_size=32`, `lr=0.05`" in rows[0] and "iterations" not in rows[0] and "10.0 min" in rows[0] and "| mirror, ±2 px |" in rows[0]
     assert "(shared CPU)" in rows[1] and "**91.34 %**" in rows[2] and "| as is |" in rows[2]
     assert (tmp_path / "out" / "variants.png").stat().st_size > 10_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resnet.errors import UsageError
-from resnet.train import RECIPES, parse_overrides, resolve_recipe
+from resnet.train import RECIPES, get_recipe, parse_overrides, resolve_recipe
 from resnet.train.schedule import LRSchedule
 
 
@@ -113,3 +113,16 @@ def test_freeze_field_is_checked() -> None:
     assert resolve_recipe("finetune", {"freeze": "stem,layer1"}).freeze == "stem,layer1"
     with pytest.raises(UsageError, match="freeze takes"):
         resolve_recipe("finetune", {"freeze": "head"})
+
+
+def test_earlier_recipe_versions_stay_reproducible() -> None:
+    current = get_recipe("cifar-fast")
+    v3 = get_recipe("cifar-fast@3")
+    assert current.version >= 4 and get_recipe(f"cifar-fast@{current.version}") is current
+    # version 3 as it was: 10,500 iterations of batch 128 at peak lr 0.2, 4-pixel crops, mirror and ±2 px at test time
+    assert (v3.version, v3.batch_size, v3.lr, v3.iterations, v3.padding, v3.test_shift, v3.core_replicas) == (3, 128, 0.2, 10_500, 4, 2, 0)
+    assert (v3.label_smoothing, v3.ema_decay, v3.weight_decay, v3.schedule) == (0.1, 0.999, 5e-4, "onecycle")
+    assert resolve_recipe("cifar-fast@3", {"iterations": "6250"}).iterations == 6250
+    for bad in ("cifar-fast@2", "cifar-fast@x", "cifar-paper@3"):
+        with pytest.raises(UsageError, match="has no version"):
+            get_recipe(bad)

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "weights file or a run folder; the classifier is replaced when the classes differ. With --data folder "
                    "use --recipe finetune (photos in PHOTOS/train/<class>/, optional val/)")
     p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits, finetune (default: by data set; "
-                   "finetune with --init)")
+                   "finetune with --init); NAME@N for an earlier version, e.g. cifar-fast@3")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set lr=0.05 --set iterations=2000 (repeatable)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<data>)")
