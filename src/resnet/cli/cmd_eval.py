@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
-from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
+from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager, needs_images
 from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
 
 
@@ -122,11 +122,9 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
 def _optimize(members: list[Any], mode: str, calibration_images: str | None, engine: str, batch: int) -> None:
     from ..deploy import apply_optimize
     from ..evaluate.calibration import calibration_batch
-    from ..utils.modes import OURS
-
     for m in members:
-        needs_images = mode == "int8" or engine != OURS
-        apply_optimize(m, mode, calibration_batch(m, calibration_images) if needs_images else None, engine=engine, batch=batch)
+        images = calibration_batch(m, calibration_images) if needs_images(mode, engine) else None
+        apply_optimize(m, mode, images, engine=engine, batch=batch)
 
 
 def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:

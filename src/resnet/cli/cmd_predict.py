@@ -7,9 +7,8 @@ import sys
 
 from ..errors import DataError, UsageError
 from ..evaluate.names import PROTOCOLS
-from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
+from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager, needs_images
 from ..explain import METHODS as EXPLAIN_METHODS
-from ..utils.modes import OURS
 from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, examples, print_json, run_device
 
 
@@ -72,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        needs_images = args.optimize == "int8" or args.engine != OURS
-        calibration = calibration_batch(member, args.calibration) if needs_images else None
+        calibration = calibration_batch(member, args.calibration) if needs_images(args.optimize, args.engine) else None
         apply_optimize(member, args.optimize, calibration, engine=args.engine, batch=min(args.batch_size, len(paths)))
         print(f"resnet predict: --optimize {args.optimize} runs on {member.metadata['engine']}", file=sys.stderr)
 

@@ -11,7 +11,7 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
-from ..utils.modes import NONE, OURS, is_eager
+from ..utils.modes import NONE, OURS, needs_images
 from ..deploy import apply_optimize
 from ..evaluate.sources import Member, resolve_source
 
@@ -30,7 +30,7 @@ def load_member(
     from ..evaluate.calibration import calibration_batch
 
     member = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
-    images = calibration_batch(member, calibration) if mode == "int8" or (engine != OURS and not is_eager(mode)) else None
+    images = calibration_batch(member, calibration) if needs_images(mode, engine) else None
     apply_optimize(member, mode, images, engine=engine, batch=batch)
     return member
 

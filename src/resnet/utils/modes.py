@@ -26,3 +26,9 @@ def canonical_mode(mode: str) -> str:
 def is_eager(mode: str) -> bool:
     """Whether ``mode`` leaves the network as it is (``eager`` or ``none``)."""
     return canonical_mode(mode) == EAGER
+
+
+def needs_images(mode: str, engine: str = OURS) -> bool:
+    """Whether running ``mode`` on ``engine`` needs sample images: int8 calibrates on them, and an engine other
+    than ours is checked against the float model on them (eager needs none)."""
+    return not is_eager(mode) and (canonical_mode(mode) == "int8" or engine != OURS)
