@@ -2,7 +2,7 @@
 command to its final test score, with the host's fp32 matrix-product rate measured before and after (so a
 slow host shows in the same output).
 
-    .venv/bin/python benchmarks/time_to_accuracy.py [--recipe cifar-fast] [--set KEY=VALUE ...] [--out DIR]
+    .venv/bin/python benchmarks/time_to_accuracy.py [--recipe cifar-fast] [--set KEY=VALUE ...] [--seed N] [--out DIR]
 
 Prints wall time, accuracy (with the recipe's declared test views), images/s and the matmul rates, and writes
 them to ``<out>/time_to_accuracy.json`` beside the run's weights: ``accuracy``, ``epochs``, ``wall_s``,
@@ -44,6 +44,8 @@ def main() -> None:
     p.add_argument("--model", default="resnet20")
     p.add_argument("--recipe", default="cifar-fast")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation: "
+                   "run several to see a variant's spread")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
     p.add_argument("--out", type=Path, default=ROOT / "runs/time-to-accuracy")
     args = p.parse_args()
@@ -52,7 +54,7 @@ def main() -> None:
 
     gflops_start = matmul_peak_gflops(2.0)
     command = [sys.executable, "-m", "resnet", "train", "--model", args.model, "--data", "cifar10", "--data-dir",
-               args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress"]
+               args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress", "--seed", str(args.seed)]
     for item in args.overrides:
         command += ["--set", item]
     start = time.perf_counter()
@@ -69,6 +71,7 @@ def main() -> None:
         "images_per_s": summary["images_per_s"],
         "matmul_gflops_start": round(gflops_start, 1),
         "matmul_gflops_end": round(gflops_end, 1),
+        "seed": args.seed,
         "test_views": {"flip": recipe.get("test_flip"), "shift": recipe.get("test_shift")},
         "command": "resnet " + shlex.join(command[3:]),
         "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),

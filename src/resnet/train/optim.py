@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .recipes import Recipe
 
 HEAD_PREFIX = "fc."  # the classifier's parameter names
@@ -58,9 +59,16 @@ def param_groups(plans: list[GroupPlan]) -> list[dict[str, Any]]:
 
 
 def build_optimizer(plans: list[GroupPlan], recipe: Recipe) -> torch.optim.Optimizer:
-    """SGD with the recipe's momentum over the groups of ``plans``."""
-    return torch.optim.SGD(param_groups(plans), lr=recipe.lr, momentum=recipe.momentum,
-                           nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+    """SGD with the recipe's momentum over the groups of ``plans``, inside Lookahead when the recipe asks."""
+    sgd = torch.optim.SGD(param_groups(plans), lr=recipe.lr, momentum=recipe.momentum,
+                          nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+    if not recipe.lookahead_k:
+        return sgd
+    try:
+        from timm.optim import Lookahead
+    except ImportError:
+        raise UsageError("lookahead_k uses timm's Lookahead: pip install 'resnet[interop]', or set lookahead_k=0") from None
+    return Lookahead(sgd, alpha=recipe.lookahead_alpha, k=recipe.lookahead_k)
 
 
 def group_notes(optimizer: torch.optim.Optimizer) -> str:

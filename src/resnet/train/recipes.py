@@ -47,6 +47,10 @@ class Recipe:
     # "plateau": divide by 1/gamma when the hold-out error has not improved for `patience` evaluations
     patience: int = 3
     label_smoothing: float = 0.0
+    # > 0: Lookahead (Zhang et al. 2019; timm's wrapper): every lookahead_k steps the weights move back to the slow
+    # weights plus lookahead_alpha of the way to where SGD took them
+    lookahead_k: int = 0
+    lookahead_alpha: float = 0.5
     ema_decay: float = 0.0  # exponential moving average of the weights; 0 = off
     holdout: int = 5_000  # training images kept aside for model selection (the paper's 45k/5k)
     eval_every: int = 0  # iterations between evaluations; 0 = a tenth of the run
@@ -60,6 +64,8 @@ class Recipe:
     # (Jordan 2024). Measured on ResNet-20, 16 epochs of batch 32, one seed: 90.08 % against 90.54 % without.
     alternate_flip: bool = False
     padding: int = 4
+    # > 0: start the first convolution as a whitening of this many training images' patches (train/whiten.py)
+    whiten_stem: int = 0
     image_size: int = 224  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
     channels_last: bool = True
@@ -114,6 +120,11 @@ class Recipe:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.pct_start < 1:
             problems.append(f"pct_start must be in (0, 1), got {self.pct_start}")
+        if self.lookahead_k < 0 or not 0 < self.lookahead_alpha <= 1:
+            problems.append(f"lookahead_k must be >= 0 (0 = off) and lookahead_alpha in (0, 1], got "
+                            f"{self.lookahead_k} and {self.lookahead_alpha}")
+        if self.whiten_stem < 0:
+            problems.append(f"whiten_stem must be 0 (off) or a number of training images, got {self.whiten_stem}")
         if self.test_shift < 0:
             problems.append(f"test_shift must be >= 0 pixels, got {self.test_shift}")
         if not 0 < self.backbone_lr_scale <= 10:

@@ -44,6 +44,7 @@ from .run_folder import check_resumable, prepare_folder, saved_recipe, storage_e
 from .schedule import LRSchedule
 from .stopping import StopFlag, TrainingDiverged, TrainingInterrupted
 from .strategy import StepStrategy, WholeBatch
+from .whiten import whiten_stem
 
 
 @dataclass
@@ -232,6 +233,10 @@ class Trainer:
             raise UsageError(str(err)) from None
         depth = model.spec.depth if hasattr(model.spec, "depth") else None
         self.init_note = finetune.apply_init(model, self.init, data.classes) if self.init is not None else None
+        if recipe.whiten_stem and self.init is not None:
+            raise UsageError("whiten_stem starts the first layer afresh, which would undo the pretrained weights "
+                             "of init; set whiten_stem=0")
+        self.whiten_note = whiten_stem(model, data.stream(0, 0), recipe.whiten_stem) if recipe.whiten_stem else None
         self.frozen = finetune.freeze(model, recipe.freeze)
         model.to(self.device)
         if recipe.channels_last:
@@ -279,6 +284,8 @@ class Trainer:
             say(f"recipe {recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}")
             for note in finetune.notes(self.init_note, self.frozen, recipe, self.optimizer):
                 say(note)
+            if self.whiten_note:
+                say(self.whiten_note)
         self.log_file = MetricsLog(out, resume_step=self.iteration if self.resumed else None,
                                    tensorboard=opts.tensorboard) if self.dist.is_main else None
         self.meta = {"classes": data.classes, "preprocess": data.preprocess.as_dict(), "dataset": data.name,
