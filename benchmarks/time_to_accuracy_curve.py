@@ -20,7 +20,9 @@ def load(folder: Path) -> dict:
     result = json.loads((folder / "time_to_accuracy.json").read_text())
     result["folder"] = folder.name
     sets = [part.split(" ", 1)[1] for part in result["command"].split(" --")[1:] if part.startswith("set ")]
-    result["changes"] = ", ".join(f"`{s}`" for s in sets if not s.startswith(("eval_every=", "iterations="))) or "as is"
+    changes = [f"`{s}`" for s in sets if not s.startswith(("eval_every=", "iterations="))]
+    changes += [f"seed {result['seed']}"] if result.get("seed") else []
+    result["changes"] = ", ".join(changes) or "as is"
     return result
 
 
