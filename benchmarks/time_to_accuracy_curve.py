@@ -4,7 +4,7 @@ against wall time, from the ``time_to_accuracy.json`` each run of ``benchmarks/t
     .venv/bin/python benchmarks/time_to_accuracy_curve.py RUN_DIR... --out DIR [--target 91.25]
 
 Writes ``DIR/variants.md`` (one row per run: what it changed, epochs, accuracy, wall time, images/s, the host's
-fp32 matmul rate) and ``DIR/variants.png``. A run whose JSON says ``"wall_s_valid": false`` (it shared the CPU
+fp32 matmul rate; then, for variants run with several ``--seed``s, their mean and range) and ``DIR/variants.png``. A run whose JSON says ``"wall_s_valid": false`` (it shared the CPU
 or was paused) is kept off the wall-time axis.
 """
 
@@ -21,8 +21,8 @@ def load(folder: Path) -> dict:
     result["folder"] = folder.name
     sets = [part.split(" ", 1)[1] for part in result["command"].split(" --")[1:] if part.startswith("set ")]
     changes = [f"`{s}`" for s in sets if not s.startswith(("eval_every=", "iterations="))]
-    changes += [f"seed {result['seed']}"] if result.get("seed") else []
-    result["changes"] = ", ".join(changes) or "as is"
+    result["variant"] = ", ".join(changes) or "as is"
+    result["changes"] = ", ".join(changes + ([f"seed {result['seed']}"] if result.get("seed") else [])) or "as is"
     return result
 
 
@@ -43,6 +43,22 @@ def table(runs: list[dict], target: float) -> str:
         lines.append(f"| `{r['folder']}` | {r['recipe']} | {r['changes']} | {r['epochs']:.1f} | {views(r)} | {acc} | {wall} | {speed} | "
                      f"{r['matmul_gflops_start']:.0f} → {r['matmul_gflops_end']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def seeds_table(runs: list[dict]) -> str:
+    """Variants run with more than one seed: how many, the mean and the range of their accuracies."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["recipe"], r["variant"], r["epochs"]), []).append(r)
+    lines = ["| recipe | changes | epochs | seeds | mean accuracy | range |", "|---|---|---:|---|---:|---:|"]
+    for (recipe, variant, epochs), group in sorted(groups.items(), key=lambda kv: kv[0][2]):
+        if len(group) < 2:
+            continue
+        accs = [r["accuracy"] for r in group]
+        seeds = ", ".join(str(r.get("seed", 0)) for r in sorted(group, key=lambda r: r.get("seed", 0)))
+        lines.append(f"| {recipe} | {variant} | {epochs:.1f} | {seeds} | {sum(accs) / len(accs):.2f} % | "
+                     f"{min(accs):.2f}–{max(accs):.2f} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def plot(runs: list[dict], target: float, path: Path) -> None:
@@ -77,11 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--target", type=float, default=91.25)
     args = p.parse_args(argv)
-    runs = [load(folder) for folder in args.runs]
+    # the output folder may match the same glob as the runs (docs/results/train/cpu-zen4-tta-*)
+    runs = [load(folder) for folder in args.runs if folder.resolve() != args.out.resolve()]
+    if not runs:
+        p.error("no run folders besides --out")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "variants.md").write_text(table(runs, args.target))
+    seeds = seeds_table(runs)
+    text = table(runs, args.target) + (f"\nVariants run with several seeds:\n\n{seeds}" if seeds else "")
+    (args.out / "variants.md").write_text(text)
     plot(runs, args.target, args.out / "variants.png")
-    print(table(runs, args.target), end="")
+    print(text, end="")
 
 
 if __name__ == "__main__":

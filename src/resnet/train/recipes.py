@@ -48,7 +48,8 @@ class Recipe:
     patience: int = 3
     label_smoothing: float = 0.0
     # > 0: Lookahead (Zhang et al. 2019; timm's wrapper): every lookahead_k steps the weights move back to the slow
-    # weights plus lookahead_alpha of the way to where SGD took them
+    # weights plus lookahead_alpha of the way to where SGD took them. Measured on ResNet-20, cifar-fast v4 cut to
+    # 16 epochs, seed 0: k=5, alpha 0.5 scored 90.48 % against 90.62 % without
     lookahead_k: int = 0
     lookahead_alpha: float = 0.5
     ema_decay: float = 0.0  # exponential moving average of the weights; 0 = off
@@ -64,7 +65,9 @@ class Recipe:
     # (Jordan 2024). Measured on ResNet-20, 16 epochs of batch 32, one seed: 90.08 % against 90.54 % without.
     alternate_flip: bool = False
     padding: int = 4
-    # > 0: start the first convolution as a whitening of this many training images' patches (train/whiten.py)
+    # > 0: start the first convolution as a whitening of this many training images' patches (train/whiten.py).
+    # Measured on ResNet-20, cifar-fast v4 cut to 16 epochs, 5,000 images: 91.09 / 90.30 % (seeds 0 / 1) against
+    # 90.62 / 90.76 % without: no gain beyond the spread of seeds
     whiten_stem: int = 0
     image_size: int = 224  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
