@@ -46,7 +46,7 @@ MODES = ("eager", "channels_last", "channels_last_bf16", "compile", "deploy_fp32
 def matmul_gflops(dtype: torch.dtype, n: int = 4096, reps: int = 5) -> float:
     """Best-of-``reps`` GFLOP/s of an n x n matrix product (2 n^3 FLOPs): the practical peak."""
     from resnet.deploy.bench import EMULATED_BF16_PEAK_SIZE
-    from resnet.deploy.fused import onednn_bf16_available
+    from resnet.inference.ours.fused import onednn_bf16_available
 
     if dtype == torch.bfloat16 and not onednn_bf16_available():
         n = min(n, EMULATED_BF16_PEAK_SIZE)  # emulated bf16 (AVX2-only CPUs): a 4096² product takes minutes

@@ -83,7 +83,7 @@ def predict(fn, images: Tensor, batch: int = 500) -> Tensor:  # noqa: ANN001
 def peer_runners(model: torch.nn.Module, calibration: Tensor, test_x: Tensor, timings: dict[str, float]) -> dict[str, object]:
     """The int8 engine ``optimize(engine="auto")`` picks here (fresh cache, batch 500), and ONNX Runtime fp32 / int8 both forms."""
     from resnet.deploy.export import onnx_program
-    from resnet.deploy.onnx_runtime import ORT_INT8_FORMS, OrtModel, quantize_onnx_static
+    from resnet.inference.onnx_runtime import ORT_INT8_FORMS, OrtModel, quantize_onnx_static
 
     runners: dict[str, object] = {}
     start = time.perf_counter()

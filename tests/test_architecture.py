@@ -27,9 +27,10 @@ RANK = {
     "": 0, "utils": 0, "errors": 0, "reference": 0,  # "": resnet/__init__.py (its own imports: see FACADE)
     "models": 1, "data": 1,
     "weights": 2,  # named weights: builds on models and data
-    "train": 3, "evaluate": 3, "deploy": 3,
-    "analysis": 4, "explain": 4, "serve": 4,
-    "cli": 5, "__main__": 5,
+    "inference": 3,  # running a network: its type, test-time views, engines, optimisation
+    "train": 4, "evaluate": 4, "deploy": 4,
+    "analysis": 5, "explain": 5, "serve": 5,
+    "cli": 6, "__main__": 6,
 }
 SIBLINGS = {"train", "evaluate", "deploy"}  # the same layer, and none imports another
 # resnet/__init__.py is the public facade: it names the whole library lazily (strings), and imports `explain`

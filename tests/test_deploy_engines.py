@@ -13,9 +13,10 @@ import torch
 
 import resnet
 from resnet.cli import main
-from resnet.deploy import choice, optimize
-from resnet.deploy.choice import Measurement, cache_key, choose, write_choice
-from resnet.deploy.engines import ENGINE_LABELS, OrtEngine, engine_of
+from resnet.deploy import optimize
+from resnet.inference import choice
+from resnet.inference.choice import Measurement, cache_key, choose, write_choice
+from resnet.inference.engines import ENGINE_LABELS, OrtEngine, engine_of
 from resnet.errors import ResNetError, UsageError
 
 from deploy_helpers import randomise_bn

@@ -12,7 +12,7 @@ import torch
 import resnet
 from resnet.cli import main
 from resnet.deploy import export_onnx, export_torchscript
-from resnet.deploy.onnx_runtime import OrtModel
+from resnet.inference.onnx_runtime import OrtModel
 from resnet.errors import ResNetError
 
 from deploy_helpers import randomise_bn

@@ -8,9 +8,9 @@ from torch import nn
 
 import resnet
 from resnet.deploy import fold_bn, fold_conv_bn
-from resnet.deploy.fold import count_batchnorms
-from resnet.deploy.fused import FusedResNet, onednn_bf16_available
-from resnet.deploy.plan import build_plan, run_plan
+from resnet.inference.fold import count_batchnorms
+from resnet.inference.ours.fused import FusedResNet, onednn_bf16_available
+from resnet.inference.ours.plan import build_plan, run_plan
 from resnet.errors import UsageError
 
 from deploy_helpers import randomise_bn

@@ -9,8 +9,8 @@ import torch
 
 import resnet
 from resnet.deploy import optimize
-from resnet.deploy.optimize import ChannelsLast
-from resnet.deploy.shard import BatchSharded
+from resnet.inference.optimize import ChannelsLast
+from resnet.inference.shard import BatchSharded
 from resnet.errors import UsageError
 
 from deploy_helpers import cifar_images, randomise_bn
@@ -39,7 +39,7 @@ def test_batch_sharding_gives_the_same_logits() -> None:
 
 
 def test_large_batches_are_cut_into_small_slices_taken_from_one_queue() -> None:
-    from resnet.deploy.shard import slice_count
+    from resnet.inference.shard import slice_count
 
     assert slice_count(32, 224 * 224, 2) == 4  # ImageNet-size images: slices of 8
     assert slice_count(64, 224 * 224, 2) == 8

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from resnet.deploy import choice
+from resnet.inference import choice
 from resnet.serve import ServeConfig, create_app, load_member
 from resnet.serve.app import describe_model
 

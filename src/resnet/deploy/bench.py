@@ -32,12 +32,12 @@ from ..models.complexity import count_macs
 from ..utils.cpu import int8_without_vnni_note
 from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
-from .choice import AGREEMENT_TOLERANCE, Measurement, agreement, choose, time_interleaved
-from .engines import OnnxFiles, OpenVinoEngine, OrtEngine, openvino_available
-from .fused import onednn_bf16_available
+from ..inference.choice import AGREEMENT_TOLERANCE, Measurement, agreement, choose, time_interleaved
+from ..inference.engines import OnnxFiles, OpenVinoEngine, OrtEngine, openvino_available
+from ..inference.ours.fused import onednn_bf16_available
 from .memory import PeakRss, base_rss
-from .onnx_runtime import machine_threads
-from .optimize import BF16_FALLBACK_NOTE, optimize
+from ..inference.onnx_runtime import machine_threads
+from ..inference.optimize import BF16_FALLBACK_NOTE, optimize
 
 OUR_MODES = OPTIMIZED_MODES
 PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8 qdq", "onnxruntime int8 qoperator-u8u8")

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
 from ..utils.atomic import atomic_path
-from .fold import fold_bn
+from ..inference.fold import fold_bn
+from ..inference.graphs import default_example, onnx_program
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_ATOL = 1e-4
@@ -86,14 +87,6 @@ class ExportReport:
         }
 
 
-def default_example(model: nn.Module, batch: int = 1, input_size: int | None = None) -> Tensor:
-    """A random batch of the input size the network's spec implies (224 ImageNet, 32 CIFAR)."""
-    spec = getattr(model, "spec", None)
-    channels = getattr(spec, "in_chans", 3)
-    size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
-    return torch.randn(batch, channels, size, size)
-
-
 def _prepare(model: nn.Module, fold: bool) -> nn.Module:
     if getattr(model, "features_only", False):
         raise UsageError("cannot export a features_only network (it returns a list of maps); build it with logits")
@@ -129,26 +122,6 @@ def _verify(run: Callable[[Tensor], Tensor], model: nn.Module, inputs: list[Tens
     return worst
 
 
-def onnx_program(model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None):  # noqa: ANN202 - torch.onnx.ONNXProgram
-    """The ``torch.onnx`` (dynamo) program of ``model`` for ``example``; ``dynamic_batch`` leaves the batch axis free."""
-    kwargs: dict[str, object] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": True, "external_data": False}
-    if opset is not None:
-        kwargs["opset_version"] = opset
-    if dynamic_batch:
-        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
-    # The exporter narrates its phases on stdout; keep it for the error message only.
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, (example,), None, **kwargs)
-    except Exception as err:  # torch.onnx raises many exception types
-        raise ResNetError(f"ONNX export failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
-    if program is None:
-        raise ResNetError("ONNX export produced no program")
-    return program
-
-
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -164,7 +137,7 @@ def export_onnx(
 
     The file's ``metadata_props`` carry :func:`export_metadata` (class names, preprocessing, architecture).
     """
-    from .onnx_runtime import OrtModel
+    from ..inference.onnx_runtime import OrtModel
 
     model = _prepare(model, fold)
     example = default_example(model) if example_input is None else example_input.float()

@@ -13,7 +13,7 @@ OPTIMIZED_MODES = ("fp32", "bf16", "int8")  # the modes that change how the netw
 MODES = (EAGER, *OPTIMIZED_MODES)  # resnet.deploy.optimize's spelling
 OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / predict --optimize, serve --mode)
 #: What runs an optimised mode (``optimize(..., engine=...)``, ``--engine``): ``auto`` measures, the others force
-#: a family (:mod:`resnet.deploy.engines`).
+#: a family (:mod:`resnet.inference.engines`).
 ENGINES = ("auto", "ours", "onnxruntime", "openvino")
 OURS = "ours"
 

@@ -31,11 +31,12 @@ from ..errors import UsageError
 from ..utils.modes import EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
 from .choice import select_engine
 from .engines import OURS, OnnxFiles, candidates, check_engine, engine_of, tag
-from .export import default_example
+from .graphs import default_example
 from .fold import fold_bn
-from .fused import BF16_NEEDS, FusedResNet, onednn_available, onednn_bf16_available
-from .plan import NetPlan, build_plan, macs_per_image
-from .quantize import OBSERVERS, quantize_int8
+from .ours import unsupported_reason
+from .ours.fused import BF16_NEEDS, FusedResNet, onednn_bf16_available
+from .ours.plan import NetPlan, build_plan, macs_per_image
+from .ours.quantize import OBSERVERS, quantize_int8
 from .shard import BatchSharded, SmallCallsSingleThreaded, slice_count
 
 CALIBRATION_BATCH = 32
@@ -49,7 +50,7 @@ _said: set[str] = set()
 def _say_once(message: str) -> None:
     if message not in _said:
         _said.add(message)
-        print(f"resnet.deploy: {message}", file=sys.stderr)
+        print(f"resnet.inference: {message}", file=sys.stderr)
 
 
 class ChannelsLast(nn.Module):
@@ -98,7 +99,7 @@ def _compiled(module: nn.Module) -> nn.Module:
 
 
 def _by_call_size(runner: nn.Module, plan: NetPlan) -> nn.Module:
-    """Small calls on one thread (see :class:`~resnet.deploy.shard.SmallCallsSingleThreaded`)."""
+    """Small calls on one thread (see :class:`~resnet.inference.shard.SmallCallsSingleThreaded`)."""
     return SmallCallsSingleThreaded(runner, lambda c, h, w: macs_per_image(plan, c, h, w))
 
 
@@ -121,7 +122,7 @@ def optimize(
     where it did not. ``calibration`` (normalised float images, a tensor or an iterable
     of batches) is required for ``int8``; a few hundred images are plenty.
 
-    ``engine`` (:data:`~resnet.deploy.engines.ENGINES`) says what runs it; the result always takes float
+    ``engine`` (:data:`~resnet.inference.engines.ENGINES`) says what runs it; the result always takes float
     NCHW images and returns float32 logits, and its ``engine`` attribute names the engine that runs it:
 
     - ``"ours"`` (the default): our fused oneDNN runners; never imports ONNX Runtime;
@@ -171,8 +172,8 @@ def _optimize_ours(
     """Our runner for ``mode`` (validated, not eager): fused oneDNN, or the channels_last fallback."""
     shape = list(example_input.shape) if example_input is not None else None
     try:
-        plan = build_plan(model) if onednn_available() else None
-        fallback_reason = "" if plan is not None else "this PyTorch has no oneDNN kernels"
+        fallback_reason = unsupported_reason() or ""
+        plan = None if fallback_reason else build_plan(model)
     except UsageError as err:
         plan, fallback_reason = None, str(err)
     workers = torch.get_num_threads()
@@ -214,7 +215,7 @@ def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = 
                    batch: int | None = None) -> None:
     """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
     ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode and the
-    engine that runs it (``metadata["engine"]``, as :func:`~resnet.deploy.engines.engine_of` names it).
+    engine that runs it (``metadata["engine"]``, as :func:`~resnet.inference.engines.engine_of` names it).
 
     ``engine`` other than ours is chosen at ``batch`` images of the member's input size (the batch the caller
     will run, e.g. a server's largest); its answers are checked against the float model on ``calibration``

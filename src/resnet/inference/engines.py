@@ -3,11 +3,11 @@
 Every engine is an ``nn.Module`` taking float NCHW images (normalised as for the original model) and
 returning float32 logits, with an ``engine`` attribute naming what runs it (:data:`ENGINE_LABELS`):
 
-- ``ours``: :func:`resnet.deploy.optimize` with ``engine="ours"`` (fused oneDNN float / int8 runners);
+- ``ours``: :func:`resnet.inference.optimize` with ``engine="ours"`` (fused oneDNN float / int8 runners);
 - ``onnxruntime``: the model exported to ONNX (dynamic batch) and run by ONNX Runtime's CPU provider,
   float32; for ``int8`` statically quantized by ONNX Runtime (per-channel weights, min/max
   calibration on the same images ours calibrates on) in either of its two forms, ``onnxruntime qdq``
-  and ``onnxruntime qoperator-u8u8`` (see :data:`~resnet.deploy.onnx_runtime.ORT_INT8_FORMS`);
+  and ``onnxruntime qoperator-u8u8`` (see :data:`~resnet.inference.onnx_runtime.ORT_INT8_FORMS`);
 - ``openvino``: OpenVINO's CPU plugin on the same ONNX files (``openvino qdq`` for int8), only where
   the optional ``openvino`` package is importable.
 
@@ -91,7 +91,7 @@ class OnnxFiles:
 
     def fp32(self) -> Path:
         if "fp32" not in self._paths:
-            from .export import onnx_program
+            from .graphs import onnx_program
 
             path = self.folder / "model.onnx"
             onnx_program(self.model.eval(), self.example, True, None).save(path, external_data=False)

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import UsageError
-from ..models.blocks import ZeroPadShortcut
-from .fold import _post_activation_blocks, count_batchnorms, fold_bn
+from ...errors import UsageError
+from ...models.blocks import ZeroPadShortcut
+from ..fold import _post_activation_blocks, count_batchnorms, fold_bn
 
 Shortcut = Union[None, nn.Conv2d, ZeroPadShortcut]  # None: identity
 

@@ -9,14 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import UsageError
+from ...errors import UsageError
+from . import unsupported_reason
 from .plan import NetPlan, conv_args, conv_input_shapes
 
 _mkldnn = torch.ops.mkldnn
 
 
 def onednn_available() -> bool:
-    return bool(torch.backends.mkldnn.is_available()) and hasattr(_mkldnn, "_convolution_pointwise")
+    """Whether our engine runs here: oneDNN kernels in a PyTorch release it is tested on (:mod:`resnet.inference.ours`)."""
+    return unsupported_reason() is None
 
 
 BF16_NEEDS = "AVX512-BW/VL/DQ (AVX512-BF16 or AMX for full speed) or AVX-NE-CONVERT"

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import UsageError
-from ..models.blocks import ZeroPadShortcut
+from ...errors import UsageError
+from ...models.blocks import ZeroPadShortcut
 from .plan import NetPlan, conv_args, conv_input_shapes, run_plan
 
 OBSERVERS = ("histogram", "minmax")

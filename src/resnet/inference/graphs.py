@@ -1,0 +1,41 @@
+"""The graphs the engines are built from: an example batch of a network's input size, and its ``torch.onnx``
+(dynamo) program, which ONNX Runtime and OpenVINO run and :mod:`resnet.deploy.export` writes out."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ResNetError
+
+
+def default_example(model: nn.Module, batch: int = 1, input_size: int | None = None) -> Tensor:
+    """A random batch of the input size the network's spec implies (224 ImageNet, 32 CIFAR)."""
+    spec = getattr(model, "spec", None)
+    channels = getattr(spec, "in_chans", 3)
+    size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
+    return torch.randn(batch, channels, size, size)
+
+
+def onnx_program(model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None):  # noqa: ANN202 - torch.onnx.ONNXProgram
+    """The ``torch.onnx`` (dynamo) program of ``model`` for ``example``; ``dynamic_batch`` leaves the batch axis free."""
+    kwargs: dict[str, object] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": True, "external_data": False}
+    if opset is not None:
+        kwargs["opset_version"] = opset
+    if dynamic_batch:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
+    # The exporter narrates its phases on stdout; keep it for the error message only.
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (example,), None, **kwargs)
+    except Exception as err:  # torch.onnx raises many exception types
+        raise ResNetError(f"ONNX export failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+    if program is None:
+        raise ResNetError("ONNX export produced no program")
+    return program
