@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
-from ..utils.modes import ENGINES, NONE, OURS, is_eager
+from ..utils.modes import DEFAULT_ENGINE, ENGINES, NONE, OURS, is_eager
 
 
 def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.ResNet
@@ -54,7 +54,7 @@ def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: s
 
 def add_engine(p: argparse.ArgumentParser, mode_flag: str) -> None:
     """``--engine``: what runs the ``mode_flag`` mode (resnet.deploy.optimize's ``engine``)."""
-    p.add_argument("--engine", default=OURS, choices=ENGINES,
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                    help=f"what runs {mode_flag} (default {OURS}: our fused oneDNN kernels); auto measures ours, ONNX Runtime "
                         "and OpenVINO (where installed) at this command's batch size, keeps the fastest that agrees with "
                         "the float model on the calibration images, and caches the choice per machine")

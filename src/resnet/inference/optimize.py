@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from ..utils.modes import EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
+from ..utils.modes import DEFAULT_ENGINE, EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
 from .choice import select_engine
 from .engines import OURS, OnnxFiles, candidates, check_engine, engine_of, tag
 from .graphs import default_example
@@ -112,7 +112,7 @@ def optimize(
     observer: str = "histogram",
     compile: bool = False,
     shard: bool | None = None,
-    engine: str = "ours",
+    engine: str = DEFAULT_ENGINE,
 ) -> nn.Module:
     """Return an inference module for ``model`` in ``mode`` (one of :data:`MODES`); ``model`` is not modified.
 
@@ -211,7 +211,7 @@ class Optimizable(Protocol):
     metadata: dict[str, Any]
 
 
-def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None, *, engine: str = OURS,
+def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None, *, engine: str = DEFAULT_ENGINE,
                    batch: int | None = None) -> None:
     """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
     ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode and the

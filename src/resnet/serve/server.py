@@ -11,7 +11,7 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
-from ..utils.modes import NONE, OURS, needs_images
+from ..utils.modes import DEFAULT_ENGINE, NONE, OURS, needs_images
 from ..deploy import apply_optimize
 from ..evaluate.sources import Member, resolve_source
 
@@ -20,7 +20,7 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATION
 
 def load_member(
     source: str, mode: str = NONE, *, calibration: str | None = None, model_name: str | None = None,
-    checkpoint_source: str = "auto", engine: str = OURS, batch: int = ServeConfig.max_batch,
+    checkpoint_source: str = "auto", engine: str = DEFAULT_ENGINE, batch: int = ServeConfig.max_batch,
 ) -> Member:
     """The network named by ``source`` (checkpoint, run folder or NAME:TAG: :func:`resolve_source`),
     optimised for ``mode`` like ``resnet predict --optimize``, run by ``engine`` (chosen at ``batch`` images,

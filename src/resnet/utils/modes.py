@@ -14,8 +14,11 @@ MODES = (EAGER, *OPTIMIZED_MODES)  # resnet.deploy.optimize's spelling
 OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / predict --optimize, serve --mode)
 #: What runs an optimised mode (``optimize(..., engine=...)``, ``--engine``): ``auto`` measures, the others force
 #: a family (:mod:`resnet.inference.engines`).
-ENGINES = ("auto", "ours", "onnxruntime", "openvino")
+ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")
 OURS = "ours"
+AUTO = "auto"
+#: What runs an optimised mode when nothing is asked for: the one owner of that default for the library and every command.
+DEFAULT_ENGINE = OURS
 
 
 def canonical_mode(mode: str) -> str:
