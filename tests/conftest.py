@@ -60,3 +60,12 @@ def single_thread():
 
     with single_threaded():
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_choices_in_a_session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``engine="auto"`` (the default) caches what it measured; the suite keeps its choices out of the user's cache.
+
+    Only the engine-choice file moves (:data:`resnet.inference.choice.CACHE_ENV`); the data caches stay where they are.
+    """
+    os.environ.setdefault("RESNET_ENGINE_CACHE", str(tmp_path_factory.mktemp("engine-cache") / "engines.json"))

@@ -27,6 +27,7 @@ pytest.importorskip("onnxruntime")
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RESNET_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("RESNET_ENGINE_CACHE", raising=False)  # the choices go to RESNET_CACHE_DIR
     monkeypatch.setattr(choice, "MEASURE_BUDGET_S", 0.05)  # the fewest timed rounds: these tests check the plumbing
     return tmp_path / "engines.json"
 
@@ -115,7 +116,7 @@ def test_ours_never_touches_onnxruntime() -> None:
         "from resnet.deploy import optimize\n"
         "m = resnet.create_model('resnet8').eval()\n"
         "x = torch.randn(2, 3, 16, 16)\n"
-        "a = optimize(m, 'fp32', example_input=x)\n"
+        "a = optimize(m, 'fp32', engine='ours', example_input=x)\n"
         "b = optimize(m, 'int8', engine='ours', example_input=x, calibration=torch.randn(4, 3, 16, 16))\n"
         "assert a.engine == b.engine == 'ours', (a.engine, b.engine)\n"
         "assert a(x).shape == b(x).shape == (2, 10)\n"
@@ -132,10 +133,22 @@ def test_engine_usage_errors() -> None:
     model = resnet.create_model("resnet8")
     with pytest.raises(UsageError, match="unknown `engine` 'tensorrt'"):
         optimize(model, "fp32", engine="tensorrt")
-    with pytest.raises(UsageError, match="`engine` auto.*`example_input`"):
-        optimize(model, "fp32", engine="auto")
     with pytest.raises(UsageError, match="`engine` onnxruntime runs modes fp32 and int8"):
         optimize(model, "bf16", engine="onnxruntime")
+
+
+def test_auto_is_the_default_and_measures_without_an_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RESNET_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("RESNET_ENGINE_CACHE", raising=False)  # the choices go to RESNET_CACHE_DIR
+    model = resnet.create_model("resnet8").eval()
+    fast = optimize(model, "fp32")  # no engine, no example: auto, measured at one image of the network's size
+    err = capsys.readouterr().err
+    assert "measuring" in err and "[1, 3, 32, 32]" in err and fast.engine in ENGINE_LABELS
+    x = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(fast(x), model(x), atol=1e-3, rtol=1e-3)
+    again = optimize(model, "fp32")  # cached: the same engine, nothing measured
+    assert again.engine == fast.engine and "measuring" not in capsys.readouterr().err
 
 
 def test_bench_lists_every_engine_and_marks_the_choice(capsys: pytest.CaptureFixture[str]) -> None:

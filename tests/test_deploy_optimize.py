@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
 import resnet
-from resnet.deploy import optimize
+from resnet.deploy import optimize as _optimize
+from resnet.errors import UsageError
 from resnet.inference.optimize import ChannelsLast
 from resnet.inference.shard import BatchSharded
-from resnet.errors import UsageError
 
 from deploy_helpers import cifar_images, randomise_bn
+
+# This file tests our own engine; engine="auto" (the default) is tested in test_deploy_engines.py.
+optimize = partial(_optimize, engine="ours")
 
 
 def test_fp32_mode_is_exact_and_leaves_the_model_alone() -> None:

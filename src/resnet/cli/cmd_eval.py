@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
-from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager, needs_images
+from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
 from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
 
 
@@ -121,9 +121,9 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
 
 def _optimize(members: list[Any], mode: str, calibration_images: str | None, engine: str, batch: int) -> None:
     from ..deploy import apply_optimize
-    from ..evaluate.calibration import calibration_batch
+    from ..evaluate.calibration import images_for
     for m in members:
-        images = calibration_batch(m, calibration_images) if needs_images(mode, engine) else None
+        images = images_for(m, mode, engine, calibration_images)
         apply_optimize(m, mode, images, engine=engine, batch=batch)
 
 

@@ -55,14 +55,14 @@ def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: s
 def add_engine(p: argparse.ArgumentParser, mode_flag: str) -> None:
     """``--engine``: what runs the ``mode_flag`` mode (resnet.deploy.optimize's ``engine``)."""
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
-                   help=f"what runs {mode_flag} (default {OURS}: our fused oneDNN kernels); auto measures ours, ONNX Runtime "
-                        "and OpenVINO (where installed) at this command's batch size, keeps the fastest that agrees with "
+                   help=f"what runs {mode_flag} (default {DEFAULT_ENGINE}); auto measures ours (fused oneDNN), ONNX Runtime, "
+                        "OpenVINO and PyTorch export at this command's batch size, keeps the fastest that agrees with "
                         "the float model on the calibration images, and caches the choice per machine")
 
 
 def check_optimize_flags(optimize: str, engine: str, calibration: str | None, mode_flag: str = "--optimize") -> None:
     """:class:`UsageError` for ``--engine`` / ``--calibration`` that the ``mode_flag`` mode would ignore."""
-    if engine != OURS and is_eager(optimize):
+    if engine != DEFAULT_ENGINE and is_eager(optimize):
         raise UsageError(f"--engine {engine} runs an optimised mode; add {mode_flag} fp32 or int8")
     if calibration is not None and optimize != "int8" and engine == OURS:
         raise UsageError(f"--calibration applies to {mode_flag} int8, or to --engine other than {OURS}")

@@ -2,7 +2,7 @@
 
 Peers: torchvision's eager float32 model (NCHW), ONNX Runtime float32 and ONNX Runtime int8
 (static quantization, per-channel weights) in both its forms, QDQ and QOperator U8U8, and OpenVINO
-(fp32, int8 from the QDQ file) where it is installed. Every runner is built and warmed up first, then
+(f32, bf16 where the CPU has it, NNCF int8, and int8 from ONNX Runtime's QDQ file) where it is installed. Every runner is built and warmed up first, then
 the repeats are interleaved (one call of each runner per round), so a load spike on a shared machine
 hits every row alike; the median and the 95th percentile of the per-call latencies are reported. The
 same run measures the machine's matrix-product peak (4096² float32 and bf16 ``torch.mm``) so each row
@@ -33,7 +33,9 @@ from ..utils.cpu import int8_without_vnni_note
 from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
 from ..inference.choice import AGREEMENT_TOLERANCE, Measurement, agreement, choose, time_interleaved
-from ..inference.engines import OnnxFiles, OpenVinoEngine, OrtEngine, openvino_available
+from ..inference import openvino
+from ..inference.engines import OnnxFiles, OrtEngine, openvino_available
+from ..inference.openvino import OpenVinoEngine
 from ..inference.ours.fused import onednn_bf16_available
 from .memory import PeakRss, base_rss
 from ..inference.onnx_runtime import machine_threads
@@ -41,18 +43,22 @@ from ..inference.optimize import BF16_FALLBACK_NOTE, optimize
 
 OUR_MODES = OPTIMIZED_MODES
 PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8 qdq", "onnxruntime int8 qoperator-u8u8")
-OPENVINO_PEERS = ("openvino fp32", "openvino int8 qdq")
+# OpenVINO on the network converted from PyTorch (f32 forced, bf16, NNCF int8) and on ONNX Runtime's QDQ file.
+OPENVINO_PEERS = ("openvino f32", "openvino bf16", "openvino int8 nncf", "openvino int8 qdq")
+_OPENVINO_NATIVE = {"openvino f32": ("f32", False), "openvino bf16": ("bf16", False), "openvino int8 nncf": ("f32", True)}
 KNOWN_PEERS = (*PEERS, *OPENVINO_PEERS)
 BASELINE = "onnxruntime fp32"
 OURS_PREFIX = "resnet.deploy "
 # The ONNX file each ONNX Runtime / OpenVINO row runs: "fp32" or an int8 form of ONNX Runtime's quantizer.
 _PEER_FILES = {"onnxruntime fp32": "fp32", "onnxruntime int8 qdq": "qdq", "onnxruntime int8 qoperator-u8u8": "qoperator-u8u8",
-               "openvino fp32": "fp32", "openvino int8 qdq": "qdq"}
+               "openvino int8 qdq": "qdq"}
 
 
 def default_peers() -> tuple[str, ...]:
-    """Every peer this machine can run: OpenVINO's rows only where it is installed."""
-    return KNOWN_PEERS if openvino_available() else PEERS
+    """Every peer this machine can run: OpenVINO's rows only where it is installed (bf16 where the CPU has it)."""
+    if not openvino_available():
+        return PEERS
+    return tuple(p for p in KNOWN_PEERS if p != "openvino bf16" or openvino.bf16_available())
 
 
 @dataclass
@@ -241,6 +247,14 @@ def _prepare_files(files: OnnxFiles, peers: Sequence[str], say: Callable[[str], 
             files.fp32() if form == "fp32" else files.int8(form)
         except (ResNetError, RuntimeError, ValueError) as err:
             errors[p] = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    native = [p for p in peers if p in _OPENVINO_NATIVE]
+    if native:
+        say("converting to OpenVINO (and quantizing with NNCF)")
+    for p in native:
+        try:
+            files.openvino(int8=_OPENVINO_NATIVE[p][1])
+        except (ResNetError, RuntimeError, ValueError) as err:
+            errors[p] = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return errors
 
 
@@ -251,11 +265,15 @@ def _builders(
     """(label, arithmetic, how to build the runner, or why it cannot be) for every row of one batch size."""
     out: list[tuple[str, str, Builder | str]] = []
     for p in peers:
-        dtype = "int8" if "int8" in p else "fp32"
+        dtype = "int8" if "int8" in p else "bf16" if "bf16" in p else "fp32"
         if p == "torchvision eager fp32":
             out.append((p, dtype, lambda: torchvision_twin(copy.deepcopy(model))[0]))
         elif p in file_errors:
             out.append((p, dtype, file_errors[p]))
+        elif p in _OPENVINO_NATIVE:
+            precision, int8 = _OPENVINO_NATIVE[p]
+            out.append((p, dtype, lambda p=p, precision=precision, int8=int8: OpenVinoEngine(
+                files.openvino(int8=int8), n_threads, p, precision=precision)))
         else:
             cls = OrtEngine if p.startswith("onnxruntime") else OpenVinoEngine
             form = _PEER_FILES[p]

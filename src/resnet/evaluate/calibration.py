@@ -20,6 +20,7 @@ from torch import Tensor
 from ..data.decode import read_image
 from ..data.registry import ARRAY_DATASETS, open_arrays
 from ..data.scan import find_images, split_folder
+from ..utils.modes import checks_on_images, needs_images
 from ..errors import DataError
 from .data import spread_indices, stack_or_list
 from .preprocess import match_channels, normalize
@@ -112,3 +113,21 @@ def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | 
                         "name calibration images instead")
     root = split_folder(record.data_dir, "train", fallback=False, classes_at_root=True)
     return _from_path(root, channels, n)
+
+
+def images_for(member: Member, mode: str, engine: str, images: str | os.PathLike[str] | None = None) -> Tensor | None:
+    """The sample images ``mode`` on ``engine`` runs with (:func:`calibration_batch`): required for int8 (its
+    calibration); for the float modes of an engine other than ours, the images it is checked on when the run
+    recorded its training data or ``images`` names some, else None (random inputs then)."""
+    if needs_images(mode, engine):
+        return calibration_batch(member, images)
+    if not checks_on_images(mode, engine):
+        return None
+    if images is None and recorded_data(member) is None:
+        return None
+    try:
+        return calibration_batch(member, images)
+    except DataError:
+        if images is not None:
+            raise
+        return None  # the recorded training data is not on this machine: checked on random inputs

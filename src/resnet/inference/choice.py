@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import statistics
 import time
@@ -38,6 +39,7 @@ from .engines import Candidate
 
 AGREEMENT_TOLERANCE = 0.5  # points
 CACHE_FILE = "engines.json"
+CACHE_ENV = "RESNET_ENGINE_CACHE"  # a file of its own for the choices, e.g. a test session's
 MEASURE_BUDGET_S = 10.0  # timed rounds take about this long in all (5 rounds at least, 15 at most)
 MAX_CHECK_IMAGES = 256
 MIN_ROUNDS = 5  # 3 rounds picked the slower engine of two on a machine at load 8 (ResNet-50 batch 32 fp32)
@@ -156,6 +158,9 @@ def _read_cache(path: Path) -> dict[str, dict]:
 
 
 def cache_path(cache_dir: Path | None = None) -> Path:
+    """``cache_dir``/engines.json; by default ``$RESNET_ENGINE_CACHE`` (a file) where set, else in the cache folder."""
+    if cache_dir is None and os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
     return (cache_dir or default_cache_dir()) / CACHE_FILE
 
 
@@ -198,6 +203,9 @@ def select_engine(
         f"({', '.join(c.label for c in cands)}); the choice is cached in {cache_path(cache_dir)}")
     check = check_images(calibration, example_input)
     measured, runners = measure(cands, model, example_input, check)
+    for m in measured:
+        if m.error is not None:
+            say(f"skipped {m.label} for {mode}: {m.error}")
     label = choose(measured, len(check), reference=cands[0].label)
     write_choice(key, label, measured, cache_dir)
     return runners[label]

@@ -8,10 +8,12 @@ returning float32 logits, with an ``engine`` attribute naming what runs it (:dat
   float32; for ``int8`` statically quantized by ONNX Runtime (per-channel weights, min/max
   calibration on the same images ours calibrates on) in either of its two forms, ``onnxruntime qdq``
   and ``onnxruntime qoperator-u8u8`` (see :data:`~resnet.inference.onnx_runtime.ORT_INT8_FORMS`);
-- ``openvino``: OpenVINO's CPU plugin on the same ONNX files (``openvino qdq`` for int8), only where
-  the optional ``openvino`` package is importable.
+- ``openvino``: OpenVINO's CPU plugin (:mod:`.openvino`) on the network converted from PyTorch: ``openvino f32``,
+  ``openvino bf16`` where the CPU has bfloat16 arithmetic, ``openvino int8`` quantized by NNCF; ``openvino qdq``
+  runs ONNX Runtime's QDQ file (a ``resnet bench`` row);
+- ``pytorch``: ``torch.export`` and Inductor (fp32, bf16) and torchao's PT2E int8 (:mod:`.pytorch`).
 
-ONNX Runtime has no bfloat16 CPU kernels, so ``bf16`` has one engine: ours.
+ONNX Runtime has no bfloat16 CPU kernels, so it runs fp32 and int8 only.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from torch import Tensor, nn
 
 from ..errors import UsageError
 from ..utils.modes import ENGINES, OURS
+from . import openvino
 from .onnx_runtime import ORT_INT8_FORMS, OrtModel, quantize_onnx_static
+from .openvino import OpenVinoEngine
 
-ENGINE_LABELS = (OURS, "onnxruntime", *(f"onnxruntime {f}" for f in ORT_INT8_FORMS), "openvino", "openvino qdq")
+OPENVINO_LABELS = {"fp32": "openvino f32", "bf16": "openvino bf16", "int8": "openvino int8"}  # int8: NNCF
+ENGINE_LABELS = (OURS, "onnxruntime", *(f"onnxruntime {f}" for f in ORT_INT8_FORMS), *OPENVINO_LABELS.values(), "openvino qdq")
 
 
 def onnxruntime_available() -> bool:
@@ -39,7 +44,7 @@ def onnxruntime_available() -> bool:
 
 
 def openvino_available() -> bool:
-    return importlib.util.find_spec("openvino") is not None
+    return openvino.available()
 
 
 def tag(runner: nn.Module, label: str) -> nn.Module:
@@ -65,29 +70,14 @@ class OrtEngine(nn.Module):
         return self.session(x)
 
 
-class OpenVinoEngine(nn.Module):
-    """OpenVINO's CPU plugin compiled from an ONNX file (latency hint, ``threads`` inference threads)."""
-
-    def __init__(self, path: Path, threads: int, label: str) -> None:
-        super().__init__()
-        import openvino
-
-        # f32 precision: on CPUs with AVX512-BF16 OpenVINO would otherwise run "fp32" models in bf16.
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
-        self.compiled = openvino.Core().compile_model(str(path), "CPU", config)
-        self.engine = label
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.compiled([x.detach().float().contiguous().numpy()])
-        return torch.from_numpy(out[self.compiled.output(0)].copy()).float()
-
-
 class OnnxFiles:
-    """The model exported to ONNX once and quantized once per int8 form, on first use, under ``folder``."""
+    """What the upstream engines are built from, each made once on first use: the model exported to ONNX and
+    quantized per ONNX Runtime int8 form (files under ``folder``), and the OpenVINO model, float and NNCF int8."""
 
     def __init__(self, model: nn.Module, folder: Path, example: Tensor, calibration: list[Tensor] | None) -> None:
         self.model, self.folder, self.example, self.calibration = model, folder, example[:1], calibration
         self._paths: dict[str, Path] = {}
+        self._openvino: dict[str, object] = {}
 
     def fp32(self) -> Path:
         if "fp32" not in self._paths:
@@ -108,6 +98,16 @@ class OnnxFiles:
                 self._paths[form] = quantize_onnx_static(fp32, self.folder / f"model.{form}.onnx", self.calibration, form=form)
         return self._paths[form]
 
+    def openvino(self, int8: bool = False) -> object:
+        """The OpenVINO model converted from PyTorch; ``int8``: quantized by NNCF on the calibration images."""
+        key = "int8" if int8 else "float"
+        if key not in self._openvino:
+            if int8:
+                self._openvino[key] = openvino.quantize_nncf(self.openvino(), self.calibration or [])
+            else:
+                self._openvino[key] = openvino.convert(self.model, self.example)
+        return self._openvino[key]
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -122,16 +122,20 @@ def candidates(mode: str, build_ours: Callable[[], nn.Module], files: OnnxFiles,
     """The engines able to run ``mode`` here: ours first (the reference), then ONNX Runtime, then OpenVINO."""
     out = [Candidate(OURS, OURS, lambda: tag(build_ours(), OURS))]
     if mode == "fp32":
-        peers = [("onnxruntime", "onnxruntime", OrtEngine, files.fp32), ("openvino", "openvino", OpenVinoEngine, files.fp32)]
+        peers = [("onnxruntime", "onnxruntime", lambda: OrtEngine(files.fp32(), threads, "onnxruntime")),
+                 (OPENVINO_LABELS["fp32"], "openvino", lambda: OpenVinoEngine(files.openvino(), threads, OPENVINO_LABELS["fp32"]))]
     elif mode == "int8":
-        peers = [(f"onnxruntime {f}", "onnxruntime", OrtEngine, lambda f=f: files.int8(f)) for f in ORT_INT8_FORMS]
-        peers.append(("openvino qdq", "openvino", OpenVinoEngine, lambda: files.int8("qdq")))
+        peers = [(f"onnxruntime {f}", "onnxruntime", lambda f=f: OrtEngine(files.int8(f), threads, f"onnxruntime {f}"))
+                 for f in ORT_INT8_FORMS]
+        peers.append((OPENVINO_LABELS["int8"], "openvino",
+                      lambda: OpenVinoEngine(files.openvino(int8=True), threads, OPENVINO_LABELS["int8"])))
+    elif openvino.bf16_available():  # bf16: ONNX Runtime has no bfloat16 CPU kernels
+        peers = [(OPENVINO_LABELS["bf16"], "openvino",
+                  lambda: OpenVinoEngine(files.openvino(), threads, OPENVINO_LABELS["bf16"], precision="bf16"))]
     else:
         peers = []
     present = {"onnxruntime": onnxruntime_available(), "openvino": openvino_available()}
-    for label, family, cls, path in peers:
-        if present[family]:
-            out.append(Candidate(label, family, lambda cls=cls, path=path, label=label: cls(path(), threads, label)))
+    out.extend(Candidate(label, family, build) for label, family, build in peers if present[family])
     return out
 
 
@@ -140,7 +144,11 @@ def check_engine(engine: str, mode: str) -> None:
     if engine not in ENGINES:
         raise UsageError(f"unknown `engine` {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine in ("onnxruntime", "openvino"):
-        if mode not in ("fp32", "int8"):
-            raise UsageError(f"`engine` {engine} runs modes fp32 and int8, not {mode}; use `engine` ours or auto")
         if not (onnxruntime_available() if engine == "onnxruntime" else openvino_available()):
             raise UsageError(f"`engine` {engine} needs the {engine} package, which is not installed (pip install {engine})")
+        if mode == "bf16" and engine == "onnxruntime":
+            raise UsageError("`engine` onnxruntime runs modes fp32 and int8, not bf16 (it has no bfloat16 CPU kernels); "
+                             "use `engine` openvino, ours or auto")
+        if mode == "bf16" and not openvino.bf16_available():
+            raise UsageError("`engine` openvino runs bf16 only on CPUs with bfloat16 arithmetic, and this one has none; "
+                             "use `engine` ours or auto")

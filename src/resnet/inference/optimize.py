@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from ..utils.modes import DEFAULT_ENGINE, EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
+from ..utils.modes import AUTO, DEFAULT_ENGINE, EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
 from .choice import select_engine
 from .engines import OURS, OnnxFiles, candidates, check_engine, engine_of, tag
 from .graphs import default_example
@@ -40,6 +40,8 @@ from .ours.quantize import OBSERVERS, quantize_int8
 from .shard import BatchSharded, SmallCallsSingleThreaded, slice_count
 
 CALIBRATION_BATCH = 32
+#: The batch ``engine="auto"`` measures at when no ``example_input`` says which: one image, the latency case.
+AUTO_BATCH = 1
 BF16_FALLBACK_NOTE = (
     f"this CPU has no oneDNN bfloat16 convolutions (they need {BF16_NEEDS}): "
     "mode bf16 runs as bf16 autocast in eager PyTorch, slower than fp32"
@@ -125,20 +127,20 @@ def optimize(
     ``engine`` (:data:`~resnet.inference.engines.ENGINES`) says what runs it; the result always takes float
     NCHW images and returns float32 logits, and its ``engine`` attribute names the engine that runs it:
 
-    - ``"ours"`` (the default): our fused oneDNN runners; never imports ONNX Runtime;
-    - ``"auto"``: for the batch shape of ``example_input`` (required), measure ours, ONNX Runtime
-      (fp32; int8 as QDQ and as QOperator U8U8) and OpenVINO where installed, and keep the fastest whose
-      top-1 agrees with the float model on the calibration images (:mod:`.choice` gives the rule); the
-      choice is cached per machine, so a later call with the same key builds the chosen engine without
-      measuring;
-    - ``"onnxruntime"`` / ``"openvino"``: that runtime (for int8 with ``example_input``, its faster form,
-      measured and cached as ``auto`` is; without it, QDQ).
+    - ``"auto"`` (the default, :data:`~resnet.utils.modes.DEFAULT_ENGINE`): measure every engine able to run
+      ``mode`` here (ours; ONNX Runtime fp32 and int8 as QDQ and QOperator U8U8; OpenVINO f32, bf16 and NNCF
+      int8; PyTorch export / Inductor and torchao int8) at the batch shape of ``example_input`` (without it, a
+      batch of :data:`AUTO_BATCH` random images of the network's input size), and keep the fastest whose top-1
+      agrees with the float model on the calibration images (:mod:`.choice` gives the rule). The choice is
+      cached per machine, arithmetic, batch shape and network, so a later call with the same key builds the
+      chosen engine without measuring; an engine that is missing or fails here is skipped with one line;
+    - ``"ours"``: our fused oneDNN runners (:mod:`.ours`), never measured, never importing another runtime;
+    - ``"onnxruntime"`` / ``"openvino"`` / ``"pytorch"``: that family (its fastest form, measured and cached
+      as ``auto`` is).
 
-    Why ``ours`` is the default: ``auto`` costs an ONNX export, two ONNX Runtime quantizations and the
-    timing the first time on a machine (tens of seconds for ResNet-50 on two cores), needs onnxruntime,
-    and can change int8 numerics from one machine to the next; a call that says nothing more than the
-    mode should stay instant, dependency-free and the same everywhere. ``resnet bench`` shows what
-    ``auto`` would pick, so the choice to measure is one visible keyword away.
+    The first ``auto`` call for a network on a machine costs the conversions (an ONNX export, OpenVINO's
+    conversion, the int8 quantizations) and the timing: seconds for ResNet-20, tens of seconds for ResNet-50
+    on two cores. ``resnet bench`` shows every engine's figures and which one ``auto`` picks.
     """
     mode = canonical_mode(mode)
     if mode not in MODES:
@@ -153,15 +155,12 @@ def optimize(
     build_ours = lambda: _optimize_ours(model, mode, batches, example_input, observer, compile, shard)  # noqa: E731
     if engine == OURS:
         return tag(build_ours(), OURS)
-    if engine == "auto" and example_input is None:
-        raise UsageError("`engine` auto measures the engines at one batch shape: pass `example_input` (a batch of "
-                         "the shape you will run), or use `engine` ours")
     threads = torch.get_num_threads()
+    example = example_input if example_input is not None else default_example(model, batch=AUTO_BATCH)
     with tempfile.TemporaryDirectory(prefix="resnet-engines-") as tmp:
-        example = example_input if example_input is not None else default_example(model)
         files = OnnxFiles(model.eval(), Path(tmp), example, batches)
-        cands = [c for c in candidates(mode, build_ours, files, threads) if engine == "auto" or c.family == engine]
-        return select_engine(model, mode, engine, cands, example_input=example_input, calibration=batches, threads=threads,
+        cands = [c for c in candidates(mode, build_ours, files, threads) if engine == AUTO or c.family == engine]
+        return select_engine(model, mode, engine, cands, example_input=example, calibration=batches, threads=threads,
                              say=_say_once)
 
 
@@ -205,6 +204,7 @@ class Optimizable(Protocol):
     """What :func:`apply_optimize` needs of a loaded network (e.g. :class:`resnet.evaluate.sources.Member`)."""
 
     model: nn.Module
+    preprocess: Any
     device: torch.device
     optimized: Any
     forward: Any
@@ -218,8 +218,8 @@ def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = 
     engine that runs it (``metadata["engine"]``, as :func:`~resnet.inference.engines.engine_of` names it).
 
     ``engine`` other than ours is chosen at ``batch`` images of the member's input size (the batch the caller
-    will run, e.g. a server's largest); its answers are checked against the float model on ``calibration``
-    (normalised images), which it therefore needs in every mode."""
+    will run, e.g. a server's largest; default :data:`AUTO_BATCH`); its answers are checked against the float model on ``calibration``
+    (normalised images) when given, else on random inputs of the member's input size."""
     if canonical_mode(mode) not in MODES:
         raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
     check_engine(engine, canonical_mode(mode))
@@ -229,14 +229,21 @@ def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = 
         raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
     example = None
     if engine != OURS:
-        if calibration is None or batch is None or batch < 1:
-            raise UsageError(f"`engine` {engine} compares engines on calibration images at one batch size: pass "
-                             "`calibration` images and a positive `batch`, or use `engine` ours")
-        example = example_batch(calibration, batch)
+        batch = AUTO_BATCH if batch is None else batch
+        if batch < 1:
+            raise UsageError(f"`engine` {engine} compares engines at one batch size: `batch` must be positive, got {batch}")
+        # Without images (float modes: int8 without them is refused by optimize) engines are timed and checked on random inputs.
+        example = example_batch(calibration, batch) if calibration is not None else random_batch(member.preprocess, batch)
     optimized = optimize(member.model, mode, calibration=calibration, example_input=example, engine=engine)
     member.optimized = optimized
     member.forward = lambda x: optimized(x).float()
     member.metadata = {**member.metadata, "optimize": mode, "engine": engine_of(optimized)}
+
+
+def random_batch(preprocess: Any, batch: int) -> Tensor:
+    """``batch`` random normalised images of the size ``preprocess`` (a :class:`~resnet.data.preprocess.Preprocess`) feeds."""
+    size = preprocess.crop or preprocess.input_size
+    return torch.randn(batch, preprocess.channels, size, size, generator=torch.Generator().manual_seed(0))
 
 
 def example_batch(images: Tensor, batch: int) -> Tensor:

@@ -11,7 +11,7 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
-from ..utils.modes import DEFAULT_ENGINE, NONE, OURS, needs_images
+from ..utils.modes import DEFAULT_ENGINE, NONE, OURS
 from ..deploy import apply_optimize
 from ..evaluate.sources import Member, resolve_source
 
@@ -27,10 +27,10 @@ def load_member(
     the server's largest batch, when not ours). int8 and engines other than ours take their images as predict
     does (:func:`~resnet.evaluate.calibration.calibration_batch`): ``calibration`` (an image file or a
     folder of them) when given, else the training data the run recorded; never requests."""
-    from ..evaluate.calibration import calibration_batch
+    from ..evaluate.calibration import images_for
 
     member = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
-    images = calibration_batch(member, calibration) if needs_images(mode, engine) else None
+    images = images_for(member, mode, engine, calibration)
     apply_optimize(member, mode, images, engine=engine, batch=batch)
     return member
 

@@ -18,7 +18,7 @@ ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")
 OURS = "ours"
 AUTO = "auto"
 #: What runs an optimised mode when nothing is asked for: the one owner of that default for the library and every command.
-DEFAULT_ENGINE = OURS
+DEFAULT_ENGINE = AUTO
 
 
 def canonical_mode(mode: str) -> str:
@@ -32,6 +32,13 @@ def is_eager(mode: str) -> bool:
 
 
 def needs_images(mode: str, engine: str = OURS) -> bool:
-    """Whether running ``mode`` on ``engine`` needs sample images: int8 calibrates on them, and an engine other
-    than ours is checked against the float model on them (eager needs none)."""
-    return not is_eager(mode) and (canonical_mode(mode) == "int8" or engine != OURS)
+    """Whether running ``mode`` requires sample images: int8 calibrates on them (``engine`` is kept for callers
+    that ask about both; any engine's int8 calibrates)."""
+    return not is_eager(mode) and canonical_mode(mode) == "int8"
+
+
+def checks_on_images(mode: str, engine: str) -> bool:
+    """Whether ``engine`` compares engines' answers with the float model's for ``mode`` on sample images, which it
+    then uses when there are some (recorded training data, or images named): every engine but ours, in an
+    optimised mode; without images, float modes are checked on random inputs of the network's size."""
+    return not is_eager(mode) and engine != OURS
