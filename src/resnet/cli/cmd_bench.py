@@ -31,7 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet / 32 CIFAR)")
     p.add_argument("--optimize", default="all", help="our modes: all, none, or a comma-separated list of fp32,bf16,int8 (default all)")
     p.add_argument("--peers", default="all", help="all, none, or a comma-separated list of torchvision,ort-fp32,ort-int8 (QDQ),ort-int8-u8u8 "
-                   "(QOperator),openvino-fp32,openvino-int8 (default all: OpenVINO where installed)")
+                   "(QOperator),openvino-f32,openvino-bf16,openvino-int8 (NNCF),openvino-int8-qdq,pytorch-fp32,pytorch-bf16,"
+                   "pytorch-int8 (default all)")
+    p.add_argument("--no-auto", dest="auto", action="store_false",
+                   help="leave out the rows of optimize() with its default engine (auto: measured, cached, then timed "
+                        "beside the rest)")
     p.add_argument("--repeats", type=int, default=10, help="timed calls per runner and batch size, interleaved (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per runner first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: one per available core)")
@@ -49,7 +53,8 @@ _PEER_ALIASES = {
     "ort-fp32": "onnxruntime fp32", "onnxruntime-fp32": "onnxruntime fp32",
     "ort-int8": "onnxruntime int8 qdq", "onnxruntime-int8": "onnxruntime int8 qdq", "ort-int8-qdq": "onnxruntime int8 qdq",
     "ort-int8-u8u8": "onnxruntime int8 qoperator-u8u8", "ort-int8-qoperator": "onnxruntime int8 qoperator-u8u8",
-    "openvino-fp32": "openvino fp32", "openvino-int8": "openvino int8 qdq",
+    "openvino-f32": "openvino f32", "openvino-fp32": "openvino f32", "openvino-bf16": "openvino bf16",
+    "openvino-int8": "openvino int8 nncf", "openvino-int8-nncf": "openvino int8 nncf", "openvino-int8-qdq": "openvino int8 qdq",
 }
 
 
@@ -115,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else (lambda msg: print(f"resnet bench: {msg}", file=sys.stderr, flush=True))
     result = run_bench(
         member.model, batches=batches, input_size=args.input_size or member.preprocess.crop_size, modes=modes, peers=peers,
-        repeats=args.repeats, warmup=args.warmup, threads=args.threads, peak_size=args.peak_size, progress=progress,
+        repeats=args.repeats, warmup=args.warmup, threads=args.threads, peak_size=args.peak_size, progress=progress, auto=args.auto,
     )
     if args.json:
         print_json(result.as_dict())

@@ -34,7 +34,7 @@ from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
 from ..inference.choice import AGREEMENT_TOLERANCE, Measurement, agreement, choose, time_interleaved
 from ..inference import openvino
-from ..inference.engines import OnnxFiles, OrtEngine, openvino_available
+from ..inference.engines import OnnxFiles, OrtEngine, engine_of, openvino_available
 from ..inference.openvino import OpenVinoEngine
 from ..inference.ours.fused import onednn_bf16_available
 from .memory import PeakRss, base_rss
@@ -49,6 +49,7 @@ _OPENVINO_NATIVE = {"openvino f32": ("f32", False), "openvino bf16": ("bf16", Fa
 KNOWN_PEERS = (*PEERS, *OPENVINO_PEERS)
 BASELINE = "onnxruntime fp32"
 OURS_PREFIX = "resnet.deploy "
+AUTO_PREFIX = "optimize() default "  # + mode; the row's label then names the engine auto picked
 # The ONNX file each ONNX Runtime / OpenVINO row runs: "fp32" or an int8 form of ONNX Runtime's quantizer.
 _PEER_FILES = {"onnxruntime fp32": "fp32", "onnxruntime int8 qdq": "qdq", "onnxruntime int8 qoperator-u8u8": "qoperator-u8u8",
                "openvino int8 qdq": "qdq"}
@@ -190,8 +191,12 @@ def run_bench(  # long: the one place the benchmark's options meet
     peak_size: int = 4096,
     calibration_images: int = 32,
     progress: Callable[[str], None] | None = None,
+    auto: bool = True,
 ) -> BenchResult:
-    """Time ``peers`` (default :func:`default_peers`) and our ``modes`` for each batch size; see the module docstring."""
+    """Time ``peers`` (default :func:`default_peers`) and our ``modes`` for each batch size; see the module docstring.
+
+    ``auto`` adds, per mode and batch, the row of ``optimize(model, mode, example_input=batch)`` with its default
+    engine (``auto``): the engine it picks (measured once, then cached as for any caller) timed beside the rest."""
     say = progress or (lambda msg: None)
     peers = default_peers() if peers is None else tuple(peers)
     check_bench_options(modes, peers, batches, repeats, warmup)
@@ -219,6 +224,9 @@ def run_bench(  # long: the one place the benchmark's options meet
         for batch in batches:
             x = torch.randn(batch, channels, size, size, generator=gen)
             builders = _builders(model, peers, modes, files, file_errors, calibration, x, n_threads)
+            if auto:
+                builders += [(f"{AUTO_PREFIX}{m}", m, lambda m=m: optimize(model, m, calibration=calibration, example_input=x))
+                             for m in modes]
             runners = [_build_row(label, dtype, batch, build, x, warmup, say) for label, dtype, build in builders]
             for row, fn in runners:
                 if fn is not None:
@@ -286,13 +294,16 @@ def _builders(
 def _build_row(label: str, dtype: str, batch: int, build: Builder | str, x: Tensor, warmup: int,
                say: Callable[[str], None]) -> tuple[Row, Callable[[Tensor], Tensor] | None]:
     """Build one runner, then make its warm-up calls (at least one) while its memory is sampled (see :mod:`.memory`)."""
-    row = Row(label, "ours" if label.startswith(OURS_PREFIX) else "peer", dtype, batch)
+    group = "ours" if label.startswith(OURS_PREFIX) else "auto" if label.startswith(AUTO_PREFIX) else "peer"
+    row = Row(label, group, dtype, batch)
     if isinstance(build, str):
         row.error = build
         return row, None
     say(f"building and warming up {label} (batch {batch})")
     base = base_rss()
     fn, row.error = _safe(build)
+    if group == "auto" and fn is not None:
+        row.label = f"{label} = {engine_of(fn)}"
     with PeakRss(base) as mem:
         try:
             with torch.inference_mode():
@@ -315,7 +326,7 @@ def _time_rows(runners: list[tuple[Row, Callable[[Tensor], Tensor] | None]], x: 
 def mark_auto(rows: Sequence[Row], images: int) -> None:
     """Mark, per arithmetic, the row ``optimize(..., engine="auto")`` would choose (ours is the reference)."""
     for dtype in {r.dtype for r in rows}:
-        group = [r for r in rows if r.dtype == dtype and r.label != "torchvision eager fp32" and r.times]
+        group = [r for r in rows if r.dtype == dtype and r.label != "torchvision eager fp32" and r.group != "auto" and r.times]
         if not group:
             continue
         measured = [Measurement(r.label, r.p50, r.agreement, r.error) for r in group]
