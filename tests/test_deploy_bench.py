@@ -29,7 +29,11 @@ def test_run_bench_result_numbers_are_consistent() -> None:
     model = resnet.create_model("resnet8")
     result = run_bench(model, batches=[3], input_size=16, modes=["fp32"], peers=["torchvision eager fp32"], repeats=3, warmup=1, peak_size=64)
     assert result.peaks_gflops["fp32"] > 0 and result.peaks_gflops["bf16"] > 0
-    assert [r.label for r in result.rows] == ["torchvision eager fp32", "resnet.deploy fp32"]
+    labels = [r.label for r in result.rows]
+    assert labels[:2] == ["torchvision eager fp32", "resnet.deploy fp32"]
+    # the default engine's row names what auto picked, and is never itself marked as auto's pick
+    (default,) = labels[2:]
+    assert default.startswith("optimize() default fp32 = ") and not result.rows[2].auto
     for row in result.rows:
         assert row.error is None and len(row.times) == 3
         assert row.p50 <= row.p95 and math.isclose(row.images_per_s, 3 / row.p50)
