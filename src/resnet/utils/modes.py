@@ -1,5 +1,5 @@
-"""The inference modes and engines of :func:`resnet.deploy.optimize`: one list each for the library and every command, free of
-PyTorch so the command line can show them at once.
+"""The inference modes and engines of :func:`resnet.inference.optimize`, and the test protocols: one list each for the
+library and every command, free of PyTorch so the command line can show them at once.
 
 ``eager`` (the model in evaluation mode, unchanged) is spelled ``none`` on the command line (``--optimize none``,
 ``serve --mode none``); :func:`resnet.deploy.optimize` takes either spelling (:func:`canonical_mode`).
@@ -17,6 +17,8 @@ OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / pred
 ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")
 OURS = "ours"
 AUTO = "auto"
+#: The test protocols (:mod:`resnet.inference.protocols`; ``resnet eval / predict --protocol``).
+PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 #: What runs an optimised mode when nothing is asked for: the one owner of that default for the library and every command.
 DEFAULT_ENGINE = OURS
 
@@ -31,7 +33,7 @@ def is_eager(mode: str) -> bool:
     return canonical_mode(mode) == EAGER
 
 
-def needs_images(mode: str, engine: str = OURS) -> bool:
+def needs_images(mode: str, engine: str = DEFAULT_ENGINE) -> bool:
     """Whether running ``mode`` on ``engine`` needs sample images: int8 calibrates on them, and an engine other
     than ours is checked against the float model on them (eager needs none)."""
     return not is_eager(mode) and (canonical_mode(mode) == "int8" or engine != OURS)
