@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, UsageError
+from ..inference.network import Network
+from ..inference.protocols import EvalProtocol, ImageBatch
 from .data import EvalData
 from .metrics import Accumulator
 from .preprocess import match_channels
-from ..inference.network import Network
-from ..inference.protocols import EvalProtocol, ImageBatch
 
 
 @dataclass
