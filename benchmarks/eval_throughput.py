@@ -36,8 +36,9 @@ from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.evaluate import Center, evaluate  # noqa: E402
 from resnet.evaluate.data import ArrayEvalData, FileEvalData  # noqa: E402
 from resnet.data.scan import scan_folder, split_folder  # noqa: E402
-from resnet.evaluate.sources import Member, resolve_source  # noqa: E402
-from resnet.weights.network import CIFAR10_CLASSES  # noqa: E402
+from resnet.evaluate.sources import resolve_source  # noqa: E402
+from resnet.inference.load import CIFAR10_CLASSES  # noqa: E402
+from resnet.inference.network import Network  # noqa: E402
 
 SHARED = [os.environ.get("RESNET_SHARED_DIR"), str(REPO.parent / "shared"), "/work/shared"]
 MODES = ("eager", "channels_last", "channels_last_bf16", "compile", "deploy_fp32", "deploy_bf16")
@@ -79,7 +80,7 @@ def load_cifar_test(limit: int | None) -> tuple[ArrayEvalData, str]:
     return ArrayEvalData(images, torch.randint(0, 10, (n,), generator=g), CIFAR10_CLASSES, "random 32x32 images"), "synthetic"
 
 
-def base_member() -> Member:
+def base_member() -> Network:
     for base in SHARED:
         folder = Path(base) / "data" / "reference-weights" / "akamaster-cifar10" if base else None
         if folder is not None and folder.is_dir():
@@ -161,7 +162,7 @@ def main() -> int:
         except Exception as err:  # a mode this build or CPU lacks is reported, not fatal
             rows.append({"mode": mode, "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})
             continue
-        m = Member(member.name, member.source, member.kind, member.model, member.preprocess, member.classes, forward=forward, optimized=member.model)
+        m = Network(member.name, member.source, member.kind, member.model, member.preprocess, member.classes, forward=forward, optimized=member.model)
         evaluate([m], ArrayEvalData(data.images[:args.batch_size], data.labels[:args.batch_size], data.classes, "warm-up"), Center(), batch_size=args.batch_size)
         report = evaluate([m], data, Center(), batch_size=args.batch_size)
         r = report.members[0]

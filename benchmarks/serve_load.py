@@ -89,7 +89,7 @@ def parse() -> argparse.Namespace:
 
 def random_checkpoint(model: str, folder: Path) -> str:
     import resnet
-    from resnet.weights.network import default_preprocess, imagenet_classes
+    from resnet.inference.load import default_preprocess, imagenet_classes
     from resnet.models.interop import save_weights
 
     net = resnet.create_model(model, num_classes=1000)
@@ -119,7 +119,7 @@ class Direct:
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.member.network().logits(x)
+            return self.member.scorer().logits(x)
 
     def _full(self, data: bytes) -> torch.Tensor:
         pre = self.member.preprocess

@@ -200,6 +200,30 @@ def test_no_cycle_between_packages() -> None:
     assert not cycles, "import cycles between packages:\n" + "\n".join(cycles)
 
 
+def documented_ranks(doc: Path = SRC.parents[1] / "docs" / "dev" / "architecture.md") -> dict[str, int]:
+    """``{package: rank}`` read off the numbered layer list of ``docs/dev/architecture.md`` (``N. `resnet.x` ...``)."""
+    text = doc.read_text(encoding="utf-8")
+    layers = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    ranks, rank = {}, None
+    for line in layers.splitlines():
+        m = re.match(r"(\d+)\. ", line)
+        if m:
+            rank = int(m.group(1))
+        elif not line.startswith("   "):
+            rank = None
+        if rank is not None:
+            for name in re.findall(r"`resnet\.(\w+)`", line):
+                if (SRC / name).is_dir() or (SRC / f"{name}.py").is_file():  # not `resnet.create_model`
+                    ranks.setdefault(name, rank)
+    return ranks
+
+
+def test_the_documented_layers_are_the_checked_ones() -> None:
+    documented = documented_ranks()
+    checked = {name: rank for name, rank in RANK.items() if name and name != "__main__"}
+    assert documented == checked
+
+
 # -- (b) private names ---------------------------------------------------------------------------------------
 def private_violations(imports: list[Import]) -> list[str]:
     out = []

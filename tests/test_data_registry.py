@@ -34,7 +34,7 @@ def _photo(path: Path, value: int, size: int = 6) -> Path:
 
 
 def test_every_reader_takes_its_names_from_the_registry() -> None:
-    from resnet.evaluate import calibration
+    from resnet.inference import calibration
     from resnet.evaluate import data as eval_data
     from resnet.train import data as train_data
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from resnet import create_model
 from resnet.cli import main
-from resnet.evaluate import Center, Network, Preprocess
+from resnet.evaluate import Center, Preprocess, Scorer
 from resnet.data.decode import read_image
 from resnet.models.interop import save_weights
 
@@ -81,7 +81,7 @@ def test_eval_on_an_imagenet_layout_folder(ckpt: Path, tree: Path, protocol: str
         correct = 0
         for ci, name in enumerate(CLASSES):
             for f in sorted((tree / "val" / name).iterdir()):
-                probs = Center().probabilities(Network.of(model), [read_image(f)], pre)
+                probs = Center().probabilities(Scorer.of(model), [read_image(f)], pre)
                 correct += int(probs.argmax(1).item() == ci)
         assert member["correct"] == correct
 
@@ -208,7 +208,7 @@ def test_predict_json_gives_sorted_probabilities_with_class_names(ckpt: Path, tr
         probs = [t["prob"] for t in p["top"]]
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert {t["class"] for t in p["top"]} == set(CLASSES)
-        expected = Center().probabilities(Network.of(model), [read_image(f)], pre)[0]
+        expected = Center().probabilities(Scorer.of(model), [read_image(f)], pre)[0]
         assert p["top"][0]["index"] == int(expected.argmax())
         assert p["top"][0]["prob"] == pytest.approx(float(expected.max()), abs=1e-5)
 

@@ -19,7 +19,7 @@ from resnet import create_model
 from resnet.cli import main
 from resnet.data import load_arrays
 from resnet.evaluate.preprocess import Preprocess, normalize
-from resnet.weights.network import CIFAR10_CLASSES
+from resnet.inference.load import CIFAR10_CLASSES
 from resnet.models.interop import save_weights
 
 from test_evaluate_cli import one_line_error

@@ -7,12 +7,12 @@ import torch
 
 from resnet import create_model
 from resnet.errors import DataError, UsageError
-from resnet.evaluate import Accumulator, Center, Flip, MultiScale, Network, Preprocess, TenCrop, evaluate, fully_convolutional_logits
-from resnet.data.views import translate
-from resnet.evaluate.protocols import Shift, get_protocol
+from resnet.evaluate import Accumulator, Center, Flip, MultiScale, Preprocess, Scorer, TenCrop, evaluate, fully_convolutional_logits
+from resnet.inference.protocols import Shift, get_protocol
+from resnet.inference.views import translate
 from resnet.evaluate.data import ArrayEvalData
 from resnet.evaluate.preprocess import center_box, five_crop_boxes, normalize
-from resnet.evaluate.sources import Member
+from resnet.inference.network import Network
 from resnet.evaluate.ensemble import class_permutation
 
 PLAIN = Preprocess((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 32)
@@ -77,10 +77,10 @@ def test_center_view_resizes_the_shorter_side_then_crops() -> None:
     assert torch.equal(Center().views(small, PLAIN)[0], small)
 
 
-def _linear_net() -> Network:
+def _linear_net() -> Scorer:
     # Logits that depend on where each pixel is, so crops and mirrors give different scores.
     weight = torch.randn(5, 3 * 6 * 6)
-    return Network(lambda x: x.flatten(1) @ weight.T / 50)
+    return Scorer(lambda x: x.flatten(1) @ weight.T / 50)
 
 
 def test_ten_crop_averages_softmax_over_the_views() -> None:
@@ -117,7 +117,7 @@ def test_classifier_as_1x1_convolution_then_averaging_equals_pooling_then_fc() -
 def test_multiscale_with_the_center_size_equals_center_and_flip() -> None:
     model = create_model("resnet8").eval()
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    net = Network.of(model)
+    net = Scorer.of(model)
     center = Center().probabilities(net, images, PLAIN)
     single = MultiScale((32,), flip=False).probabilities(net, images, PLAIN)
     torch.testing.assert_close(single, center, atol=1e-5, rtol=1e-5)
@@ -126,7 +126,7 @@ def test_multiscale_with_the_center_size_equals_center_and_flip() -> None:
 
 def test_multiscale_averages_scales_and_handles_mixed_sizes() -> None:
     model = create_model("resnet8").eval()
-    net = Network.of(model)
+    net = Scorer.of(model)
     images = [torch.randint(0, 256, (3, 32, 40), dtype=torch.uint8), torch.randint(0, 256, (3, 36, 32), dtype=torch.uint8)]
     probs = MultiScale((24, 32)).probabilities(net, images, PLAIN)
     for i, img in enumerate(images):
@@ -159,8 +159,8 @@ def test_accumulator_top1_top5_confusion_and_per_class() -> None:
     assert Accumulator(3).topk == 3  # top-5 becomes top-3 with three classes
 
 
-def _member(name: str, model: torch.nn.Module, classes: list[str] | None = None) -> Member:
-    return Member(name, name, "random", model.eval(), PLAIN, classes)
+def _member(name: str, model: torch.nn.Module, classes: list[str] | None = None) -> Network:
+    return Network(name, name, "random", model.eval(), PLAIN, classes)
 
 
 def test_ensemble_averages_member_probabilities_and_reports_each_member() -> None:

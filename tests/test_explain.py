@@ -95,14 +95,14 @@ def test_explain_rejects_bad_calls() -> None:
 
 
 def test_member_in_int8_mode_explains_its_float_model(tmp_path: Path) -> None:
-    from resnet.deploy import apply_optimize
     from resnet.evaluate import resolve_source
+    from resnet.inference import prepare
     from resnet.models.interop import save_weights
 
     model = resnet.create_model("resnet8")
     save_weights(model, tmp_path / "m.safetensors", {"classes": [f"c{i}" for i in range(10)]})
     member = resolve_source(str(tmp_path / "m.safetensors"))
-    apply_optimize(member, "int8", torch.randn(8, 3, 32, 32))
+    prepare(member, "int8", calibration=torch.randn(8, 3, 32, 32))
     heatmap, overlay = resnet.explain(member, _photo())
     expected, _ = resnet.explain(member.model, _photo())
     np.testing.assert_array_equal(heatmap, expected)

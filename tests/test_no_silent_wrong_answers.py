@@ -205,7 +205,7 @@ def test_int8_without_recorded_training_data_asks_for_calibration_images(tmp_pat
 
 
 def test_calibration_batch_comes_from_the_recorded_training_split_not_the_test_set(tmp_path: Path) -> None:
-    from resnet.evaluate.calibration import calibration_batch, recorded_data
+    from resnet.inference.calibration import calibration_batch, recorded_data
     from resnet.evaluate.sources import resolve_source
 
     data = write_tree(tmp_path / "data", CLASSES, splits=("train", "test"))

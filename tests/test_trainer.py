@@ -10,7 +10,7 @@ import torch
 
 import resnet
 from resnet.errors import UsageError
-from resnet.data.views import eval_views, shift_views, translate
+from resnet.inference.views import eval_views, shift_views, translate
 from resnet.train import TrainOptions, Trainer, get_recipe, resolve_recipe
 from resnet.train.distributed import DistContext
 from resnet.train.optim import build_optimizer, group_plan
@@ -87,6 +87,37 @@ def test_eval_views_are_the_shift_protocols_views_in_the_same_order() -> None:
     both = eval_views(x, flip=True, shift=1, fill=fill)
     assert len(both) == 6 and all(torch.equal(a, b) for a, b in zip(both, shift_views(x, 1, fill)))
     assert both[4][0, 2, 0, 0] == -3.0 and torch.equal(both[3], x.flip(-1))
+
+
+@pytest.mark.parametrize("protocol", ["flip", "shift"])
+def test_trainer_flip_and_shift_scores_are_the_eval_protocols(protocol: str) -> None:
+    """The trainer's test-time views (on normalised tensors, a normalised black border) and ``resnet eval``'s
+    ``flip`` / ``shift`` protocols (on uint8 crops, normalised afterwards) go through one averaging function,
+    so on the same images and weights they give the same error and the same loss."""
+    import resnet.inference.protocols as protocols
+    import resnet.train.trainer as trainer_module
+    from resnet.data.preprocess import Preprocess, normalize
+    from resnet.inference.protocols import Scorer, get_protocol
+    from resnet.train.data import EvalSet
+    from resnet.train.trainer import evaluate
+
+    assert trainer_module.view_probabilities is protocols.view_probabilities
+    torch.manual_seed(0)
+    model = resnet.create_model("resnet8", num_classes=10).eval()
+    pre = Preprocess((0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 32)
+    images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (24,))
+    shift = 2
+    evalset = EvalSet("test", len(images), lambda: iter([(normalize(images[:16], pre), labels[:16]),
+                                                         (normalize(images[16:], pre), labels[16:])]))
+    black = normalize(torch.zeros(1, 3, 1, 1, dtype=torch.uint8), pre)[0]
+    error, loss = evaluate(model, evalset, flip=True, shift=shift if protocol == "shift" else 0, fill=black, amp=None,
+                           device=torch.device("cpu"), dist=DistContext())
+
+    probs = get_protocol(protocol, shift=shift if protocol == "shift" else None).probabilities(Scorer.of(model), images, pre)
+    assert round(error * len(images) / 100) == int((probs.argmax(1) != labels).sum())
+    expected_loss = float(-probs.clamp_min(1e-12).log().gather(1, labels[:, None]).mean())
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
 
 
 def test_lookahead_pulls_the_weights_back_and_resumes_bit_for_bit(tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ def draw_study_predictions(runs: Sequence[StudyRun], data_dir: str, path: Path, 
     from ..models.dense import dense_model_from_checkpoint
     import torch
 
-    from ..data.dense_metrics import predict_samples
+    from ..inference.dense import predict_samples
 
     models = [dense_model_from_checkpoint(r.folder / LAST_WEIGHTS) for r in runs]
     size = int(models[0][1]["dense"]["image_size"])

@@ -186,13 +186,13 @@ def label_for(model: nn.Module, fallback: str) -> str:
 def profile_member(
     member: Any, data: Any, *, label: str | None = None, batch_size: int = 250, device: str = "cpu"
 ) -> ResponseProfile:
-    """Measure one :class:`resnet.evaluate.Member` on :class:`resnet.evaluate.data.EvalData`.
+    """Measure one :class:`resnet.inference.Network` on :class:`resnet.evaluate.data.EvalData`.
 
     Each network sees the test images under its own convention (``member.preprocess``: the
     akamaster nets ImageNet mean/std, ours the statistics stored in their checkpoint).
     """
     from ..evaluate.preprocess import match_channels, normalize
-    from ..evaluate.protocols import center_view
+    from ..inference.protocols import center_view
 
     pre = member.preprocess
 
@@ -217,7 +217,8 @@ def resolve_response_sources(sources: list[str], weights: list[str] | None = Non
     """SOURCEs → (label, member). A bare model name takes the next of ``weights`` (in order)."""
     from pathlib import Path
 
-    from ..evaluate.sources import is_model_name, resolve_source
+    from ..evaluate.sources import resolve_source
+    from ..inference.load import is_model_name
 
     pending = list(weights or [])
     members = []

@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         apply_sizes(m, args.resize, args.crop)
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        _optimize(members, args.optimize, args.calibration, args.engine, args.batch_size)
+        from ..inference.prepare import prepare
+
+        for m in members:
+            prepare(m, args.optimize, engine=args.engine, calibration=args.calibration, batch=args.batch_size)
 
     show_progress = not args.json and sys.stderr.isatty()
     report = _run_with_progress(members, data, protocol, args.batch_size, show_progress)
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tuple[str | None, str | None]:
     """--data / --data-dir as given; neither given: the data set the run recorded (its test split)."""
-    from ..evaluate.calibration import recorded_data
+    from ..inference.calibration import recorded_data
 
     if name is not None or data_dir is not None:
         return name, data_dir
@@ -117,14 +120,6 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
     if record.dataset not in ARRAY_DATASETS:
         return None, record.data_dir  # an image folder (imagenet layout)
     return record.dataset, record.data_dir
-
-
-def _optimize(members: list[Any], mode: str, calibration_images: str | None, engine: str, batch: int) -> None:
-    from ..deploy import apply_optimize
-    from ..evaluate.calibration import images_for
-    for m in members:
-        images = images_for(m, mode, engine, calibration_images)
-        apply_optimize(m, mode, images, engine=engine, batch=batch)
 
 
 def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:

@@ -45,9 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy import apply_optimize
     from ..evaluate import get_protocol, resolve_source
-    from ..evaluate.calibration import images_for
+    from ..inference.prepare import prepare
     from ..data.scan import find_images
     from ..evaluate.predict import Failure, predict_files
     from ..evaluate.dense import dense_task_of
@@ -71,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        calibration = images_for(member, args.optimize, args.engine, args.calibration)
-        apply_optimize(member, args.optimize, calibration, engine=args.engine, batch=min(args.batch_size, len(paths)))
+        prepare(member, args.optimize, engine=args.engine, calibration=args.calibration, batch=min(args.batch_size, len(paths)))
         print(f"resnet predict: --optimize {args.optimize} runs on {member.metadata['engine']}", file=sys.stderr)
 
     protocol = get_protocol(args.protocol)

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
-from ..utils.modes import DEFAULT_ENGINE, ENGINES, NONE, OURS, is_eager
+from ..utils.modes import DEFAULT_ENGINE, ENGINES, NONE, OURS, checks_on_images, is_eager, needs_images
 
 
 def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.ResNet
@@ -53,7 +53,7 @@ def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: s
 
 
 def add_engine(p: argparse.ArgumentParser, mode_flag: str) -> None:
-    """``--engine``: what runs the ``mode_flag`` mode (resnet.deploy.optimize's ``engine``)."""
+    """``--engine``: what runs the ``mode_flag`` mode (resnet.inference.optimize's ``engine``)."""
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                    help=f"what runs {mode_flag} (default {DEFAULT_ENGINE}); auto measures ours (fused oneDNN), ONNX Runtime, "
                         "OpenVINO and PyTorch export at this command's batch size, keeps the fastest that agrees with "
@@ -64,7 +64,7 @@ def check_optimize_flags(optimize: str, engine: str, calibration: str | None, mo
     """:class:`UsageError` for ``--engine`` / ``--calibration`` that the ``mode_flag`` mode would ignore."""
     if engine != DEFAULT_ENGINE and is_eager(optimize):
         raise UsageError(f"--engine {engine} runs an optimised mode; add {mode_flag} fp32 or int8")
-    if calibration is not None and optimize != "int8" and engine == OURS:
+    if calibration is not None and not (needs_images(optimize, engine) or checks_on_images(optimize, engine)):
         raise UsageError(f"--calibration applies to {mode_flag} int8, or to --engine other than {OURS}")
 
 

@@ -53,3 +53,8 @@ def _proportional_quotas(counts: torch.Tensor, total: int) -> torch.Tensor:
         for i in order[:short]:
             quotas[i] += 1
     return torch.minimum(quotas, counts)
+
+
+def spread_indices(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)``, starting at 0."""
+    return [i * total // n for i in range(n)]

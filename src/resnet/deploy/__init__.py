@@ -14,7 +14,8 @@ on the command line's start-up path imports this package.
 from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
 from ..inference.engines import ENGINES, engine_of
 from ..inference.fold import fold_bn, fold_conv_bn
-from ..inference.optimize import MODES, apply_optimize, optimize
+from ..inference.optimize import MODES, optimize
+from ..inference.prepare import apply_optimize
 
 __all__ = [
     "ENGINES", "FORMATS", "MODES", "ExportReport", "apply_optimize", "engine_of", "export", "export_onnx", "export_torchscript", "fold_bn",

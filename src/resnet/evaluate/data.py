@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -19,8 +19,9 @@ from torch import Tensor
 from ..data.decode import read_image
 from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir, open_arrays
 from ..data.scan import scan_folder, split_folder
+from ..data.split import spread_indices
 from ..errors import DataError, UsageError
-from .protocols import ImageBatch
+from ..inference.protocols import ImageBatch, stack_or_list
 
 
 class EvalData:
@@ -115,11 +116,6 @@ def _open_folder(root: Path, split: str | None, channels: int) -> EvalData:
     return FileEvalData(scan.samples, scan.classes, f"image folder {scan.root}", channels)
 
 
-def spread_indices(total: int, n: int) -> list[int]:
-    """``n`` indices spread evenly over ``range(total)``, starting at 0."""
-    return [i * total // n for i in range(n)]
-
-
 def _take(data: EvalData, n: int) -> EvalData:
     # Folders list images class by class, so the first n would often be one or two classes;
     # every (total/n)-th image keeps the class balance of the whole set.
@@ -131,10 +127,3 @@ def _take(data: EvalData, n: int) -> EvalData:
     if isinstance(data, FileEvalData):
         return FileEvalData([data.samples[i] for i in index], data.classes, label, data.channels)
     raise TypeError(type(data).__name__)
-
-
-def stack_or_list(images: Sequence[Tensor]) -> ImageBatch:
-    """Same-sized images travel as one tensor, so protocols transform them in one call."""
-    if len({tuple(img.shape) for img in images}) == 1:
-        return torch.stack(list(images))
-    return list(images)

@@ -65,7 +65,7 @@ def evaluate_dense_source(source: str, data_dir: str | None, *, limit: int | Non
     """Score a run (or its weights file) on the Penn-Fudan test photos at its training size."""
     from ..data.pennfudan import load_pennfudan
     from ..models.dense import dense_model_from_checkpoint
-    from ..data.dense_metrics import evaluate_dense
+    from ..inference.dense import evaluate_dense
 
     weights = weights_of(source)
     model, meta = dense_model_from_checkpoint(weights)
@@ -136,7 +136,7 @@ def predict_dense(source: str, paths: Sequence[Path], out_dir: Path, *, threshol
     from ..data.decode import DecodeFailure, decode_file
     from ..data.pennfudan import resize_array, scaled_size
     from ..models.dense import dense_model_from_checkpoint
-    from ..data.dense_metrics import predict_samples
+    from ..inference.dense import predict_samples
 
     model, meta = dense_model_from_checkpoint(weights_of(source))
     model.to(device)

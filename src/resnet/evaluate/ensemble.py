@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, UsageError
+from ..inference.network import Network
+from ..inference.protocols import EvalProtocol, ImageBatch
 from .data import EvalData
 from .metrics import Accumulator
 from .preprocess import match_channels
-from .protocols import EvalProtocol, ImageBatch
-from .sources import Member
 
 
 @dataclass
@@ -75,7 +75,7 @@ class EvalReport:
         }
 
 
-def class_permutation(member: Member, classes: Sequence[str], data_name: str) -> Tensor | None:
+def class_permutation(member: Network, classes: Sequence[str], data_name: str) -> Tensor | None:
     """Column order that puts ``member``'s outputs in the data's class order (``None`` when it already is).
 
     Raises :class:`DataError` when the class counts differ.
@@ -93,7 +93,7 @@ def class_permutation(member: Member, classes: Sequence[str], data_name: str) ->
     return torch.tensor([order[c] for c in classes], dtype=torch.int64)
 
 
-def _imagenet_ids(member: Member, classes: Sequence[str]) -> bool:
+def _imagenet_ids(member: Network, classes: Sequence[str]) -> bool:
     """An ImageNet folder names its classes by WordNet ID (n01440764, ...), in the order of the
     ImageNet networks' outputs, which carry the readable names."""
     return member.kind in ("torchvision", "timm") and all(re.fullmatch(r"n\d{8}", c) for c in classes)
@@ -121,7 +121,7 @@ def _adapt(images: ImageBatch, channels: int) -> ImageBatch:
 
 
 def evaluate(
-    members: Sequence[Member],
+    members: Sequence[Network],
     data: EvalData,
     protocol: EvalProtocol,
     *,
@@ -135,7 +135,7 @@ def evaluate(
         raise UsageError(f"`batch_size` must be positive, got {batch_size}")
     classes = list(data.classes)
     perms = [class_permutation(m, classes, data.description) for m in members]
-    nets = [m.network() for m in members]
+    nets = [m.scorer() for m in members]
     results = [
         Result(m.name, m.source, m.model_name, protocol.describe(m.preprocess), Accumulator(len(classes)), extra={"kind": m.kind, **_opt(m)})
         for m in members
@@ -166,6 +166,6 @@ def evaluate(
     return EvalReport(protocol.name, data.description, classes, results, ensemble)
 
 
-def _opt(member: Member) -> dict[str, Any]:
+def _opt(member: Network) -> dict[str, Any]:
     mode = member.metadata.get("optimize")
     return {"optimize": mode, "engine": member.metadata.get("engine")} if mode else {}

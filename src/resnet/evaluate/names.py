@@ -1,7 +1,6 @@
 """Names and limits of evaluation options, free of PyTorch so the command line can list them at once."""
 
 from ..utils.limits import MAX_SIDE  # noqa: F401  (re-exported for the command line)
-from ..utils.modes import OPTIMIZE_MODES  # noqa: F401  (re-exported; resnet.utils.modes owns the list)
+from ..utils.modes import OPTIMIZE_MODES, PROTOCOLS  # noqa: F401  (re-exported; resnet.utils.modes owns the lists)
 
-PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 IMPORT_SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")  # where a checkpoint comes from

@@ -10,9 +10,8 @@ import torch
 
 from ..data.decode import read_image
 from ..errors import DataError, UsageError
-from .data import stack_or_list
-from .protocols import Center, EvalProtocol
-from .sources import Member
+from ..inference.network import Network
+from ..inference.protocols import Center, EvalProtocol, stack_or_list
 
 
 @dataclass
@@ -34,7 +33,7 @@ class Failure:
 
 
 def predict_files(
-    member: Member,
+    member: Network,
     paths: Sequence[Path],
     *,
     top: int = 5,
@@ -49,7 +48,7 @@ def predict_files(
     protocol = protocol or Center()
     names = member.class_names()
     k = min(top, len(names))
-    net = member.network()
+    net = member.scorer()
     channels = member.preprocess.channels
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]

@@ -4,7 +4,7 @@
 >>> heatmap, overlay = resnet.explain(model, "photo.jpg")              # Grad-CAM of the top class
 >>> heatmap, overlay = resnet.explain(member, image, method="scorecam", target=3)
 
-``model`` is a network (ours, or a torchvision / timm ResNet) or a :class:`~resnet.evaluate.Member`
+``model`` is a network (ours, or a torchvision / timm ResNet) or a :class:`~resnet.inference.Network`
 (from :func:`~resnet.evaluate.resolve_source`; its preprocessing is then used, and its float network
 is explained whatever deploy mode it runs). ``image`` is a path, a PIL image, a uint8 tensor
 ``[C, H, W]`` or a uint8 array ``[H, W, C]``. The image is resized and centre-cropped as the network
@@ -47,7 +47,7 @@ def explain(
 
 def preprocess_of(model: Any) -> "Preprocess":
     """A member's preprocessing, else the default for the network's stem (CIFAR 32 px, ImageNet 256/224)."""
-    from ..evaluate.sources import default_preprocess
+    from ..inference.load import default_preprocess
 
     pre = getattr(model, "preprocess", None)
     if pre is not None and hasattr(model, "model"):
@@ -58,7 +58,7 @@ def preprocess_of(model: Any) -> "Preprocess":
 def network_view(image: Any, pre: "Preprocess") -> "Tensor":
     """uint8 ``[C, h, w]``: ``image`` decoded (if a path), resized and centre-cropped as the network sees it."""
     from ..evaluate.preprocess import match_channels
-    from ..evaluate.protocols import center_view
+    from ..inference.protocols import center_view
 
     img = as_uint8_chw(image, pre.channels)  # channels-last views stay so: the resize reads them directly
     return center_view(match_channels(img, pre.channels)[None], pre)[0].contiguous()

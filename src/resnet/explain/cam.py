@@ -7,7 +7,7 @@ pooled gradient of the target class score, Grad-CAM++ by positive second-order t
 the class score of the input masked with each channel (one forward pass per channel: slow on wide nets).
 
 The float network is always the one explained: an int8 or fused deploy module has no gradients;
-:func:`float_model` finds the float network behind a :class:`~resnet.evaluate.Member`.
+:func:`float_model` finds the float network behind a :class:`~resnet.inference.Network`.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def target_layer(model: nn.Module) -> nn.Module:
 
 
 def float_model(model: Any) -> nn.Module:
-    """``model`` itself, or the float network of a :class:`~resnet.evaluate.Member` (whatever its deploy mode)."""
+    """``model`` itself, or the float network of a :class:`~resnet.inference.Network` (whatever its deploy mode)."""
     inner = getattr(model, "model", None)
     if inner is not None and hasattr(model, "preprocess") and isinstance(inner, nn.Module):
         return inner
     if not isinstance(model, nn.Module):
-        raise UsageError(f"explain needs a network (torch.nn.Module) or a resnet.evaluate.Member, got {type(model).__name__}")
+        raise UsageError(f"explain needs a network (torch.nn.Module) or a resnet.inference.Network, got {type(model).__name__}")
     if not any(p.is_floating_point() for p in model.parameters()):
         raise UsageError("explain needs the float network; an int8 or fused deploy module has no gradients to explain")
     return model

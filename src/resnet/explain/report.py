@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..evaluate.predict import Failure, Prediction
-from ..evaluate.sources import Member
+from ..inference.network import Network
 from ..utils.atomic import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class Explained:
 
 
 def explain_predictions(
-    member: Member, predictions: Sequence[Prediction], out: Path, method: str = "gradcam", failures: Sequence[Failure] = ()
+    member: Network, predictions: Sequence[Prediction], out: Path, method: str = "gradcam", failures: Sequence[Failure] = ()
 ) -> Path:
     """Write the pictures and the contact sheet for ``predictions`` into ``out``; returns the index.html path."""
     import torch
@@ -103,7 +103,7 @@ def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def contact_sheet(done: Sequence[Explained], failures: Sequence[Failure], member: Member, method: str) -> str:
+def contact_sheet(done: Sequence[Explained], failures: Sequence[Failure], member: Network, method: str) -> str:
     """A self-contained HTML page (no external URL) showing every picture with its top class."""
     esc = html.escape
     cards = "\n".join(

@@ -22,15 +22,15 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Iterable
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from ..utils.modes import AUTO, DEFAULT_ENGINE, EAGER, MODES, OPTIMIZE_MODES, canonical_mode, is_eager
+from ..utils.modes import AUTO, DEFAULT_ENGINE, EAGER, MODES, canonical_mode
 from .choice import select_engine
-from .engines import OURS, OnnxFiles, candidates, check_engine, engine_of, tag
+from .engines import OURS, OnnxFiles, candidates, check_engine, tag
 from .graphs import default_example
 from .fold import fold_bn
 from .ours import unsupported_reason
@@ -199,54 +199,3 @@ def _optimize_ours(
         _say_once(f"{fallback_reason}; using BN folding + channels_last instead")
     return runner
 
-
-class Optimizable(Protocol):
-    """What :func:`apply_optimize` needs of a loaded network (e.g. :class:`resnet.evaluate.sources.Member`)."""
-
-    model: nn.Module
-    preprocess: Any
-    device: torch.device
-    optimized: Any
-    forward: Any
-    metadata: dict[str, Any]
-
-
-def apply_optimize(member: Optimizable, mode: str, calibration: Tensor | None = None, *, engine: str = DEFAULT_ENGINE,
-                   batch: int | None = None) -> None:
-    """Run ``member`` through :func:`optimize` in ``mode`` (either spelling of eager leaves it as it is): its
-    ``forward`` becomes the optimised callable (float32 logits) and its metadata records the mode and the
-    engine that runs it (``metadata["engine"]``, as :func:`~resnet.inference.engines.engine_of` names it).
-
-    ``engine`` other than ours is chosen at ``batch`` images of the member's input size (the batch the caller
-    will run, e.g. a server's largest; default :data:`AUTO_BATCH`); its answers are checked against the float model on ``calibration``
-    (normalised images) when given, else on random inputs of the member's input size."""
-    if canonical_mode(mode) not in MODES:
-        raise UsageError(f"unknown `optimize` {mode!r}; choose one of {', '.join(OPTIMIZE_MODES)}")
-    check_engine(engine, canonical_mode(mode))
-    if is_eager(mode):
-        return
-    if member.device.type != "cpu":
-        raise UsageError(f"`optimize` {mode} runs on the CPU; use `device` cpu with it")
-    example = None
-    if engine != OURS:
-        batch = AUTO_BATCH if batch is None else batch
-        if batch < 1:
-            raise UsageError(f"`engine` {engine} compares engines at one batch size: `batch` must be positive, got {batch}")
-        # Without images (float modes: int8 without them is refused by optimize) engines are timed and checked on random inputs.
-        example = example_batch(calibration, batch) if calibration is not None else random_batch(member.preprocess, batch)
-    optimized = optimize(member.model, mode, calibration=calibration, example_input=example, engine=engine)
-    member.optimized = optimized
-    member.forward = lambda x: optimized(x).float()
-    member.metadata = {**member.metadata, "optimize": mode, "engine": engine_of(optimized)}
-
-
-def random_batch(preprocess: Any, batch: int) -> Tensor:
-    """``batch`` random normalised images of the size ``preprocess`` (a :class:`~resnet.data.preprocess.Preprocess`) feeds."""
-    size = preprocess.crop or preprocess.input_size
-    return torch.randn(batch, preprocess.channels, size, size, generator=torch.Generator().manual_seed(0))
-
-
-def example_batch(images: Tensor, batch: int) -> Tensor:
-    """``batch`` images of the shape of ``images`` [N, C, H, W], cycling through them: a batch to measure at."""
-    index = torch.arange(batch) % len(images)
-    return images.index_select(0, index).contiguous()

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from ..evaluate.sources import Member
+from ..inference.network import Network
 from ..explain import METHODS
 from ..utils.modes import NONE
 from .batcher import Job, MicroBatcher, Outcome
@@ -35,7 +35,7 @@ ENDPOINTS = ("/", "/v1/predict", "/v1/model", "/healthz", "/metrics")
 CAM_DISPLAY = 320  # side of the CAM picture sent back (the network's view is scaled up to it)
 
 
-def create_app(member: Member, config: ServeConfig | None = None, mode: str = NONE, *,
+def create_app(member: Network, config: ServeConfig | None = None, mode: str = NONE, *,
                wording: Callable[[str], str] | None = None) -> FastAPI:
     """A FastAPI app serving ``member`` (already optimised for ``mode``, if any). Error messages name settings as
     :class:`ServeConfig` spells them (`max_bytes`); ``wording`` rewrites them (``resnet serve`` shows its flags)."""
@@ -93,7 +93,7 @@ def create_app(member: Member, config: ServeConfig | None = None, mode: str = NO
     return app
 
 
-def describe_model(member: Member, mode: str, config: ServeConfig) -> dict[str, Any]:
+def describe_model(member: Network, mode: str, config: ServeConfig) -> dict[str, Any]:
     """What ``GET /v1/model`` answers: architecture, classes, preprocessing, weights, mode, engine, limits."""
     from pathlib import Path
 
@@ -114,7 +114,7 @@ def describe_model(member: Member, mode: str, config: ServeConfig) -> dict[str, 
     }
 
 
-def _top(top: int | None, config: ServeConfig, member: Member) -> int:
+def _top(top: int | None, config: ServeConfig, member: Network) -> int:
     k = config.top if top is None else top
     if not 1 <= k <= member.num_classes:
         raise BadRequest(400, "bad_top", f"top={top} is out of range; ask for 1 to {member.num_classes} classes")
@@ -159,7 +159,7 @@ class Workers:
 
 
 async def _predict(
-    request: Request, member: Member, batcher: MicroBatcher, workers: Workers, config: ServeConfig, top: int, cam: str | None
+    request: Request, member: Network, batcher: MicroBatcher, workers: Workers, config: ServeConfig, top: int, cam: str | None
 ) -> JSONResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.timeout_s

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..evaluate.preprocess import normalize
-from ..evaluate.sources import Member
+from ..inference.network import Network
 from ..utils.threads import single_threaded
 from .limits import BadRequest, ServeConfig
 
@@ -48,7 +48,7 @@ class Outcome:
 class MicroBatcher:
     """Owns the worker thread; :meth:`submit` is safe from any thread."""
 
-    def __init__(self, member: Member, config: ServeConfig, on_batch: Callable[[int, float], None] | None = None) -> None:
+    def __init__(self, member: Network, config: ServeConfig, on_batch: Callable[[int, float], None] | None = None) -> None:
         self.member, self.config = member, config
         self.on_batch = on_batch  # called with (batch size, seconds) after each batch
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -57,7 +57,7 @@ class MicroBatcher:
         self._in_flight = 0  # requests between begin() and end(): the images that may still join a batch
         self._busy = False  # the worker holds jobs (from taking the first to answering the batch)
         self._lock = threading.Lock()
-        self._net = member.network()
+        self._net = member.scorer()
 
     def start(self) -> None:
         self._thread.start()

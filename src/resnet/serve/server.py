@@ -11,9 +11,10 @@ import time
 from typing import Any, Sequence
 
 from ..errors import DataError, UsageError
-from ..utils.modes import DEFAULT_ENGINE, NONE, OURS
-from ..deploy import apply_optimize
-from ..evaluate.sources import Member, resolve_source
+from ..utils.modes import DEFAULT_ENGINE, NONE
+from ..evaluate.sources import resolve_source
+from ..inference.network import Network
+from ..inference.prepare import prepare
 
 from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MAX_HEAD_BYTES, ServeConfig
 
@@ -21,18 +22,14 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATION
 def load_member(
     source: str, mode: str = NONE, *, calibration: str | None = None, model_name: str | None = None,
     checkpoint_source: str = "auto", engine: str = DEFAULT_ENGINE, batch: int = ServeConfig.max_batch,
-) -> Member:
+) -> Network:
     """The network named by ``source`` (checkpoint, run folder or NAME:TAG: :func:`resolve_source`),
     optimised for ``mode`` like ``resnet predict --optimize``, run by ``engine`` (chosen at ``batch`` images,
-    the server's largest batch, when not ours). int8 and engines other than ours take their images as predict
-    does (:func:`~resnet.evaluate.calibration.calibration_batch`): ``calibration`` (an image file or a
-    folder of them) when given, else the training data the run recorded; never requests."""
-    from ..evaluate.calibration import images_for
-
-    member = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
-    images = images_for(member, mode, engine, calibration)
-    apply_optimize(member, mode, images, engine=engine, batch=batch)
-    return member
+    the server's largest batch, when not ours), through :func:`~resnet.inference.prepare.prepare`: int8 and
+    engines other than ours take their images as predict does, ``calibration`` (an image file or a folder of
+    them) when given, else the training data the run recorded; never requests."""
+    network = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
+    return prepare(network, mode, engine=engine, calibration=calibration, batch=batch)
 
 
 def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENTATIONS[0], loop: str = EVENT_LOOPS[0],

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.dense_metrics import normalize
+from ..inference.dense import normalize
 from ..data.pennfudan import DenseData, DenseSample
 from ..errors import UsageError
 from ..models.dense import HEADS, create_dense_model, dense_task

@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..models.interop import save_weights
 from ..utils.atomic import atomic_write_text
 from . import checkpoint as ckpt
-from ..data.dense_metrics import evaluate_dense
+from ..inference.dense import evaluate_dense
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
                     head_options, resolve_dense_recipe, training_loss)
 from ..utils.device import resolve_device

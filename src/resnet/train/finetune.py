@@ -35,13 +35,13 @@ class InitWeights:
 
 
 def resolve_init(spec: str, model_name: str | None) -> InitWeights:
-    """Read ``init`` (NAME[:TAG], a weights file or a run folder) with :func:`resnet.weights.network.load_network`.
+    """Read ``init`` (NAME[:TAG], a weights file or a run folder) with :func:`resnet.inference.load.load_network`.
 
     A bare NAME means that network's recommended weights. Anything ``resnet eval`` reads works, with the
     same safety (no code in a file is ever run) and the same one-line errors.
     """
     from ..weights import looks_like_path, split_name
-    from ..weights.network import load_network
+    from ..inference.load import load_network
 
     source = spec
     if not looks_like_path(spec):

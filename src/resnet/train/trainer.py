@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.views import eval_views
 from ..errors import UsageError
+from ..inference.protocols import view_probabilities
+from ..inference.views import eval_views
 from ..utils.atomic import atomic_write_text
 from ..utils.device import resolve_device
 from . import checkpoint as ckpt
@@ -104,12 +105,14 @@ def train(opts: TrainOptions) -> dict[str, Any]:
 # -- evaluation -------------------------------------------------------------------------------------
 def _log_probs(net: nn.Module, x: Tensor, *, flip: bool, shift: int, fill: float | Tensor, amp: torch.dtype | None,
                device: torch.device) -> Tensor:
-    """Log of the softmax averaged over the test views of ``x`` (the log-softmax itself for one view)."""
+    """Log of the softmax averaged over the test views of ``x`` (the log-softmax itself for one view): the views
+    and the average of ``resnet eval``'s ``flip`` / ``shift`` protocols (:func:`~resnet.inference.views.eval_views`,
+    :func:`~resnet.inference.protocols.view_probabilities`)."""
     views = eval_views(x, flip=flip, shift=shift, fill=fill)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         if len(views) == 1:
             return net(x).float().log_softmax(1)
-        probs = sum(net(v).float().softmax(1) for v in views) / len(views)
+        probs = view_probabilities(net, views)
     return probs.clamp_min(1e-12).log()
 
 
@@ -123,7 +126,7 @@ def evaluate(net: nn.Module, evalset: EvalSet, *, flip: bool, amp: torch.dtype |
     (Ctrl-C: the run stops within a batch instead of after the whole set).
 
     ``flip`` / ``shift`` average the softmax over the mirror and over copies moved ``shift`` pixels
-    diagonally both ways (:func:`resnet.data.views.eval_views`), the border set to ``fill`` (per channel:
+    diagonally both ways (:func:`resnet.inference.views.eval_views`), the border set to ``fill`` (per channel:
     the normalised value of a black pixel, which is what zero padding gives in training). With ``cores``,
     each batch is split over the CPU cores, one thread per slice (eval mode is stateless).
     """

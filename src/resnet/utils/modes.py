@@ -17,6 +17,8 @@ OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / pred
 ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")
 OURS = "ours"
 AUTO = "auto"
+#: The test protocols (:mod:`resnet.inference.protocols`; ``resnet eval / predict --protocol``).
+PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 #: What runs an optimised mode when nothing is asked for: the one owner of that default for the library and every command.
 DEFAULT_ENGINE = AUTO
 

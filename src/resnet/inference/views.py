@@ -1,8 +1,9 @@
 """Test-time views of a batch: the mirror and diagonal shifts (one owner for the trainer and ``resnet eval``).
 
 The trainer shifts normalised tensors (filling with a normalised black pixel); the ``shift`` protocol of
-:mod:`resnet.evaluate.protocols` shifts uint8 crops (filling with 0) and normalises afterwards: both
-build their views here, in the same order, so they score the same images.
+:mod:`resnet.inference.protocols` shifts uint8 crops (filling with 0) and normalises afterwards: both
+build their views here, in the same order, so they score the same images, and both average them with
+:func:`resnet.inference.protocols.view_probabilities`.
 """
 
 from __future__ import annotations

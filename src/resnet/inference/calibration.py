@@ -18,14 +18,13 @@ import torch
 from torch import Tensor
 
 from ..data.decode import read_image
+from ..data.preprocess import match_channels, normalize
 from ..data.registry import ARRAY_DATASETS, open_arrays
 from ..data.scan import find_images, split_folder
-from ..utils.modes import checks_on_images, needs_images
+from ..data.split import spread_indices
 from ..errors import DataError
-from .data import spread_indices, stack_or_list
-from .preprocess import match_channels, normalize
-from .protocols import center_view
-from .sources import Member
+from .network import Network
+from .protocols import center_view, stack_or_list
 
 CALIBRATION_IMAGES = 256  # images spread evenly over the source; more changes the ranges little
 
@@ -41,7 +40,7 @@ class RecordedData:
         return self.dataset + (f" in {self.data_dir}" if self.data_dir else "")
 
 
-def recorded_data(member: Member) -> RecordedData | None:
+def recorded_data(member: Network) -> RecordedData | None:
     """The training data recorded with ``member`` (checkpoint metadata first, then the run's ``recipe.json``),
     if it names something that can be opened: a data set by name, or an image folder."""
     meta = member.metadata
@@ -71,7 +70,7 @@ def _existing(data_dir: object) -> str | None:
     return str(data_dir) if data_dir else None
 
 
-def calibration_batch(member: Member, images: str | os.PathLike[str] | None = None, *, n: int = CALIBRATION_IMAGES) -> Tensor:
+def calibration_batch(member: Network, images: str | os.PathLike[str] | None = None, *, n: int = CALIBRATION_IMAGES) -> Tensor:
     """Normalised ``[N, C, H, W]`` calibration inputs for ``member``: from ``images`` (an image file or a
     folder searched for images) when given, else from its recorded training data; :class:`DataError`
     naming what to pass when neither exists."""
@@ -113,21 +112,3 @@ def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | 
                         "name calibration images instead")
     root = split_folder(record.data_dir, "train", fallback=False, classes_at_root=True)
     return _from_path(root, channels, n)
-
-
-def images_for(member: Member, mode: str, engine: str, images: str | os.PathLike[str] | None = None) -> Tensor | None:
-    """The sample images ``mode`` on ``engine`` runs with (:func:`calibration_batch`): required for int8 (its
-    calibration); for the float modes of an engine other than ours, the images it is checked on when the run
-    recorded its training data or ``images`` names some, else None (random inputs then)."""
-    if needs_images(mode, engine):
-        return calibration_batch(member, images)
-    if not checks_on_images(mode, engine):
-        return None
-    if images is None and recorded_data(member) is None:
-        return None
-    try:
-        return calibration_batch(member, images)
-    except DataError:
-        if images is not None:
-            raise
-        return None  # the recorded training data is not on this machine: checked on random inputs

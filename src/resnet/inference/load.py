@@ -9,15 +9,14 @@
 - ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
   (downloaded once and checked) with the preprocessing they were published with.
 
-:func:`load_network` is what both ``resnet eval`` (:mod:`resnet.evaluate.sources`) and fine-tuning
-(``init``, :mod:`resnet.train.finetune`) read weights with: the same safety (no code in a file is ever
-run) and the same one-line errors.
+:func:`load_network` returns a :class:`~resnet.inference.network.Network`; it is what both ``resnet eval``
+(:mod:`resnet.evaluate.sources`) and fine-tuning (``init``, :mod:`resnet.train.finetune`) read weights with:
+the same safety (no code in a file is ever run) and the same one-line errors.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +28,12 @@ from ..data.registry import dataset_stats
 from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
-from .registry import find, split_name
-from .store import load_entry
+from ..weights.registry import find, split_name
+from ..weights.store import load_entry
+from .network import Network
 
 
-@dataclass
-class LoadedNetwork:
-    """A network with its weights loaded (eval mode), and what it expects and predicts."""
-
-    name: str  # short label for tables (file stem or weights name)
-    source: str  # the SOURCE as given
-    kind: str  # resnet / akamaster / torchvision / timm
-    model: nn.Module
-    preprocess: Preprocess
-    classes: list[str] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def model_name(self) -> str:
-        return str(getattr(self.model, "model_name", type(self.model).__name__))
-
-
-def load_network(source: str, model_name: str | None = None, checkpoint_source: str = "auto") -> LoadedNetwork:
+def load_network(source: str, model_name: str | None = None, checkpoint_source: str = "auto") -> Network:
     """``source``: an existing weights file or run folder (read as ``checkpoint_source``: auto, resnet,
     akamaster, torchvision, timm), else ``NAME:TAG`` of named weights."""
     path = Path(source)
@@ -95,14 +78,14 @@ def build_network(name: str, **overrides: Any) -> nn.Module:
         raise UsageError(str(err)) from None
 
 
-def named_network(source: str) -> LoadedNetwork:
+def named_network(source: str) -> Network:
     """``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``): named weights with their own preprocessing."""
     model_name, tag = split_name(source)
     entry = find(model_name, tag or None)
     model = build_network(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
     loaded = load_entry(model, entry)
     model.eval()
-    return LoadedNetwork(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
+    return Network(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
                          {"weights": entry.name, "file": str(loaded.path)})
 
 
@@ -116,7 +99,7 @@ def weights_file(path: Path) -> Path:
     raise CheckpointError(f"{path} is a folder without best.safetensors or last.safetensors; pass a run folder or a weights file")
 
 
-def network_from_path(path: Path, source: str, model_name: str | None, checkpoint_source: str = "auto") -> LoadedNetwork:
+def network_from_path(path: Path, source: str, model_name: str | None, checkpoint_source: str = "auto") -> Network:
     """A weights file or run folder (our checkpoints carry their network; others are named by ``model_name``
     or their file name, and get the conventions of the project that trained them)."""
     from ..models.interop import convert_state_dict, detect_source, load_into, model_from_checkpoint, read_state_dict
@@ -130,7 +113,7 @@ def network_from_path(path: Path, source: str, model_name: str | None, checkpoin
         pre = recorded_preprocess(meta, model.spec, str(weights))
         classes = checked_classes(meta, model, weights)
         model.eval()
-        return LoadedNetwork(label, source, kind, model, pre, classes, meta)
+        return Network(label, source, kind, model, pre, classes, meta)
 
     name = model_name or infer_model_name(weights)
     if name is None:
@@ -152,7 +135,7 @@ def network_from_path(path: Path, source: str, model_name: str | None, checkpoin
     else:
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
         classes = imagenet_classes() if model.num_classes == 1000 else None
-    return LoadedNetwork(label, source, kind, model, pre, classes, meta)
+    return Network(label, source, kind, model, pre, classes, meta)
 
 
 def checked_classes(meta: dict[str, Any], model: nn.Module, weights: Path) -> list[str] | None:

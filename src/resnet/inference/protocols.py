@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.views import shift_views
+from ..data.preprocess import Preprocess, center_box, crop, five_crop_boxes, normalize, resize_shorter
 from ..errors import UsageError
-from .names import PROTOCOLS
-from .preprocess import Preprocess, center_box, crop, five_crop_boxes, normalize, resize_shorter
+from ..utils.modes import PROTOCOLS
+from .views import shift_views
 
 ImageBatch = Tensor | Sequence[Tensor]  # uint8 [N, C, H, W], or a list of [C, H, W] of any sizes
 IMAGENET_SCALES = (224, 256, 384, 480, 640)
@@ -57,14 +57,14 @@ def fully_convolutional_logits(model: nn.Module, x: Tensor) -> Tensor:
 
 
 @dataclass
-class Network:
+class Scorer:
     """How a protocol runs one network: ``logits`` on a normalised batch, and its dense score map."""
 
     logits: Callable[[Tensor], Tensor]
     dense_logits: Callable[[Tensor], Tensor] | None = None
 
     @classmethod
-    def of(cls, model: nn.Module, forward: Callable[[Tensor], Tensor] | None = None) -> "Network":
+    def of(cls, model: nn.Module, forward: Callable[[Tensor], Tensor] | None = None) -> "Scorer":
         dense = (lambda x: fully_convolutional_logits(model, x)) if hasattr(model, "forward_features") else None
         return cls(forward or model, dense)
 
@@ -82,14 +82,27 @@ class EvalProtocol:
         raise NotImplementedError
 
     @torch.inference_mode()
-    def probabilities(self, net: Network, images: ImageBatch, pre: Preprocess) -> Tensor:
-        total: Tensor | None = None
-        views = self.views(images, pre)
-        for view in views:
-            p = torch.softmax(net.logits(normalize(view, pre)).float(), dim=1)
-            total = p if total is None else total + p
-        assert total is not None
-        return total / len(views)
+    def probabilities(self, net: Scorer, images: ImageBatch, pre: Preprocess) -> Tensor:
+        return view_probabilities(lambda view: net.logits(normalize(view, pre)), self.views(images, pre))
+
+
+def view_probabilities(logits: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
+    """The softmax of ``logits`` averaged over ``views``: how every protocol but multiscale, and the trainer's
+    flip / shift evaluation (:func:`resnet.train.trainer.evaluate`), turn test views into one score."""
+    total: Tensor | None = None
+    for view in views:
+        p = torch.softmax(logits(view).float(), dim=1)
+        total = p if total is None else total + p
+    if total is None:
+        raise UsageError("no test views to score")
+    return total / len(views)
+
+
+def stack_or_list(images: Sequence[Tensor]) -> ImageBatch:
+    """Same-sized images travel as one tensor, so protocols transform them in one call."""
+    if len({tuple(img.shape) for img in images}) == 1:
+        return torch.stack(list(images))
+    return list(images)
 
 
 def _map_each(images: ImageBatch, fn: Callable[[Tensor], Tensor]) -> Tensor:
@@ -192,7 +205,7 @@ class MultiScale(EvalProtocol):
         raise UsageError("multiscale views differ in size per image; use probabilities()")
 
     @torch.inference_mode()
-    def probabilities(self, net: Network, images: ImageBatch, pre: Preprocess) -> Tensor:
+    def probabilities(self, net: Scorer, images: ImageBatch, pre: Preprocess) -> Tensor:
         if net.dense_logits is None:
             raise UsageError("multiscale testing needs the network's feature map (forward_features); it is not available here")
         scales = self.scales_for(pre)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
-from .pennfudan import DenseData, DenseSample
+from ..data.pennfudan import DenseData, DenseSample
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
