@@ -35,10 +35,13 @@ def tiny() -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def fp32_engine(tiny: torch.nn.Module) -> PyTorchEngine:
     torch.manual_seed(1)
-    return compile_engine(tiny, "fp32", example=torch.randn(3, 3, 32, 32), metadata={"model": "resnet8", "classes": "[]"})
+    metadata = {"model": "resnet8", "classes": "[]"}
+    return compile_engine(tiny, "fp32", example=torch.randn(3, 3, 32, 32), metadata=metadata)
 
 
-def test_fp32_matches_the_model_at_any_batch_size_from_one_compile(tiny: torch.nn.Module, fp32_engine: PyTorchEngine) -> None:
+def test_fp32_matches_the_model_at_any_batch_size_from_one_compile(
+    tiny: torch.nn.Module, fp32_engine: PyTorchEngine
+) -> None:
     assert fp32_engine.engine == LABELS["fp32"] == "pytorch inductor"
     for batch in (1, 5):
         x = torch.randn(batch, 3, 32, 32)
@@ -117,7 +120,9 @@ def akamaster_resnet20(akamaster_dir: Path) -> torch.nn.Module:
 @pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.parametrize("arithmetic", ["int8", INT8_MIXED_BF16])
-def test_int8_agrees_with_the_model_on_real_images(akamaster_resnet20: torch.nn.Module, cifar10_dir: Path, arithmetic: str) -> None:
+def test_int8_agrees_with_the_model_on_real_images(
+    akamaster_resnet20: torch.nn.Module, cifar10_dir: Path, arithmetic: str
+) -> None:
     calibration, _ = cifar_images(cifar10_dir, per_class=8)  # 80 images
     x, labels = cifar_images(cifar10_dir, per_class=20, offset=100)  # 200 other images
     engine = compile_engine(akamaster_resnet20, arithmetic, example=x[:4], calibration=calibration)

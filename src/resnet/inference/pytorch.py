@@ -28,6 +28,7 @@ import logging
 import shutil
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -51,7 +52,10 @@ LABELS = {
 }
 META_PREFIX = "resnet."  # our keys in the package's metadata, beside AOTInductor's own (AOTI_*)
 # Loggers that narrate compilation on stderr (no CUDA runtime found, ...): quiet while we compile.
-_NOISY_LOGGERS = ("torch.utils.cpp_extension", "torch._inductor", "torch._dynamo", "torch.export", "torch.fx.experimental.symbolic_shapes")
+_NOISY_LOGGERS = (
+    "torch.utils.cpp_extension", "torch._inductor", "torch._dynamo", "torch.export",
+    "torch.fx.experimental.symbolic_shapes",
+)
 
 
 @contextlib.contextmanager
@@ -101,8 +105,12 @@ class _Autocast(nn.Module):
 
 def _batches(calibration: Tensor | Iterable[Tensor] | None) -> list[Tensor]:
     if calibration is None:
-        raise UsageError("the PyTorch int8 engine needs calibration images: pass `calibration` (normalised float [N, C, H, W])")
-    batches = list(calibration.split(32)) if isinstance(calibration, Tensor) else [b if isinstance(b, Tensor) else b[0] for b in calibration]
+        raise UsageError("the PyTorch int8 engine needs calibration images: "
+                         "pass `calibration` (normalised float [N, C, H, W])")
+    if isinstance(calibration, Tensor):
+        batches = list(calibration.split(32))
+    else:  # (images, labels) pairs are accepted
+        batches = [b if isinstance(b, Tensor) else b[0] for b in calibration]
     if not batches or any(b.ndim != 4 or not b.is_floating_point() for b in batches):
         raise UsageError("calibration must be normalised float images [N, C, H, W], at least one")
     return [b.float() for b in batches]
@@ -111,7 +119,8 @@ def _batches(calibration: Tensor | Iterable[Tensor] | None) -> list[Tensor]:
 def _dynamic_example(example: Tensor) -> tuple[Tensor, tuple[dict[int, object]]]:
     """An example of batch 2 at least (a batch of 1 would be specialised) and the dynamic batch dimension."""
     if example.ndim != 4 or not example.is_floating_point():
-        raise UsageError(f"the example input must be float images [N, C, H, W], got {example.dtype} {tuple(example.shape)}")
+        raise UsageError(f"the example input must be float images [N, C, H, W], "
+                         f"got {example.dtype} {tuple(example.shape)}")
     example = example.float()
     if len(example) < 2:
         example = example.expand(2, *example.shape[1:]).contiguous()
@@ -132,7 +141,9 @@ def _quantized(model: nn.Module, example: Tensor, dims: tuple, calibration: list
     return pt2e.convert_pt2e(prepared)
 
 
-def _program(model: nn.Module, arithmetic: str, example: Tensor, calibration: Tensor | Iterable[Tensor] | None):  # noqa: ANN202 - ExportedProgram
+def _program(  # noqa: ANN202 - torch.export.ExportedProgram
+    model: nn.Module, arithmetic: str, example: Tensor, calibration: Tensor | Iterable[Tensor] | None
+):
     """The exported program that Inductor compiles for ``arithmetic``."""
     example, dims = _dynamic_example(example)
     batches = _batches(calibration) if arithmetic.startswith("int8") else []
@@ -161,9 +172,11 @@ class PyTorchEngine(nn.Module):
     ``metadata`` holds what the package was compiled with (our keys, without their prefix); ``package`` is its
     file, kept while the engine lives (in a temporary folder the engine owns when it compiled it itself)."""
 
-    def __init__(self, package: Path, owned: tempfile.TemporaryDirectory | None = None) -> None:
+    def __init__(self, package: Path, owned: Path | None = None) -> None:
         super().__init__()
-        self.package, self._owned = Path(package), owned
+        self.package = Path(package)
+        if owned is not None:  # the folder goes with the engine (quietly: no ResourceWarning at exit)
+            weakref.finalize(self, shutil.rmtree, owned, True)
         try:
             with _quiet():
                 self.runner = torch._inductor.aoti_load_package(str(self.package))
@@ -172,12 +185,14 @@ class PyTorchEngine(nn.Module):
             raise ResNetError(f"cannot load the PyTorch package {self.package.name}: {_first_line(err)}") from None
         self.metadata = {k[len(META_PREFIX):]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
         if "arithmetic" not in self.metadata:
-            raise ResNetError(f"{self.package.name} is a PyTorch package but not one this library wrote (no arithmetic in its metadata)")
+            raise ResNetError(f"{self.package.name} is a PyTorch package but not one this library wrote "
+                              "(no arithmetic in its metadata)")
         self.engine = self.metadata.get("engine", LABELS.get(self.metadata["arithmetic"], FAMILY))
         self.input_shape = tuple(int(s) for s in self.metadata["input_shape"].split(","))
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape or not x.is_floating_point():
+        shape_ok = isinstance(x, Tensor) and x.ndim == 4 and tuple(x.shape[1:]) == self.input_shape
+        if not shape_ok or not x.is_floating_point():
             got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
             shape = "x".join(str(s) for s in self.input_shape)
             raise UsageError(f"the {self.engine} engine takes float images [N, {shape}], got {got}")
@@ -200,19 +215,20 @@ def compile_engine(
     a tensor or an iterable of batches). ``metadata`` (strings) goes into the package (see :func:`save_package`).
     Tens of seconds: a C++ compiler runs."""
     if arithmetic not in ARITHMETICS:
-        raise UsageError(f"unknown arithmetic {arithmetic!r} for the PyTorch engine; choose one of {', '.join(ARITHMETICS)}")
-    owned = tempfile.TemporaryDirectory(prefix="resnet-pt2-")
-    package = Path(owned.name) / "model.pt2"
+        raise UsageError(f"unknown arithmetic {arithmetic!r} for the PyTorch engine; "
+                         f"choose one of {', '.join(ARITHMETICS)}")
+    owned = Path(tempfile.mkdtemp(prefix="resnet-pt2-"))
+    package = owned / "model.pt2"
     try:
         with _quiet(), torch.no_grad():
             program = _program(model, arithmetic, example, calibration)
             configs = {"freezing": True, "aot_inductor.metadata": _package_metadata(arithmetic, example, metadata)}
             torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=configs)
     except ResNetError:
-        owned.cleanup()
+        shutil.rmtree(owned, ignore_errors=True)
         raise
     except Exception as err:  # noqa: BLE001 - export, quantization and compilation raise many types
-        owned.cleanup()
+        shutil.rmtree(owned, ignore_errors=True)
         raise ResNetError(f"the PyTorch {arithmetic} engine failed to compile: {_first_line(err)}") from None
     return PyTorchEngine(package, owned)
 

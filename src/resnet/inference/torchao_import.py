@@ -24,6 +24,7 @@ def torchao_module(name: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as err:
-        raise UsageError(f"{purpose} needs the torchao package, which is not installed (pip install torchao): {err}") from None
+        message = f"{purpose} needs the torchao package (pip install torchao), which did not import: {err}"
+        raise UsageError(message) from None
     finally:
         logger.setLevel(level)
