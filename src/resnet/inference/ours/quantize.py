@@ -38,8 +38,11 @@ def int8_available() -> bool:
 
 
 def _observer(kind: str) -> nn.Module:
-    from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver
+    from ..torchao_import import torchao_module
 
+    # TorchAO's copies of the observers ``torch.ao.quantization`` deprecated: the same algorithms, the same qparams.
+    observers = torchao_module("torchao.quantization.pt2e.observer", "int8 calibration")
+    HistogramObserver, MinMaxObserver = observers.HistogramObserver, observers.MinMaxObserver  # noqa: N806
     if kind not in OBSERVERS:
         raise UsageError(f"unknown observer {kind!r}; allowed: {', '.join(OBSERVERS)}")
     cls = HistogramObserver if kind == "histogram" else MinMaxObserver
