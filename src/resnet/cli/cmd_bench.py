@@ -55,6 +55,7 @@ _PEER_ALIASES = {
     "ort-int8-u8u8": "onnxruntime int8 qoperator-u8u8", "ort-int8-qoperator": "onnxruntime int8 qoperator-u8u8",
     "openvino-f32": "openvino f32", "openvino-fp32": "openvino f32", "openvino-bf16": "openvino bf16",
     "openvino-int8": "openvino int8 nncf", "openvino-int8-nncf": "openvino int8 nncf", "openvino-int8-qdq": "openvino int8 qdq",
+    "pytorch-fp32": "pytorch fp32", "pytorch-bf16": "pytorch bf16", "pytorch-int8": "pytorch int8",
 }
 
 
@@ -92,8 +93,7 @@ def parse_peers(text: str) -> list[str]:
     peers = []
     for v in (v.strip() for v in text.split(",") if v.strip()):
         if v not in _PEER_ALIASES:
-            raise UsageError(f"--peers: unknown peer {v!r}; choose all, none or from torchvision, ort-fp32, ort-int8, "
-                             "ort-int8-u8u8, openvino-fp32, openvino-int8")
+            raise UsageError(f"--peers: unknown peer {v!r}; choose all, none or from {', '.join(_PEER_ALIASES)}")
         peers.append(_PEER_ALIASES[v])
     return peers
 

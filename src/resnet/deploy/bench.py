@@ -2,7 +2,8 @@
 
 Peers: torchvision's eager float32 model (NCHW), ONNX Runtime float32 and ONNX Runtime int8
 (static quantization, per-channel weights) in both its forms, QDQ and QOperator U8U8, and OpenVINO
-(f32, bf16 where the CPU has it, NNCF int8, and int8 from ONNX Runtime's QDQ file) where it is installed. Every runner is built and warmed up first, then
+(f32, bf16 where the CPU has it, NNCF int8, and int8 from ONNX Runtime's QDQ file), and PyTorch's own
+(``torch.export`` compiled by AOTInductor in fp32 and bf16, torchao's PT2E int8). Every runner is built and warmed up first, then
 the repeats are interleaved (one call of each runner per round), so a load spike on a shared machine
 hits every row alike; the median and the 95th percentile of the per-call latencies are reported. The
 same run measures the machine's matrix-product peak (4096² float32 and bf16 ``torch.mm``) so each row
@@ -46,7 +47,9 @@ PEERS = ("torchvision eager fp32", "onnxruntime fp32", "onnxruntime int8 qdq", "
 # OpenVINO on the network converted from PyTorch (f32 forced, bf16, NNCF int8) and on ONNX Runtime's QDQ file.
 OPENVINO_PEERS = ("openvino f32", "openvino bf16", "openvino int8 nncf", "openvino int8 qdq")
 _OPENVINO_NATIVE = {"openvino f32": ("f32", False), "openvino bf16": ("bf16", False), "openvino int8 nncf": ("f32", True)}
-KNOWN_PEERS = (*PEERS, *OPENVINO_PEERS)
+# torch.export compiled by AOTInductor (fp32, bf16) and torchao's PT2E int8: compiled once per run (dynamic batch).
+PYTORCH_PEERS = ("pytorch fp32", "pytorch bf16", "pytorch int8")
+KNOWN_PEERS = (*PEERS, *OPENVINO_PEERS, *PYTORCH_PEERS)
 BASELINE = "onnxruntime fp32"
 OURS_PREFIX = "resnet.deploy "
 AUTO_PREFIX = "optimize() default "  # + mode; the row's label then names the engine auto picked
@@ -57,9 +60,8 @@ _PEER_FILES = {"onnxruntime fp32": "fp32", "onnxruntime int8 qdq": "qdq", "onnxr
 
 def default_peers() -> tuple[str, ...]:
     """Every peer this machine can run: OpenVINO's rows only where it is installed (bf16 where the CPU has it)."""
-    if not openvino_available():
-        return PEERS
-    return tuple(p for p in KNOWN_PEERS if p != "openvino bf16" or openvino.bf16_available())
+    bf16_ok = openvino.bf16_available()
+    return tuple(p for p in KNOWN_PEERS if (p not in OPENVINO_PEERS or openvino_available()) and (p != "openvino bf16" or bf16_ok))
 
 
 @dataclass
@@ -219,11 +221,12 @@ def run_bench(  # long: the one place the benchmark's options meet
     with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
         files = OnnxFiles(model, Path(tmp), torch.randn(1, channels, size, size, generator=gen), calibration)
         file_errors = _prepare_files(files, peers, say)
+        compiled: dict[str, nn.Module] = {}
         if "torchvision eager fp32" in peers and torchvision_twin(model)[1] != "torchvision":
             notes.append(f"torchvision has no {getattr(model, 'model_name', 'such')} network: its eager row runs our module the same way (NCHW, fp32)")
         for batch in batches:
             x = torch.randn(batch, channels, size, size, generator=gen)
-            builders = _builders(model, peers, modes, files, file_errors, calibration, x, n_threads)
+            builders = _builders(model, peers, modes, files, file_errors, calibration, x, n_threads, compiled)
             if auto:
                 builders += [(f"{AUTO_PREFIX}{m}", m, lambda m=m: optimize(model, m, calibration=calibration, example_input=x))
                              for m in modes]
@@ -268,9 +271,10 @@ def _prepare_files(files: OnnxFiles, peers: Sequence[str], say: Callable[[str], 
 
 def _builders(
     model: nn.Module, peers: Sequence[str], modes: Sequence[str], files: OnnxFiles, file_errors: dict[str, str],
-    calibration: list[Tensor], x: Tensor, n_threads: int,
+    calibration: list[Tensor], x: Tensor, n_threads: int, compiled: dict[str, nn.Module],
 ) -> list[tuple[str, str, Builder | str]]:
-    """(label, arithmetic, how to build the runner, or why it cannot be) for every row of one batch size."""
+    """(label, arithmetic, how to build the runner, or why it cannot be) for every row of one batch size;
+    ``compiled`` keeps the PyTorch engines from one batch size to the next."""
     out: list[tuple[str, str, Builder | str]] = []
     for p in peers:
         dtype = "int8" if "int8" in p else "bf16" if "bf16" in p else "fp32"
@@ -278,6 +282,8 @@ def _builders(
             out.append((p, dtype, lambda: torchvision_twin(copy.deepcopy(model))[0]))
         elif p in file_errors:
             out.append((p, dtype, file_errors[p]))
+        elif p in PYTORCH_PEERS:
+            out.append((p, dtype, lambda p=p: _pytorch_engine(files, p.split()[1], compiled)))
         elif p in _OPENVINO_NATIVE:
             precision, int8 = _OPENVINO_NATIVE[p]
             out.append((p, dtype, lambda p=p, precision=precision, int8=int8: OpenVinoEngine(
@@ -289,6 +295,15 @@ def _builders(
     for m in modes:
         out.append((f"{OURS_PREFIX}{m}", m, lambda m=m: optimize(model, m, calibration=calibration, example_input=x, engine="ours")))
     return out
+
+
+def _pytorch_engine(files: OnnxFiles, arithmetic: str, compiled: dict[str, nn.Module]) -> nn.Module:
+    """The PyTorch engine of ``arithmetic``, compiled on first use for the network of ``files``."""
+    if arithmetic not in compiled:
+        from ..inference.pytorch import compile_engine
+
+        compiled[arithmetic] = compile_engine(files.model, arithmetic, example=files.example, calibration=files.calibration)
+    return compiled[arithmetic]
 
 
 def _build_row(label: str, dtype: str, batch: int, build: Builder | str, x: Tensor, warmup: int,

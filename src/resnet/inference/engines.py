@@ -118,8 +118,16 @@ class Candidate:
     build: Callable[[], nn.Module]
 
 
-def candidates(mode: str, build_ours: Callable[[], nn.Module], files: OnnxFiles, threads: int) -> list[Candidate]:
-    """The engines able to run ``mode`` here: ours first (the reference), then ONNX Runtime, then OpenVINO."""
+#: Families ``auto`` measures. PyTorch export is measured only when asked for (``engine="pytorch"``): on the
+#: Zen 4 it ran at 0.4-0.8x ours in every arithmetic and batch, and compiling it costs 16-63 s per arithmetic
+#: for ResNet-20/50 on two cores, which every first ``auto`` call would pay (docs/results/inference/README.md).
+AUTO_FAMILIES = (OURS, "onnxruntime", "openvino")
+
+
+def candidates(mode: str, build_ours: Callable[[], nn.Module], files: OnnxFiles, threads: int,
+               families: tuple[str, ...] = AUTO_FAMILIES) -> list[Candidate]:
+    """The engines of ``families`` able to run ``mode`` here: ours first (the reference), then ONNX Runtime,
+    OpenVINO and PyTorch export."""
     out = [Candidate(OURS, OURS, lambda: tag(build_ours(), OURS))]
     if mode == "fp32":
         peers = [("onnxruntime", "onnxruntime", lambda: OrtEngine(files.fp32(), threads, "onnxruntime")),
@@ -135,7 +143,11 @@ def candidates(mode: str, build_ours: Callable[[], nn.Module], files: OnnxFiles,
     else:
         peers = []
     present = {"onnxruntime": onnxruntime_available(), "openvino": openvino_available()}
-    out.extend(Candidate(label, family, build) for label, family, build in peers if present[family])
+    out.extend(Candidate(label, family, build) for label, family, build in peers if present[family] and family in families)
+    if "pytorch" in families:
+        from .pytorch import pytorch_candidates
+
+        out.extend(pytorch_candidates(mode, files.model, files.example, files.calibration, threads))
     return out
 
 

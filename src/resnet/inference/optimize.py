@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..errors import UsageError
 from ..utils.modes import AUTO, DEFAULT_ENGINE, EAGER, MODES, canonical_mode
 from .choice import select_engine
-from .engines import OURS, OnnxFiles, candidates, check_engine, tag
+from .engines import AUTO_FAMILIES, OURS, OnnxFiles, candidates, check_engine, tag
 from .graphs import default_example
 from .fold import fold_bn
 from .ours import unsupported_reason
@@ -127,16 +127,17 @@ def optimize(
     ``engine`` (:data:`~resnet.inference.engines.ENGINES`) says what runs it; the result always takes float
     NCHW images and returns float32 logits, and its ``engine`` attribute names the engine that runs it:
 
-    - ``"auto"`` (the default, :data:`~resnet.utils.modes.DEFAULT_ENGINE`): measure every engine able to run
-      ``mode`` here (ours; ONNX Runtime fp32 and int8 as QDQ and QOperator U8U8; OpenVINO f32, bf16 and NNCF
-      int8; PyTorch export / Inductor and torchao int8) at the batch shape of ``example_input`` (without it, a
+    - ``"auto"`` (the default, :data:`~resnet.utils.modes.DEFAULT_ENGINE`): measure every engine of
+      :data:`~resnet.inference.engines.AUTO_FAMILIES` able to run ``mode`` here (ours; ONNX Runtime fp32 and
+      int8 as QDQ and QOperator U8U8; OpenVINO f32, bf16 and NNCF int8) at the batch shape of ``example_input`` (without it, a
       batch of :data:`AUTO_BATCH` random images of the network's input size), and keep the fastest whose top-1
       agrees with the float model on the calibration images (:mod:`.choice` gives the rule). The choice is
       cached per machine, arithmetic, batch shape and network, so a later call with the same key builds the
       chosen engine without measuring; an engine that is missing or fails here is skipped with one line;
     - ``"ours"``: our fused oneDNN runners (:mod:`.ours`), never measured, never importing another runtime;
     - ``"onnxruntime"`` / ``"openvino"`` / ``"pytorch"``: that family (its fastest form, measured and cached
-      as ``auto`` is).
+      as ``auto`` is); ``pytorch`` is ``torch.export`` compiled by AOTInductor (fp32, bf16) and torchao's PT2E
+      int8 (:mod:`.pytorch`), tens of seconds of compiling per arithmetic.
 
     The first ``auto`` call for a network on a machine costs the conversions (an ONNX export, OpenVINO's
     conversion, the int8 quantizations) and the timing: seconds for ResNet-20, tens of seconds for ResNet-50
@@ -159,7 +160,8 @@ def optimize(
     example = example_input if example_input is not None else default_example(model, batch=AUTO_BATCH)
     with tempfile.TemporaryDirectory(prefix="resnet-engines-") as tmp:
         files = OnnxFiles(model.eval(), Path(tmp), example, batches)
-        cands = [c for c in candidates(mode, build_ours, files, threads) if engine == AUTO or c.family == engine]
+        families = AUTO_FAMILIES if engine == AUTO else (OURS, engine)
+        cands = [c for c in candidates(mode, build_ours, files, threads, families) if engine == AUTO or c.family == engine]
         return select_engine(model, mode, engine, cands, example_input=example, calibration=batches, threads=threads,
                              say=_say_once)
 
