@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The suite starts command-line subprocesses from a process that has run OpenVINO (whose TBB worker threads
+# live on): with CPython's vfork fast path, the parent crashed (SIGSEGV in the main thread right after the
+# vfork, twice at the same test of a full run). Plain fork + exec costs a few milliseconds and does not.
+subprocess._USE_VFORK = False
 
 
 def find_shared() -> Path | None:
