@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import logging
@@ -44,12 +45,19 @@ def _openvino() -> Any:
     return openvino
 
 
+@functools.lru_cache(maxsize=1)
+def core() -> Any:
+    """The process's one ``openvino.Core``: every Core owns thread pools, and Cores made and freed per call
+    crashed a long test run (SIGSEGV after a later fork)."""
+    return _openvino().Core()
+
+
 def bf16_available() -> bool:
     """Whether OpenVINO's CPU plugin runs bfloat16 arithmetic on this CPU."""
     if not available():
         return False
     try:
-        return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except RuntimeError:
         return False
 
@@ -114,7 +122,7 @@ class OpenVinoEngine(nn.Module):
     def _compiled(self, hint: str) -> Any:
         config = {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": self.precision}
         try:
-            return self.ov.Core().compile_model(self.source, "CPU", config)
+            return core().compile_model(self.source, "CPU", config)
         except Exception as err:  # OpenVINO raises its own exception types
             raise ResNetError(f"OpenVINO cannot compile the network for this CPU: {_first_line(err)}") from None
 
