@@ -319,7 +319,8 @@ def test_export_format_follows_the_file_name_and_carries_metadata(tmp_path: Path
     assert rc == 0, err
     assert json.loads(out)["format"] == "torchscript"
     assert (tmp_path / "model.pt").read_bytes()[:2] == b"PK"  # a TorchScript zip archive, not ONNX protobuf
-    meta = read_export_metadata(tmp_path / "model.pt")
+    with pytest.warns(FutureWarning, match="TorchScript export is deprecated"):
+        meta = read_export_metadata(tmp_path / "model.pt")
     assert json.loads(meta["classes"]) == CLASSES and json.loads(meta["mean"]) == PRE["mean"]
 
     rc, out, err = run_cli(["export", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "other.pt")], capsys)

@@ -1,4 +1,5 @@
-"""Fast inference and export: BN folding, fused oneDNN float and int8 runners, ONNX / TorchScript export,
+"""Fast inference and export: BN folding, fused oneDNN float and int8 runners, export (.pt2, ONNX, OpenVINO IR;
+TorchScript deprecated),
 and the benchmark behind ``resnet bench``.
 
 >>> fast = optimize(model, "int8", calibration=images)   # float NCHW in, logits out
@@ -11,13 +12,13 @@ functions here, and a lazy attribute would be shadowed by the submodule once it 
 on the command line's start-up path imports this package.
 """
 
-from .export import FORMATS, ExportReport, export, export_onnx, export_torchscript
+from .export import FORMATS, ExportReport, export, export_onnx, export_openvino, export_pt2, export_torchscript
 from ..inference.engines import ENGINES, engine_of
 from ..inference.fold import fold_bn, fold_conv_bn
 from ..inference.optimize import MODES, optimize
 from ..inference.prepare import apply_optimize
 
 __all__ = [
-    "ENGINES", "FORMATS", "MODES", "ExportReport", "apply_optimize", "engine_of", "export", "export_onnx", "export_torchscript", "fold_bn",
+    "ENGINES", "FORMATS", "MODES", "ExportReport", "apply_optimize", "engine_of", "export", "export_onnx", "export_openvino", "export_pt2", "export_torchscript", "fold_bn",
     "fold_conv_bn", "optimize",
 ]

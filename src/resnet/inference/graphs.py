@@ -21,13 +21,30 @@ def default_example(model: nn.Module, batch: int = 1, input_size: int | None = N
     return torch.randn(batch, channels, size, size)
 
 
-def onnx_program(model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None):  # noqa: ANN202 - torch.onnx.ONNXProgram
-    """The ``torch.onnx`` (dynamo) program of ``model`` for ``example``; ``dynamic_batch`` leaves the batch axis free."""
+MIN_DYNAMIC_SIDE = 8  # the smallest image side a graph with a dynamic image size accepts
+
+
+def dynamic_dims(dynamic_batch: bool, dynamic_size: bool) -> dict[int, object]:
+    """``torch.export`` dimensions of an NCHW input left free: the batch, and the height and width (from
+    :data:`MIN_DYNAMIC_SIDE` pixels)."""
+    dims: dict[int, object] = {0: torch.export.Dim("batch", min=1)} if dynamic_batch else {}
+    if dynamic_size:
+        dims[2] = torch.export.Dim("height", min=MIN_DYNAMIC_SIDE)
+        dims[3] = torch.export.Dim("width", min=MIN_DYNAMIC_SIDE)
+    return dims
+
+
+def onnx_program(  # noqa: ANN202 - torch.onnx.ONNXProgram
+    model: nn.Module, example: Tensor, dynamic_batch: bool, opset: int | None, dynamic_size: bool = False
+):
+    """The ``torch.onnx`` (dynamo) program of ``model`` for ``example``; ``dynamic_batch`` leaves the batch axis free,
+    ``dynamic_size`` the height and width (fully convolutional networks)."""
     kwargs: dict[str, object] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": True, "external_data": False}
     if opset is not None:
         kwargs["opset_version"] = opset
-    if dynamic_batch:
-        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
+    dims = dynamic_dims(dynamic_batch, dynamic_size)
+    if dims:
+        kwargs["dynamic_shapes"] = (dims,)
     # The exporter narrates its phases on stdout; keep it for the error message only.
     log = io.StringIO()
     try:

@@ -79,6 +79,27 @@ def convert(model: nn.Module, example: Tensor) -> Any:
         raise ResNetError(f"OpenVINO cannot convert the network: {_first_line(err)}") from None
 
 
+def convert_program(model: nn.Module, example: Tensor, dims: dict[int, object]) -> Any:
+    """``model`` as an OpenVINO model converted from its ``torch.export`` program (no TorchScript tracing):
+    ``dims`` (see :func:`resnet.inference.graphs.dynamic_dims`) are the input axes left free, the others are fixed
+    at ``example``'s shape."""
+    ov = _openvino()
+    try:
+        with _quiet(), torch.no_grad():
+            program = torch.export.export(model.eval(), (_example_for(example, dims),), dynamic_shapes=(dims or None,))
+            return ov.convert_model(program)
+    except Exception as err:  # the exporter and the converter raise their own exception types
+        raise ResNetError(f"OpenVINO cannot convert the network: {_first_line(err)}") from None
+
+
+def _example_for(example: Tensor, dims: dict[int, object]) -> Tensor:
+    """A batch of 2 at least when the batch is dynamic (``torch.export`` specialises a batch of 1)."""
+    example = example.float()
+    if 0 in dims and len(example) < 2:
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    return example
+
+
 def quantize_nncf(ov_model: Any, calibration: Sequence[Tensor]) -> Any:
     """NNCF's post-training int8 quantization of ``ov_model``, calibrated on ``calibration`` (batches of images)."""
     if not calibration:

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from ..errors import ResNetError, UsageError
 from ..utils.atomic import atomic_path
 from .engines import Candidate
+from .graphs import MIN_DYNAMIC_SIDE, dynamic_dims
 from .torchao_import import torchao_module
 
 FAMILY = "pytorch"
@@ -116,15 +117,16 @@ def _batches(calibration: Tensor | Iterable[Tensor] | None) -> list[Tensor]:
     return [b.float() for b in batches]
 
 
-def _dynamic_example(example: Tensor) -> tuple[Tensor, tuple[dict[int, object]]]:
-    """An example of batch 2 at least (a batch of 1 would be specialised) and the dynamic batch dimension."""
+def _dynamic_example(example: Tensor, dynamic_size: bool = False) -> tuple[Tensor, tuple[dict[int, object]]]:
+    """An example of batch 2 at least (a batch of 1 would be specialised) and the dynamic dimensions: the batch,
+    and with ``dynamic_size`` the height and width (from :data:`MIN_DYNAMIC_SIDE` pixels)."""
     if example.ndim != 4 or not example.is_floating_point():
         raise UsageError(f"the example input must be float images [N, C, H, W], "
                          f"got {example.dtype} {tuple(example.shape)}")
     example = example.float()
     if len(example) < 2:
         example = example.expand(2, *example.shape[1:]).contiguous()
-    return example[:2], ({0: torch.export.Dim("batch", min=1)},)
+    return example[:2], (dynamic_dims(True, dynamic_size),)
 
 
 def _quantized(model: nn.Module, example: Tensor, dims: tuple, calibration: list[Tensor]) -> nn.Module:
@@ -142,10 +144,11 @@ def _quantized(model: nn.Module, example: Tensor, dims: tuple, calibration: list
 
 
 def _program(  # noqa: ANN202 - torch.export.ExportedProgram
-    model: nn.Module, arithmetic: str, example: Tensor, calibration: Tensor | Iterable[Tensor] | None
+    model: nn.Module, arithmetic: str, example: Tensor, calibration: Tensor | Iterable[Tensor] | None,
+    dynamic_size: bool = False,
 ):
     """The exported program that Inductor compiles for ``arithmetic``."""
-    example, dims = _dynamic_example(example)
+    example, dims = _dynamic_example(example, dynamic_size)
     batches = _batches(calibration) if arithmetic.startswith("int8") else []
     model = model.eval()
     if arithmetic == "fp32":
@@ -158,11 +161,12 @@ def _program(  # noqa: ANN202 - torch.export.ExportedProgram
     return torch.export.export(net, (example,), dynamic_shapes=dims)
 
 
-def _package_metadata(arithmetic: str, example: Tensor, metadata: dict[str, str] | None) -> dict[str, str]:
+def _package_metadata(arithmetic: str, example: Tensor, metadata: dict[str, str] | None, dynamic_size: bool) -> dict[str, str]:
     meta = {f"{META_PREFIX}{k}": str(v) for k, v in (metadata or {}).items()}
     meta[f"{META_PREFIX}arithmetic"] = arithmetic
     meta[f"{META_PREFIX}engine"] = LABELS[arithmetic]
     meta[f"{META_PREFIX}input_shape"] = ",".join(str(s) for s in example.shape[1:])
+    meta[f"{META_PREFIX}dynamic_size"] = "true" if dynamic_size else "false"
     return meta
 
 
@@ -189,13 +193,21 @@ class PyTorchEngine(nn.Module):
                               "(no arithmetic in its metadata)")
         self.engine = self.metadata.get("engine", LABELS.get(self.metadata["arithmetic"], FAMILY))
         self.input_shape = tuple(int(s) for s in self.metadata["input_shape"].split(","))
+        self.dynamic_size = self.metadata.get("dynamic_size") == "true"
+
+    def _fits(self, x: object) -> bool:
+        if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
+            return False
+        if self.dynamic_size:
+            return x.shape[1] == self.input_shape[0] and min(x.shape[2:]) >= MIN_DYNAMIC_SIDE
+        return tuple(x.shape[1:]) == self.input_shape
 
     def forward(self, x: Tensor) -> Tensor:
-        shape_ok = isinstance(x, Tensor) and x.ndim == 4 and tuple(x.shape[1:]) == self.input_shape
-        if not shape_ok or not x.is_floating_point():
+        if not self._fits(x):
             got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            shape = "x".join(str(s) for s in self.input_shape)
-            raise UsageError(f"the {self.engine} engine takes float images [N, {shape}], got {got}")
+            shape = (f"{self.input_shape[0]}, H, W] (H, W >= {MIN_DYNAMIC_SIDE})" if self.dynamic_size
+                     else "x".join(str(s) for s in self.input_shape) + "]")
+            raise UsageError(f"the {self.engine} engine takes float images [N, {shape}, got {got}")
         if len(x) == 0:
             raise UsageError(f"the {self.engine} engine needs at least one image, got an empty batch")
         return self.runner(x.float().contiguous()).float()
@@ -208,8 +220,10 @@ def compile_engine(
     example: Tensor,
     calibration: Tensor | Iterable[Tensor] | None = None,
     metadata: dict[str, str] | None = None,
+    dynamic_size: bool = False,
 ) -> PyTorchEngine:
-    """``model`` exported and compiled by AOTInductor (freezing on) for images of ``example``'s shape, any batch size.
+    """``model`` exported and compiled by AOTInductor (freezing on) for images of ``example``'s shape, any batch size
+    (with ``dynamic_size``, any height and width too, for fully convolutional networks).
 
     ``arithmetic`` is one of :data:`ARITHMETICS`; the int8 ones calibrate on ``calibration`` (normalised float images,
     a tensor or an iterable of batches). ``metadata`` (strings) goes into the package (see :func:`save_package`).
@@ -221,8 +235,9 @@ def compile_engine(
     package = owned / "model.pt2"
     try:
         with _quiet(), torch.no_grad():
-            program = _program(model, arithmetic, example, calibration)
-            configs = {"freezing": True, "aot_inductor.metadata": _package_metadata(arithmetic, example, metadata)}
+            program = _program(model, arithmetic, example, calibration, dynamic_size)
+            meta = _package_metadata(arithmetic, example, metadata, dynamic_size)
+            configs = {"freezing": True, "aot_inductor.metadata": meta}
             torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=configs)
     except ResNetError:
         shutil.rmtree(owned, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The inference modes and engines of :func:`resnet.deploy.optimize`: one list each for the library and every command, free of
+"""The inference modes, engines and export formats of :func:`resnet.deploy.optimize`: one list each for the library and every command, free of
 PyTorch so the command line can show them at once.
 
 ``eager`` (the model in evaluation mode, unchanged) is spelled ``none`` on the command line (``--optimize none``,
@@ -19,6 +19,10 @@ OURS = "ours"
 AUTO = "auto"
 #: The test protocols (:mod:`resnet.inference.protocols`; ``resnet eval / predict --protocol``).
 PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
+#: The export formats (:mod:`resnet.deploy.export`, ``resnet export --format``); TorchScript is deprecated and goes in
+#: resnet :data:`TORCHSCRIPT_REMOVED_IN`.
+EXPORT_FORMATS = ("pt2", "onnx", "openvino", "torchscript")
+TORCHSCRIPT_REMOVED_IN = "0.3.0"
 #: What runs an optimised mode when nothing is asked for: the one owner of that default for the library and every command.
 DEFAULT_ENGINE = AUTO
 
