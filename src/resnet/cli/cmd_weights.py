@@ -1,4 +1,5 @@
-"""``resnet weights list | download | verify | path | import``: named pretrained weights and their cache."""
+"""``resnet weights list | download | verify | path | import | publish``: named pretrained weights, their cache, and
+Hugging Face Hub folders."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .common import console, examples, print_json
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "weights", help="named pretrained weights (torchvision, timm, akamaster): list, download, verify, import",
+        "weights", help="named pretrained weights (torchvision, timm, akamaster): list, download, verify, import; publish a run to the Hub",
         description="Named pretrained weights, taken at run time from torchvision's and timm's metadata plus the "
         "akamaster CIFAR-10 checkpoints. NAME[:TAG] is e.g. resnet50 (the recommended weights), resnet50:tv_in1k_v2, "
         "resnet50:timm:a1_in1k, resnet56:akamaster_cifar10. Files are cached in $RESNET_HOME/weights (default "
@@ -42,11 +43,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           epilog=examples("resnet weights import resnet50-11ad3fa6.pth --as resnet50:tv_in1k_v2"))
     imp.add_argument("file", help="the downloaded file, e.g. resnet50-11ad3fa6.pth")
     imp.add_argument("--as", dest="as_name", required=True, metavar="NAME:TAG", help="which named weights it is")
+    _add_publish(wsub)
     p.set_defaults(func=run)
 
 
+def _add_publish(wsub: argparse._SubParsersAction) -> None:
+    pub = wsub.add_parser(
+        "publish", help="write a run as a Hugging Face Hub folder (config.json, model.safetensors, model card); --push uploads it",
+        description="Write RUN (a run folder or one of our checkpoints) into DIR as a Hugging Face Hub folder: config.json "
+        "(the network's spec, classes and preprocessing), model.safetensors and a README.md model card with the run's "
+        "results, data and licence. No network is needed; --push then uploads DIR to --repo with huggingface_hub (a "
+        "token from `hf auth login` or HF_TOKEN). Load it back with resnet predict hf-hub:OWNER/NAME PHOTO or "
+        "resnet.create_model(\"hf-hub:OWNER/NAME\", pretrained=True); HF_HUB_OFFLINE=1 reads the local cache only.",
+        epilog=examples("resnet weights publish runs/r20 hub/r20 --repo me/resnet20-cifar10 --license apache-2.0",
+                        "resnet weights publish runs/r20 hub/r20 --repo me/resnet20-cifar10 --push"))
+    pub.add_argument("run", metavar="RUN", help="run folder or checkpoint file (ours)")
+    pub.add_argument("out", metavar="DIR", help="folder to write (created; other files in it are left alone)")
+    pub.add_argument("--repo", metavar="OWNER/NAME", default=None, help="the Hub repository it is for (named in the card; needed by --push)")
+    pub.add_argument("--license", default="other", help="licence field of the model card, a Hub licence id such as apache-2.0 (default: other)")
+    pub.add_argument("--push", action="store_true", help="upload DIR to --repo after writing it (needs a token and the network)")
+    pub.add_argument("--private", action="store_true", help="with --push: create the repository private")
+    pub.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def run(args: argparse.Namespace) -> int:
-    return {"list": _list, "download": _download, "verify": _verify, "path": _path, "import": _import}[args.action](args)
+    actions = {"list": _list, "download": _download, "verify": _verify, "path": _path, "import": _import, "publish": _publish}
+    return actions[args.action](args)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from ..deploy.publish import publish, push
+    from ..errors import UsageError
+
+    if args.push and not args.repo:
+        raise UsageError("--push needs --repo OWNER/NAME (the Hub repository to upload to)")
+    folder = publish(args.run, args.out, repo=args.repo, license=args.license)
+    url = push(folder, args.repo, private=args.private) if args.push else None
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if args.json:
+        print_json({"folder": str(folder), "files": files, "repo": args.repo, "pushed": url})
+        return 0
+    print(f"wrote {folder} ({', '.join(files)})")
+    if url:
+        print(f"pushed to {url}; load it with resnet predict hf-hub:{args.repo} PHOTO")
+    else:
+        push_hint = f"resnet weights publish {args.run} {args.out} --repo {args.repo or 'OWNER/NAME'} --push"
+        print(f"upload it with: {push_hint}")
+    return 0
 
 
 def _entry(text: str):  # noqa: ANN202 - WeightEntry

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import CheckpointError, UsageError
 from ..inference.load import build_network, default_preprocess, is_model_name, load_network
 from ..inference.network import Network
+from ..weights.hub import is_hub_name
 from .names import IMPORT_SOURCES
 
 
@@ -34,7 +35,7 @@ def resolve_source(
     """
     if checkpoint_source not in IMPORT_SOURCES:
         raise UsageError(f"unknown checkpoint origin {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
-    if Path(source).exists() or (":" in source and is_model_name(source.split(":", 1)[0])):
+    if Path(source).exists() or is_hub_name(source) or (":" in source and is_model_name(source.split(":", 1)[0])):
         return load_network(source, model_name, checkpoint_source)
     if is_model_name(source):
         if random_weights:

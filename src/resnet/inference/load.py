@@ -28,6 +28,7 @@ from ..data.registry import dataset_stats
 from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
+from ..weights.hub import HUB_PREFIX, hub_model, is_hub_name
 from ..weights.registry import find, split_name
 from ..weights.store import load_entry
 from .network import Network
@@ -39,6 +40,8 @@ def load_network(source: str, model_name: str | None = None, checkpoint_source: 
     path = Path(source)
     if path.exists():
         return network_from_path(path, source, model_name, checkpoint_source)
+    if is_hub_name(source):
+        return hub_network(source)
     return named_network(source)
 
 
@@ -76,6 +79,17 @@ def build_network(name: str, **overrides: Any) -> nn.Module:
         raise
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def hub_network(source: str) -> Network:
+    """``hf-hub:owner/name``: a Hub folder (ours or timm's ResNet) through ``huggingface_hub``'s cache."""
+    model, meta = hub_model(source)
+    model.eval()
+    classes = checked_classes(meta, model, Path(meta["file"])) if meta.get("classes") else None
+    if classes is None and meta["kind"] == "timm" and model.num_classes == 1000:
+        classes = imagenet_classes()
+    pre = recorded_preprocess(meta, model.spec, source)
+    return Network(source[len(HUB_PREFIX):], source, meta["kind"], model, pre, classes, meta)
 
 
 def named_network(source: str) -> Network:

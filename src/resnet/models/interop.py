@@ -22,7 +22,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -30,6 +30,9 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from .specs import ModelSpec
 
 SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
 METADATA_KEY = "resnet"
@@ -290,14 +293,10 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike[str], metadata:
     atomic_write_bytes(path, save(tensors, metadata={METADATA_KEY: json.dumps(meta)}))
 
 
-def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild one of our networks from its safetensors checkpoint (architecture in the metadata)."""
-    from .network import ResNet
+def spec_from_metadata(meta: Mapping[str, Any], origin: str) -> ModelSpec:
+    """The :class:`~resnet.models.specs.ModelSpec` our metadata's ``spec`` describes, checked."""
     from .specs import ModelSpec
 
-    state_dict, meta = read_state_dict(path)
-    if meta.get("format") != "resnet" or "spec" not in meta:
-        raise CheckpointError(f"{path} carries no architecture; name the network with `model`")
     try:
         spec_fields = dict(meta["spec"])
         spec_fields["layers"] = tuple(spec_fields["layers"])
@@ -306,6 +305,35 @@ def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module
         spec.validate()
         if not all(isinstance(v, int) and v > 0 for v in (*spec.layers, *spec.widths)):
             raise ValueError(f"layers {spec.layers} and widths {spec.widths} must be positive integers")
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise CheckpointError(f"{origin}: its architecture metadata is invalid ({_short(err)}); the file was altered, use another copy") from None
+    return spec
+
+
+def model_from_metadata(meta: Mapping[str, Any], origin: str, overrides: Mapping[str, Any] | None = None) -> torch.nn.Module:
+    """The network our metadata describes (``spec`` with ``overrides``, ``model`` name), freshly initialised."""
+    from .network import ResNet
+    from .specs import with_overrides
+
+    spec = spec_from_metadata(meta, origin)
+    try:
+        spec = with_overrides(spec, **dict(overrides or {}))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{origin}: {_short(err)}") from None
+    return ResNet(spec, model_name=meta.get("model") or "resnet")
+
+
+def model_from_checkpoint(path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild one of our networks from its safetensors checkpoint (architecture in the metadata, or in
+    ``metadata`` when given: a Hub folder's ``config.json``)."""
+    from .network import ResNet
+
+    state_dict, file_meta = read_state_dict(path)
+    meta = dict(metadata) if metadata is not None else file_meta
+    if meta.get("format") != "resnet" or "spec" not in meta:
+        raise CheckpointError(f"{path} carries no architecture; name the network with `model`")
+    spec = spec_from_metadata(meta, str(path))
+    try:
         # Every block holds weight tensors of its own, so a file with fewer tensors than the metadata
         # claims blocks is altered; refusing here keeps a hostile file from building a giant network.
         if sum(spec.layers) > len(state_dict):

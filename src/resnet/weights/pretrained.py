@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from ..models.backbone import backbone as build_backbone
 from ..models.interop import load_pretrained
 from ..models.registry import create_model as build_model
+from .hub import hub_model, is_hub_name
 from .registry import find, split_name
 from .store import ensure, load_entry
 
@@ -45,7 +46,18 @@ def create_model(
     weights file. Named weights are downloaded once into the cache and checked (:mod:`resnet.weights`);
     ``model.preprocess`` then says what input they expect. With another ``num_classes`` the
     classifier keeps its random initialisation (for fine-tuning).
+
+    ``name`` may be a Hugging Face Hub folder, ``"hf-hub:owner/name"`` (published with ``resnet weights publish``,
+    or a timm ResNet pushed with ``push_to_hf_hub``): its ``config.json`` gives the network, and with
+    ``pretrained=True`` its ``model.safetensors`` the weights, through ``huggingface_hub``'s cache (offline with
+    ``HF_HUB_OFFLINE=1``).
     """
+    if is_hub_name(name):
+        if not isinstance(pretrained, bool):
+            raise UsageError(f"{name} names its own weights: pass pretrained=True (or False for its architecture only)")
+        if features_only or out_indices is not None:
+            raise UsageError(f"features_only is not offered for {name}; build it, then use resnet.backbone on a saved file")
+        return hub_model(name, pretrained, **overrides)[0]
     if not pretrained:
         return build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
     return pretrained_model(name, pretrained, features_only=features_only, out_indices=out_indices, **overrides)
