@@ -135,8 +135,8 @@ def publish(source: str | os.PathLike[str], out: str | os.PathLike[str], *, repo
 
 def push(folder: str | os.PathLike[str], repo: str, *, private: bool = False) -> str:
     """Upload ``folder`` (written by :func:`publish`) to the Hub repository ``repo``; returns its address."""
-    from huggingface_hub import HfApi, get_token
-    from huggingface_hub import constants
+    from huggingface_hub import HfApi, get_token, is_offline_mode
+
     from huggingface_hub.errors import HfHubHTTPError
 
     repo = repo_id(repo)
@@ -144,7 +144,7 @@ def push(folder: str | os.PathLike[str], repo: str, *, private: bool = False) ->
     missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE) if not (folder / f).is_file()]
     if missing:
         raise UsageError(f"{folder} lacks {', '.join(missing)}; write it with publish first")
-    if constants.HF_HUB_OFFLINE:
+    if is_offline_mode():
         raise ResNetError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it on a machine with network")
     if get_token() is None:
         raise ResNetError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN, then push again")

@@ -52,7 +52,7 @@ def repo_id(name: str) -> str:
 
 def hub_file(repo: str, filename: str) -> Path:
     """``filename`` of the Hub repository ``repo``, from the cache or downloaded once; one line when it cannot be had."""
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants, hf_hub_download, is_offline_mode
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -66,7 +66,7 @@ def hub_file(repo: str, filename: str) -> Path:
     try:
         return Path(hf_hub_download(repo, filename, library_name=LIBRARY_NAME))
     except LocalEntryNotFoundError:
-        how = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the Hub cannot be reached"
+        how = "HF_HUB_OFFLINE=1 is set" if is_offline_mode() else "the Hub cannot be reached"
         raise CheckpointError(f"{filename} of {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {how}; "
                               f"fetch it once with network (`hf download {repo}`), or copy the cache from a machine that has it") from None
     except EntryNotFoundError:
@@ -108,11 +108,20 @@ def _weights(repo: str, timm: bool) -> Path:
             raise first from None
 
 
+def _load_fitted(model: nn.Module, state: dict[str, Any], origin: str) -> None:
+    """``state`` into ``model``; a classifier of another size is left at its initialisation (fine-tuning)."""
+    from .store import _load, fit_head
+
+    fitted, _ = fit_head(state, model)
+    _load(model, fitted, None, origin)
+
+
 def timm_preprocess(cfg: dict[str, Any], origin: str) -> Preprocess:
-    """timm's ``pretrained_cfg`` as a :class:`Preprocess`: crop ``input_size``, resize ``crop / crop_pct``."""
+    """timm's ``pretrained_cfg`` as a :class:`Preprocess`: crop ``input_size``, resize ``crop / crop_pct`` (what timm's
+    ``resolve_data_config`` gives by default; its ``test_input_size`` is an opt-in there, and is here too: not used)."""
     try:
-        side = int(cfg.get("test_input_size", cfg["input_size"])[-1])
-        crop_pct = float(cfg.get("test_crop_pct", cfg.get("crop_pct", 0.875)))
+        side = int(cfg["input_size"][-1])
+        crop_pct = float(cfg.get("crop_pct", 0.875))
         interpolation = str(cfg.get("interpolation", "bilinear"))
         return Preprocess(tuple(cfg["mean"]), tuple(cfg["std"]), side, resize=int(side / crop_pct + 0.5), crop=side,
                           interpolation=interpolation if interpolation in ("bilinear", "bicubic") else "bilinear")
@@ -122,9 +131,8 @@ def timm_preprocess(cfg: dict[str, Any], origin: str) -> Preprocess:
 
 
 def _timm_model(repo: str, config: dict[str, Any], pretrained: bool, overrides: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..models.interop import convert_state_dict, load_into, read_state_dict
+    from ..models.interop import convert_state_dict, read_state_dict
     from ..models.registry import create_model
-    from .store import fit_head
 
     origin = f"{CONFIG_FILE} of {HUB_PREFIX}{repo}"
     arch = str(config["architecture"]).split(".")[0]
@@ -142,15 +150,13 @@ def _timm_model(repo: str, config: dict[str, Any], pretrained: bool, overrides: 
     if pretrained:
         weights = _weights(repo, timm=True)
         state, _ = read_state_dict(weights)
-        fitted, _ = fit_head(convert_state_dict(state, "torchvision"), model)
-        load_into(model, fitted, origin=f"{HUB_PREFIX}{repo} ({weights.name})")
+        _load_fitted(model, convert_state_dict(state, "torchvision"), f"{HUB_PREFIX}{repo} ({weights.name})")
         meta["file"] = str(weights)
     return model, meta
 
 
 def _our_model(repo: str, config: dict[str, Any], pretrained: bool, overrides: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..models.interop import load_into, model_from_checkpoint, model_from_metadata, read_state_dict
-    from .store import fit_head
+    from ..models.interop import model_from_checkpoint, model_from_metadata, read_state_dict
 
     meta = dict(config[LIBRARY_NAME]) if isinstance(config[LIBRARY_NAME], dict) else {}
     origin = f"{CONFIG_FILE} of {HUB_PREFIX}{repo}"
@@ -164,9 +170,7 @@ def _our_model(repo: str, config: dict[str, Any], pretrained: bool, overrides: d
         model, _ = model_from_checkpoint(weights, metadata=meta)
     else:  # e.g. another num_classes for fine-tuning: the classifier keeps its initialisation
         model = model_from_metadata(meta, origin, overrides)
-        state, _ = read_state_dict(weights)
-        fitted, _ = fit_head(state, model)
-        load_into(model, fitted, origin=f"{HUB_PREFIX}{repo} ({weights.name})")
+        _load_fitted(model, read_state_dict(weights)[0], f"{HUB_PREFIX}{repo} ({weights.name})")
     meta["file"] = str(weights)
     return model, meta
 
