@@ -126,11 +126,10 @@ def test_option_a_pads_zeros_and_subsamples() -> None:
     assert y[:, :8].abs().sum() == 0 and y[:, 24:].abs().sum() == 0
 
 
-def test_option_a_module_pickles_scripts_and_exports(tmp_path) -> None:
+def test_option_a_module_pickles_and_exports(tmp_path) -> None:  # torch.export (TorchScript is deprecated)
     sc = ZeroPadShortcut(16, 32, 2)
     x = torch.randn(1, 16, 8, 8)
     assert torch.equal(pickle.loads(pickle.dumps(sc))(x), sc(x))
-    assert torch.equal(torch.jit.script(sc)(x), sc(x))
     exported = torch.export.export(sc, (x,))
     assert torch.equal(exported.module()(x), sc(x))
     model = resnet.create_model("resnet20").eval()

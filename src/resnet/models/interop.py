@@ -19,6 +19,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -149,7 +150,11 @@ def _short(err: BaseException) -> str:
 
 def _read_torch(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # PyTorch warns that the weights_only unpickler "might not" read pickle protocol 4 (older
+            # checkpoints, and hand-made pickles); whether it could is answered just below, in one line.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason, unsafe = unpickling_reason(err)
         if not unsafe:
