@@ -41,7 +41,7 @@ def test_torchscript_round_trip_warns_that_it_is_deprecated(tmp_path: Path) -> N
         report = export_torchscript(model, out, example_input=torch.randn(1, 3, 32, 32), dynamic_batch=True, fold=True)
     assert report.batch_sizes == [1, 3] and report.max_abs_diff <= 1e-4
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still the portable format
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated; read back here to check the file
         loaded = torch.jit.load(str(out))
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
@@ -92,18 +92,14 @@ def test_console_script_exports_a_run_folder(tmp_path: Path) -> None:
     pre = {"mean": [0.5], "std": [0.25], "input_size": 32}
     save_weights(randomise_bn(resnet.create_model("resnet8", in_chans=1)), run / "best.safetensors",
                  {"classes": [str(d) for d in range(10)], "dataset": "digits", "preprocess": pre, "step": 1})
-    out = tmp_path / "r8.pt"  # TorchScript: ONNX export is covered in-process above and takes much longer
-    proc = subprocess.run([str(script), "export", str(run), "--format", "torchscript", "--dynamic-batch", "--fold-bn", "--out", str(out), "--json"],
+    out = tmp_path / "r8.xml"  # OpenVINO IR: quick to write; ONNX and .pt2 are covered in-process
+    proc = subprocess.run([str(script), "export", str(run), "--dynamic-batch", "--fold-bn", "--out", str(out), "--json"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "Warning" not in proc.stderr and "note: TorchScript export is deprecated" in proc.stderr, proc.stderr
+    assert "Warning" not in proc.stderr and "note:" not in proc.stderr, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["batch_sizes"] == [1, 3] and report["max_abs_diff"] <= 1e-4
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still the portable format
-        loaded = torch.jit.load(str(out))
-    with torch.no_grad():
-        assert loaded(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    assert report["format"] == "openvino" and report["batch_sizes"] == [1, 3] and report["max_abs_diff"] <= 1e-4
+    assert json.loads(read_export_metadata(out)["classes"]) == [str(d) for d in range(10)]
 
 
 # -- torch.export package (.pt2), dynamic image sizes, OpenVINO IR ---------------------------------------------------

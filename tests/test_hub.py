@@ -170,3 +170,35 @@ def test_cli_publish_and_push_errors(tmp_path: Path, run_folder: tuple[Path, tor
     assert rc != 0 and len(err.splitlines()) == 1 and "HF_HUB_OFFLINE" in err  # offline: nothing is sent
     assert main(["weights", "publish", str(tmp_path / "missing"), str(tmp_path / "hub4")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_push_uploads_the_three_files_with_a_token(tmp_path: Path, run_folder: tuple[Path, torch.nn.Module],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """--push goes through huggingface_hub (replaced here by a recorder: no network)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from resnet.deploy.publish import push
+
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    class Recorder:
+        def create_repo(self, repo: str, **kw: object) -> None:
+            calls.append(("create_repo", {"repo": repo, **kw}))
+
+        def upload_folder(self, **kw: object) -> None:
+            calls.append(("upload_folder", kw))
+
+    run, _ = run_folder
+    folder = publish(run, tmp_path / "hub", repo="me/r8")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(resnet.errors.ResNetError, match="no Hugging Face token"):
+        push(folder, "me/r8")
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test")
+    monkeypatch.setattr(huggingface_hub, "HfApi", Recorder)
+    assert push(folder, "me/r8", private=True) == "https://huggingface.co/me/r8"
+    assert calls[0] == ("create_repo", {"repo": "me/r8", "private": True, "exist_ok": True})
+    upload = calls[1][1]
+    assert upload["repo_id"] == "me/r8" and upload["folder_path"] == str(folder)
+    assert sorted(upload["allow_patterns"]) == ["README.md", "config.json", "model.safetensors"]
