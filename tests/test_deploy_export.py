@@ -199,3 +199,13 @@ def test_formats_follow_their_file_endings(tmp_path: Path, capsys: pytest.Captur
     assert rc == 2 and "name the file *.pt2" in capsys.readouterr().err
     rc = main(["export", "resnet8", "--random-weights", "--opset", "17", "--out", str(tmp_path / "a.pt2")])
     assert rc == 2 and "--opset applies to --format onnx only" in capsys.readouterr().err
+
+
+def test_deprecations_raised_inside_resnet_are_errors_in_this_suite() -> None:
+    """pyproject's filterwarnings: a DeprecationWarning / FutureWarning that our code triggers fails the test."""
+    import sys
+
+    path = sys.modules["resnet.deploy.export"].__file__  # the attribute `export` is the function, not the module
+    for category in (DeprecationWarning, FutureWarning):
+        with pytest.raises(category):
+            warnings.warn_explicit("old API", category, path, 1, module="resnet.deploy.export")

@@ -1,6 +1,6 @@
 """Fast inference and export: BN folding, fused oneDNN float and int8 runners, export (.pt2, ONNX, OpenVINO IR;
-TorchScript deprecated),
-and the benchmark behind ``resnet bench``.
+TorchScript deprecated), publishing to the Hugging Face Hub (``resnet.deploy.publish``) and the benchmark behind
+``resnet bench``.
 
 >>> fast = optimize(model, "int8", calibration=images)   # float NCHW in, logits out
 >>> fast = optimize(model, "int8", calibration=images, engine="auto", example_input=batch)  # fastest engine here
