@@ -106,7 +106,7 @@ def network_from_path(path: Path, source: str, model_name: str | None, checkpoin
     from ..models.interop import convert_state_dict, detect_source, load_into, model_from_checkpoint, read_state_dict
 
     weights = weights_file(path)
-    state_dict, meta = read_state_dict(weights)
+    state_dict, meta = read_state_dict(weights, model_name or infer_model_name(weights))
     if path.is_dir():  # a run folder's weights must be the ones its summary.json describes
         check_run_folder(path, weights, meta.get("step"))
     kind = detect_source(state_dict, meta) if checkpoint_source == "auto" else checkpoint_source

@@ -41,6 +41,9 @@ def load_state(folder: Path) -> dict[str, Any] | None:
         return None
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes); delete it to start over, or restore it from a backup")
+    from ..models.interop import check_zip_sizes
+
+    check_zip_sizes(path)  # a decompression bomb is refused before anything is inflated
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

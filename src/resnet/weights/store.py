@@ -123,7 +123,7 @@ def read_for(entry: WeightEntry, path: Path) -> tuple[dict[str, torch.Tensor], d
     """Tensors of ``path`` renamed to ours, read without running code (:func:`resnet.models.interop.read_state_dict`)."""
     from ..models.interop import convert_state_dict, read_state_dict
 
-    state, meta = read_state_dict(path)
+    state, meta = read_state_dict(path, entry.model)
     return convert_state_dict(state, "akamaster" if entry.source == "akamaster" else "torchvision"), meta
 
 
