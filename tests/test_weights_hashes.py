@@ -159,3 +159,19 @@ def test_hugging_face_files_are_checked_against_the_full_sha256_the_hub_publishe
     with pytest.raises(DownloadError, match="Hugging Face hub publishes .* so it was deleted"):
         ensure(entry, FAST)
     assert not path.exists()
+
+
+def test_a_cache_where_the_manifest_cannot_be_written_still_works_on_the_prefix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: bytes) -> None:
+    from resnet.weights import manifest
+
+    def read_only(*a: object, **kw: object) -> None:
+        raise PermissionError(13, "Read-only file system")
+
+    entry = _short_prefix_entry(tiny, monkeypatch, digits=8, source="torchvision", model="resnet20")
+    copy = write(tmp_path / "torch" / "hub" / "checkpoints" / entry.filename, tiny)
+    monkeypatch.setattr(manifest, "record", read_only)
+    assert ensure(entry, FAST) == copy and verify(entry, copy) == "prefix"
+    copy.write_bytes(tiny[:-1] + b"!")
+    with pytest.raises(CheckpointError, match="does not have the sha256 published"):
+        ensure(entry, FAST)

@@ -106,7 +106,8 @@ def hub_sha256(entry: WeightEntry) -> str | None:
 def verify(entry: WeightEntry, path: Path, *, fresh: bool = False, fix: str | None = None) -> str:
     """Check ``path`` as ``entry``'s file: its full sha256 where one is known (published by the hub, or recorded),
     else the published prefix; the first time, the full sha256 goes into the manifest. Returns what was checked:
-    ``"published"``, ``"recorded"`` (:mod:`resnet.weights.manifest`) or ``"none"`` (nothing to check against)."""
+    ``"published"``, ``"recorded"`` (:mod:`resnet.weights.manifest`), ``"prefix"`` (a read-only cache: nothing
+    recorded) or ``"none"`` (nothing to check against)."""
     fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
     full = check_hash(entry, path, fix, fresh=fresh)
     known = None if fresh else manifest.lookup(weights_dir(), entry.name, entry.filename)
@@ -117,12 +118,20 @@ def verify(entry: WeightEntry, path: Path, *, fresh: bool = False, fix: str | No
         if full != published:
             raise CheckpointError(f"{path} does not have the sha256 the Hugging Face hub publishes for {entry.name} "
                                   f"({published[:16]}..., it has {full[:16]}...): it is corrupt or another file; {fix}")
-        manifest.record(weights_dir(), entry.name, entry.filename, path, full, manifest.PUBLISHED)
-        return manifest.PUBLISHED
+        return _record(entry, path, full, manifest.PUBLISHED, otherwise=manifest.PUBLISHED)
     if entry.sha256_prefix:
-        manifest.record(weights_dir(), entry.name, entry.filename, path, full, manifest.RECORDED)
-        return manifest.RECORDED
+        return _record(entry, path, full, manifest.RECORDED, otherwise="prefix")
     return "none"
+
+
+def _record(entry: WeightEntry, path: Path, full: str, basis: str, *, otherwise: str) -> str:
+    """Record ``full`` in the manifest; a cache that cannot be written (read-only) keeps working, checked as before
+    (``otherwise``: what was checked then)."""
+    try:
+        manifest.record(weights_dir(), entry.name, entry.filename, path, full, basis)
+    except OSError:
+        return otherwise
+    return basis
 
 
 def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Path:
@@ -183,7 +192,7 @@ def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:
             dest.unlink()
             raise CheckpointError(f"{path} does not have the sha256 the Hugging Face hub publishes for {entry.name} "
                                   f"({published[:16]}...): it is corrupt or another file; nothing was imported")
-        manifest.record(weights_dir(), entry.name, entry.filename, dest, full, manifest.PUBLISHED if published else manifest.RECORDED)
+        _record(entry, dest, full, manifest.PUBLISHED if published else manifest.RECORDED, otherwise="prefix")
     return dest
 
 
