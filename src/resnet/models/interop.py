@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_write_bytes
+from ..utils.file_warnings import naming_file
 
 SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
 METADATA_KEY = "resnet"
@@ -118,11 +119,12 @@ def _looks_like_safetensors(p: Path, head: bytes) -> bool:
 
 def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
-        tensors = load_file(str(p), device="cpu")
         from safetensors import safe_open
 
-        with safe_open(str(p), framework="pt") as fh:
-            raw = fh.metadata() or {}
+        with naming_file(p):
+            tensors = load_file(str(p), device="cpu")
+            with safe_open(str(p), framework="pt") as fh:
+                raw = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"cannot read safetensors file {p}: {err} (truncated or corrupt; use another copy)") from None
     meta: dict[str, Any] = {}
@@ -191,9 +193,17 @@ def _short(err: BaseException) -> str:
 def _read_torch(p: Path, model_name: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     check_zip_sizes(p, model_name)
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with naming_file(p) as said:  # PyTorch's warnings about the file name it
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason, unsafe = unpickling_reason(err)
+        protocol = re.search(r"pickle protocol (\d+)", " ".join(str(w.message) for w in said))
+        if protocol and "Unsupported operand" in reason:
+            raise CheckpointError(
+                f"refused to load {p}: it was saved with pickle protocol {protocol.group(1)}, which the safe loader "
+                f"(torch.load with weights_only=True) cannot read ({reason}); nothing in it was run. Re-save it with "
+                "torch.save's default protocol, or as safetensors, in a trusted environment"
+            ) from None
         if not unsafe:
             raise CheckpointError(
                 f"refused to load {p}: it is not a PyTorch file of tensors, or it is corrupt ({reason}); nothing in it "

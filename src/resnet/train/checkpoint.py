@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_write_bytes
+from ..utils.file_warnings import naming_file
 
 STATE_FILE = "last.state.pt"
 LAST_WEIGHTS = "last.safetensors"
@@ -45,7 +46,8 @@ def load_state(folder: Path) -> dict[str, Any] | None:
 
     check_zip_sizes(path)  # a decompression bomb is refused before anything is inflated
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with naming_file(path):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         from ..models.interop import unpickling_reason
 
