@@ -123,3 +123,23 @@ def test_a_same_step_file_with_another_digest_is_refused(tmp_path: Path) -> None
         check_run_folder(out, out / "best.safetensors", summary["best"]["step"])
     with pytest.raises(CheckpointError, match="sha256"):
         load_network(str(out))
+
+
+def test_a_folder_being_trained_is_not_held_to_its_earlier_summary(tmp_path: Path) -> None:
+    from resnet.models import create_model
+    from resnet.models.interop import save_weights
+
+    out = tmp_path / "run"
+    out.mkdir()
+    save_weights(create_model("resnet8"), out / "best.safetensors", {"step": 40})
+    (out / "summary.json").write_text(json.dumps({"steps": 30, "best": {"step": 30}}))  # a resumed run's old summary
+    with pytest.raises(CheckpointError, match="is from step 40, .* says step 30"):
+        check_run_folder(out, out / "best.safetensors", 40)
+    holder = _hold(out)  # while the run goes on, its summary is not yet rewritten: no refusal
+    try:
+        check_run_folder(out, out / "best.safetensors", 40)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with pytest.raises(CheckpointError, match="is from step 40"):  # its holder gone, the folder is checked again
+        check_run_folder(out, out / "best.safetensors", 40)

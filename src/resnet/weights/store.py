@@ -103,17 +103,18 @@ def hub_sha256(entry: WeightEntry) -> str | None:
     return None
 
 
-def verify(entry: WeightEntry, path: Path, *, fresh: bool = False, fix: str | None = None) -> str:
+def verify(entry: WeightEntry, path: Path, *, fresh: bool = False, fix: str | None = None, ask_hub: bool = True) -> str:
     """Check ``path`` as ``entry``'s file: its full sha256 where one is known (published by the hub, or recorded),
     else the published prefix; the first time, the full sha256 goes into the manifest. Returns what was checked:
     ``"published"``, ``"recorded"`` (:mod:`resnet.weights.manifest`), ``"prefix"`` (a read-only cache: nothing
-    recorded) or ``"none"`` (nothing to check against)."""
+    recorded) or ``"none"`` (nothing to check against). ``ask_hub=False``: a hub file not yet in the manifest is
+    not looked up (loading a cached file never waits on the network; downloads and ``weights verify`` look it up)."""
     fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
     full = check_hash(entry, path, fix, fresh=fresh)
     known = None if fresh else manifest.lookup(weights_dir(), entry.name, entry.filename)
     if known is not None:
         return str(known["basis"])
-    published = hub_sha256(entry)
+    published = hub_sha256(entry) if ask_hub else None
     if published is not None:
         if full != published:
             raise CheckpointError(f"{path} does not have the sha256 the Hugging Face hub publishes for {entry.name} "
@@ -138,7 +139,7 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
     """The checked local file of ``entry``, downloaded first when absent (:func:`verify`: full sha256 where known)."""
     found = locate(entry)
     if found is not None:
-        verify(entry, found)
+        verify(entry, found, ask_hub=False)
         return found
     dest = cache_path(entry)
     if entry.hf_hub_id:
