@@ -8,6 +8,8 @@ a loadable checkpoint (``last.state.pt`` through the trainer's own loader, ``las
 ``best.safetensors`` through :func:`resnet.models.interop.model_from_checkpoint`), never an older one
 than before the kill. Each episode is then resumed to the end and its final weights must be bit for bit
 those of an uninterrupted run, and its ``metrics.jsonl`` the same records (no step lost or doubled).
+First, two trainings (seeds 0 and 1) start into one folder at once: one must be refused at once, in one line
+naming the holder of the folder's lock, and the folder must hold the other run only, agreeing with its summary.
 
     python benchmarks/kill_training.py                 # 24 kills of the real `resnet train` command
     python benchmarks/kill_training.py --mode fork     # same with processes forked from a warm server (faster)
@@ -83,6 +85,7 @@ class Report:
     trials: list[Trial] = field(default_factory=list)
     episodes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    two_writers: dict[str, Any] = field(default_factory=dict)  # two trainings started into one folder at once
 
     @property
     def kills(self) -> int:
@@ -94,11 +97,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(t.ok for t in self.trials) and all(e["ok"] for e in self.episodes) and bool(self.episodes)
+        return all(t.ok for t in self.trials) and all(e["ok"] for e in self.episodes) and bool(self.episodes) \
+            and self.two_writers.get("ok", False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "settings": self.settings, "kills": self.kills, "kills_in_checkpoint_write": self.kills_in_write,
-                "ok": self.ok, "seconds": round(self.seconds, 1), "episodes": self.episodes, "trials": [asdict(t) for t in self.trials]}
+                "ok": self.ok, "seconds": round(self.seconds, 1), "two_writers": self.two_writers, "episodes": self.episodes, "trials": [asdict(t) for t in self.trials]}
 
 
 # -- starting training processes --------------------------------------------------------------------------
@@ -319,6 +323,35 @@ def compare_runs(run: Path, reference: Path) -> str:
     return ""
 
 
+def two_writers(launcher: Launcher, root: Path, settings: Settings) -> dict[str, Any]:
+    """Start two trainings (seeds 0 and 1) into one folder at once: exactly one must run, the other fail at once in
+    one line naming the holder, and the folder must hold one run that agrees with its summary."""
+    from resnet.errors import ResNetError
+    from resnet.inference import load_network
+
+    folder = root / "two-writers"
+    shutil.rmtree(folder, ignore_errors=True)
+    procs = [launcher.start(folder, Settings(**{**asdict(settings), "seed": seed}).argv(folder), root / f".writer{seed}.log")
+             for seed in (0, 1)]
+    codes = [launcher.wait(proc, 1800) for proc in procs]
+    outputs = [launcher.output(proc).strip() for proc in procs]
+    problem = ""
+    if sorted(code == 0 for code in codes) != [False, True]:
+        problem = f"exit statuses {codes}: expected one run to succeed and one to be refused"
+    else:
+        loser = outputs[codes.index(next(c for c in codes if c != 0))]
+        if len(loser.splitlines()) != 1 or "being written by another training run, pid" not in loser:
+            problem = f"the refused writer did not say so in one line naming the holder: {loser[-300:]!r}"
+        evals = [r for r in _records(folder) if r["kind"] == "eval"]
+        if not problem and len(evals) != settings.iterations // settings.eval_every:
+            problem = f"metrics.jsonl holds {len(evals)} evaluation records, expected {settings.iterations // settings.eval_every}"
+        try:
+            load_network(str(folder))
+        except ResNetError as err:
+            problem = problem or f"the folder disagrees with its summary: {err}"
+    return {"exit_codes": codes, "ok": not problem, "problem": problem}
+
+
 def run_trials(kills: int, *, mode: str = "cli", seed: int = 0, workdir: Path | None = None, settings: Settings = Settings(),
                write_share: float = 0.5, kills_per_episode: int = 6, log: Any = print) -> Report:
     """Kill ``kills`` training processes (about ``write_share`` of them inside a checkpoint write)."""
@@ -337,6 +370,9 @@ def run_trials(kills: int, *, mode: str = "cli", seed: int = 0, workdir: Path | 
     if rc != 0:
         raise RuntimeError(f"the uninterrupted reference run failed (exit {rc}): {launcher.errors(proc)}")
     log(f"reference run: {horizon:.1f} s ({mode} mode)")
+    report.two_writers = two_writers(launcher, root, settings)
+    log(f"two writers into one folder: exits {report.two_writers['exit_codes']}, "
+        f"{'one refused at once, one run in the folder' if report.two_writers['ok'] else 'PROBLEM: ' + report.two_writers['problem']}")
 
     episode = 0
     while report.kills < kills:

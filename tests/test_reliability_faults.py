@@ -42,8 +42,9 @@ def test_sigkill_at_random_moments_and_inside_checkpoint_writes(launcher: K.Laun
     report = K.run_trials(4, mode="fork", seed=1, workdir=tmp_path, settings=SHORT, write_share=0.6, kills_per_episode=4,
                           log=lambda *_: None)
     problems = [t.problem for t in report.trials if not t.ok] + [e["problem"] for e in report.episodes if not e["ok"]]
-    assert report.ok, problems
+    assert report.ok, problems + [report.two_writers.get("problem")]
     assert report.kills >= 4 and report.kills_in_write >= 1, report.as_dict()
+    assert sorted(code == 0 for code in report.two_writers["exit_codes"]) == [False, True]  # one of two writers refused
 
 
 # -- disk full --------------------------------------------------------------------------------------------

@@ -31,11 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a try is given up (default 30)")
     dl.add_argument("--retries", type=int, default=3, help="further tries after a failed one (default 3)")
     ver = wsub.add_parser("verify", help="re-check the sha256 of every cached file (or of NAME[:TAG])",
-                          description="Re-check the sha256 of cached weights against the published prefix; exit 1 when one differs.",
+                          description="Re-check the sha256 of cached weights: in full where the Hugging Face hub publishes it or where it was "
+                          "recorded at the first download or import (torchvision and akamaster publish only an 8-digit "
+                          "prefix); exit 1, one line per file, when one differs.",
                           epilog=examples("resnet weights verify", "resnet weights verify resnet56:akamaster_cifar10"))
     ver.add_argument("names", nargs="*", metavar="NAME[:TAG]", help="weights to check (default: every cached file)")
     pth = wsub.add_parser("path", help="print the local file of NAME[:TAG] (error when not downloaded)",
-                          description="Print the cached file of named weights (an error, naming the download and import commands, when it is not cached).",
+                          description="Print the cached file of named weights, after checking its sha256 (an error, naming the download and "
+                          "import commands, when it is not cached; an error when it is corrupt or was replaced).",
                           epilog=examples("resnet weights path resnet56:akamaster_cifar10"))
     pth.add_argument("name", metavar="NAME[:TAG]", help="the weights whose file to print")
     imp = wsub.add_parser("import", help="copy a weights file fetched elsewhere into the cache (machines without network)",
@@ -103,8 +106,13 @@ def _entry(text: str):  # noqa: ANN202 - WeightEntry
         raise UsageError(str(err)) from None
 
 
+# What `weights list` says each verification is (resnet.weights.store.verification).
+VERIFIED = {"published": "sha256 (hub)", "recorded": "sha256 (recorded)", "hub": "sha256 (hub, at download)",
+            "prefix": "prefix only", "none": "-"}
+
+
 def entry_row(e) -> dict[str, object]:  # noqa: ANN001 - WeightEntry
-    from ..weights import locate
+    from ..weights import locate, verification
 
     pre = e.preprocess
     local = locate(e)
@@ -116,7 +124,8 @@ def entry_row(e) -> dict[str, object]:  # noqa: ANN001 - WeightEntry
     return {"name": e.name, "model": e.model, "tag": e.tag, "source": e.source, "default": e.default, "dataset": e.dataset,
             "classes": e.num_classes, "top1": e.top1, "top5": e.top5, "input": pre.crop_size, "test_input": e.test_input_size,
             "preprocessing": preprocessing, "mean": list(pre.mean), "std": list(pre.std), "size_mb": size_mb,
-            "license": e.license, "url": e.url, "sha256_prefix": e.sha256_prefix, "cached": local is not None}
+            "license": e.license, "url": e.url, "sha256_prefix": e.sha256_prefix, "cached": local is not None,
+            "verified": verification(e)}
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -132,14 +141,20 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"{len(rows)} named weights" + (f" matching {args.pattern!r}" if args.pattern else "")
                   + " (* = recommended: pretrained=True)")
-    for col in ("name", "source", "data", "top-1", "top-5", "input", "preprocessing", "size", "licence", "cached"):
+    for col in ("name", "source", "data", "top-1", "top-5", "input", "preprocessing", "size", "licence", "cached",
+                "verified"):
         table.add_column(col, justify="right" if col in ("top-1", "top-5", "input", "size") else "left")
     for r in rows:
         size = f"{r['input']}" + (f" (test {r['test_input']})" if r["test_input"] else "")
         table.add_row(f"{r['name']}{' *' if r['default'] else ''}", str(r["source"]), f"{r['dataset']} ({r['classes'] or 'no head'})",
                       _pct(r["top1"]), _pct(r["top5"]), size, str(r["preprocessing"]),
-                      f"{r['size_mb']:.1f} MB" if r["size_mb"] else "-", str(r["license"] or "-"), "yes" if r["cached"] else "")
+                      f"{r['size_mb']:.1f} MB" if r["size_mb"] else "-", str(r["license"] or "-"), "yes" if r["cached"] else "",
+                      VERIFIED[str(r["verified"])])
     console().print(table)
+    if rows:
+        print("verified: sha256 (hub) = the full sha256 the Hugging Face hub publishes; sha256 (recorded) = the full "
+              "sha256 recorded at the first download or import, which matched the published 8-digit prefix; prefix only "
+              "= until then")
     if not rows:
         print("no named weights match; `resnet weights list` shows all")
         return 1
@@ -164,34 +179,38 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    import sys
+
     from ..weights import all_entries, verify_cached
 
     entries = [_entry(n) for n in args.names] if args.names else all_entries()
     results = verify_cached(entries)
+    bad = 0
     for entry, path, status in results:
-        print(f"{status:<18} {entry.name}  {path}")
+        if status in VERIFIED:
+            print(f"{'ok, ' + VERIFIED[status] if status != 'none' else 'no hash published':<26} {entry.name}  {path}")
+        else:  # the one-line reason, naming the file
+            print(status, file=sys.stderr)
+            bad += 1
     if args.names and len(results) < len(entries):
         missing = sorted({e.name for e in entries} - {e.name for e, _, _ in results})
-        print(f"not downloaded: {', '.join(missing)}")
+        print(f"not downloaded: {', '.join(missing)}", file=sys.stderr)
         return 1
     if not results:
         print("no weights are cached yet; `resnet weights download NAME[:TAG]` fetches some")
-    bad = [e.name for e, _, s in results if s == "mismatch"]
-    if bad:
-        print(f"{len(bad)} file(s) do not match their published sha256: delete them and download again")
-        return 1
-    return 0
+    return 1 if bad else 0
 
 
 def _path(args: argparse.Namespace) -> int:
     from ..errors import UsageError
-    from ..weights import cache_path, locate
+    from ..weights import cache_path, locate, verify
 
     entry = _entry(args.name)
     found = locate(entry)
     if found is None:
         raise UsageError(f"{entry.name} is not downloaded (it would be {cache_path(entry)}); run `resnet weights "
                          f"download {entry.name}`, or `resnet weights import FILE --as {entry.name}`")
+    verify(entry, found)  # a corrupt or replaced file is an error, not a path to use
     print(found)
     return 0
 

@@ -28,6 +28,7 @@ from ..data.registry import dataset_stats
 from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
+from ..utils.runlock import check_run_folder
 from ..weights.hub import HUB_PREFIX, hub_model, is_hub_name
 from ..weights.registry import find, split_name
 from ..weights.store import load_entry
@@ -119,7 +120,9 @@ def network_from_path(path: Path, source: str, model_name: str | None, checkpoin
     from ..models.interop import convert_state_dict, detect_source, load_into, model_from_checkpoint, read_state_dict
 
     weights = weights_file(path)
-    state_dict, meta = read_state_dict(weights)
+    state_dict, meta = read_state_dict(weights, model_name or infer_model_name(weights))
+    if path.is_dir():  # a run folder's weights must be the ones its summary.json describes
+        check_run_folder(path, weights, meta.get("step"))
     kind = detect_source(state_dict, meta) if checkpoint_source == "auto" else checkpoint_source
     label = path.name if path.is_dir() else weights.stem
     if kind == "resnet" and "spec" in meta and model_name is None:

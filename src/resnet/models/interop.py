@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import re
-import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +30,7 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_write_bytes
+from ..utils.file_warnings import naming_file
 
 if TYPE_CHECKING:
     from .specs import ModelSpec
@@ -40,11 +40,12 @@ METADATA_KEY = "resnet"
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "model_ema", "state_dict_ema", "net", "weights")
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_state_dict(path: str | os.PathLike[str], model_name: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read tensors from ``path`` without running any code; return (state_dict, metadata).
 
     ``metadata`` is our safetensors metadata (parsed JSON) when present, else ``{}`` (or the
-    non-tensor entries of a wrapped ``.pth`` file, e.g. ``best_prec1``).
+    non-tensor entries of a wrapped ``.pth`` file, e.g. ``best_prec1``). ``model_name``, when known, widens
+    the size budget of a zip-format file to what that network's weights may take (:func:`check_zip_sizes`).
     """
     p = Path(path)
     if not p.exists():
@@ -60,7 +61,50 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         head = fh.read(8)
     if _looks_like_safetensors(p, head):
         return _read_safetensors(p)
-    return _read_torch(p)
+    return _read_torch(p, model_name)
+
+
+# A zip written by torch.save stores its tensors uncompressed: it inflates to about its own size. Allowed: twice the
+# file, or BYTES_PER_PARAMETER bytes per parameter of the network (float64, or float32 weights with optimizer and
+# EMA copies), plus ZIP_SLACK for the pickle and small records.
+BYTES_PER_PARAMETER = 16
+ZIP_SLACK = 16 << 20
+
+
+def architecture_bytes(model_name: str | None) -> int:
+    """The most bytes a checkpoint of ``model_name`` plausibly holds (0 when the name is unknown)."""
+    if not model_name:
+        return 0
+    from .complexity import count_params
+    from .registry import create_model
+
+    try:
+        with torch.device("meta"):  # shapes only
+            return BYTES_PER_PARAMETER * count_params(create_model(model_name))
+    except (ValueError, TypeError, RuntimeError):
+        return 0
+
+
+def check_zip_sizes(p: Path, model_name: str | None = None) -> None:
+    """Refuse a zip-format checkpoint whose members declare more bytes than the budget, before anything is
+    inflated (a decompression bomb: a few MB that would inflate to many GB)."""
+    if not zipfile.is_zipfile(p):
+        return
+    size = p.stat().st_size
+    try:
+        with zipfile.ZipFile(p) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise CheckpointError(f"cannot read checkpoint {p}: its zip directory is damaged ({_short(err)}); use another copy") from None
+    arch = architecture_bytes(model_name)
+    budget = max(2 * size, arch) + ZIP_SLACK
+    if declared > budget:
+        basis = f"twice the file or {arch / 1e6:,.0f} MB for {model_name}" if arch else "twice the file"
+        raise CheckpointError(
+            f"refused to load {p}: its zip members declare {declared / 1e6:,.0f} MB for a {size / 1e6:,.1f} MB file, over "
+            f"the budget of {budget / 1e6:,.0f} MB ({basis}); it is a decompression bomb or not a checkpoint, nothing "
+            "was inflated"
+        )
 
 
 def _looks_like_safetensors(p: Path, head: bytes) -> bool:
@@ -78,11 +122,12 @@ def _looks_like_safetensors(p: Path, head: bytes) -> bool:
 
 def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
-        tensors = load_file(str(p), device="cpu")
         from safetensors import safe_open
 
-        with safe_open(str(p), framework="pt") as fh:
-            raw = fh.metadata() or {}
+        with naming_file(p):
+            tensors = load_file(str(p), device="cpu")
+            with safe_open(str(p), framework="pt") as fh:
+                raw = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"cannot read safetensors file {p}: {err} (truncated or corrupt; use another copy)") from None
     meta: dict[str, Any] = {}
@@ -148,15 +193,20 @@ def _short(err: BaseException) -> str:
     return (first[:cut] if cut > 0 else first)[:200]
 
 
-def _read_torch(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _read_torch(p: Path, model_name: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    check_zip_sizes(p, model_name)
     try:
-        with warnings.catch_warnings():
-            # PyTorch warns that the weights_only unpickler "might not" read pickle protocol 4 (older
-            # checkpoints, and hand-made pickles); whether it could is answered just below, in one line.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        with naming_file(p) as said:  # PyTorch's warnings about the file name it
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason, unsafe = unpickling_reason(err)
+        protocol = re.search(r"pickle protocol (\d+)", " ".join(str(w.message) for w in said))
+        if protocol and "Unsupported operand" in reason:
+            raise CheckpointError(
+                f"refused to load {p}: it was saved with pickle protocol {protocol.group(1)}, which the safe loader "
+                f"(torch.load with weights_only=True) cannot read ({reason}); nothing in it was run. Re-save it with "
+                "torch.save's default protocol, or as safetensors, in a trusted environment"
+            ) from None
         if not unsafe:
             raise CheckpointError(
                 f"refused to load {p}: it is not a PyTorch file of tensors, or it is corrupt ({reason}); nothing in it "

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_write_bytes
+from ..utils.file_warnings import naming_file
 
 STATE_FILE = "last.state.pt"
 LAST_WEIGHTS = "last.safetensors"
@@ -41,8 +42,12 @@ def load_state(folder: Path) -> dict[str, Any] | None:
         return None
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes); delete it to start over, or restore it from a backup")
+    from ..models.interop import check_zip_sizes
+
+    check_zip_sizes(path)  # a decompression bomb is refused before anything is inflated
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with naming_file(path):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         from ..models.interop import unpickling_reason
 

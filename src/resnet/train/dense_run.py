@@ -19,6 +19,7 @@ from ..inference.dense import evaluate_dense
 from .dense import (DENSE_DATASETS, MAIN_METRIC, DenseOptions, DenseRecipe, batch_samples, build_dense_model, dense_lr,
                     head_options, resolve_dense_recipe, training_loss)
 from ..utils.device import resolve_device
+from ..utils.runlock import run_lock, weights_digests
 from .run_folder import check_resumable, prepare_folder
 from .stopping import StopFlag, TrainingDiverged
 from .metrics import MetricsLog, read_metrics
@@ -60,6 +61,11 @@ def train_dense(opts: DenseOptions) -> dict[str, Any]:
     """Train per ``opts``; returns the run summary (also written to ``summary.json``)."""
     recipe, out, device = _setup(opts)
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):  # one writer per folder (resnet.utils.runlock)
+        return _train_dense(opts, recipe, out, device)
+
+
+def _train_dense(opts: DenseOptions, recipe: DenseRecipe, out: Path, device: torch.device) -> dict[str, Any]:
     ckpt.remove_stale_temporaries(out)
     resume = prepare_folder(out, resume=opts.resume, overwrite=opts.overwrite, is_main=True)
     say = print if opts.progress else (lambda *a, **k: None)
@@ -208,7 +214,7 @@ def _finish(run: _Run, step: int, best: dict[str, Any] | None, stop_reason: str 
                "seconds": round(run.elapsed(), 1),
                "images_per_s": round(run.images / run.train_seconds, 2) if run.train_seconds else 0.0,
                "skipped_files": len(run.train.skipped) + len(run.test.skipped),
-               "skipped": (run.train.skipped + run.test.skipped)[:50]}
+               "skipped": (run.train.skipped + run.test.skipped)[:50], "files": weights_digests(out)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     plot_dense_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png",
                       f"{recipe.head} on {opts.model}, {opts.data} ({recipe.name})", MAIN_METRIC[recipe.task])

@@ -11,6 +11,7 @@ How a step computes the gradient (whole batch, DDP, per-core replicas) is a stra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -29,6 +30,7 @@ from ..inference.protocols import view_probabilities
 from ..inference.views import eval_views
 from ..utils.atomic import atomic_write_text
 from ..utils.device import resolve_device
+from ..utils.runlock import run_lock, weights_digests
 from . import checkpoint as ckpt
 from . import finetune
 from .console import Progress, Say, eval_line
@@ -94,8 +96,10 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     dist = from_environment(opts.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    trainer = Trainer(opts, device, dist)
     try:
-        return Trainer(opts, device, dist).run()
+        with trainer.held:  # the run folder's lock (taken in build), released however the run ends
+            return trainer.run()
     except OSError as err:  # disk full, quota, read-only or vanished folder: say so, and what survived
         raise storage_error(err, default_out(opts)) from None
     finally:
@@ -172,6 +176,7 @@ class Trainer:
         self.resumed = False
         self.stop_reason: str | None = None
         self.stop = StopFlag()
+        self.held = contextlib.ExitStack()
 
     # -- build ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -210,6 +215,7 @@ class Trainer:
     def _prepare_out(self) -> None:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            self.held.enter_context(run_lock(self.out))  # one writer per folder (resnet.utils.runlock)
             ckpt.remove_stale_temporaries(self.out)
         self.resume = prepare_folder(self.out, resume=self.opts.resume, overwrite=self.opts.overwrite,
                                      is_main=self.dist.is_main)
@@ -534,6 +540,7 @@ class Trainer:
         skipped = self.data.skipped() if self.data.skipped else []
         summary, out, opts, reason = self.summary(skipped), self.out, self.opts, self.stop_reason
         if self.dist.is_main:
+            summary["files"] = weights_digests(out)  # what eval / predict hold the folder to
             atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
             plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png",
                         f"{self.model_name} on {opts.data} ({self.recipe.name})")

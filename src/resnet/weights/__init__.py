@@ -13,11 +13,12 @@ from .download import DownloadError, DownloadPolicy, OfflineError, offline_mode
 from .hub import HUB_PREFIX, hub_model, is_hub_name
 from .pretrained import backbone, create_model, looks_like_path, pretrained_model, resolve_pretrained
 from .registry import UnknownWeightsError, WeightEntry, all_entries, entries_for, find, split_name
-from .store import Loaded, cache_path, ensure, import_file, load_entry, locate, resnet_home, verify_cached
+from .store import (Loaded, cache_path, ensure, import_file, load_entry, locate, resnet_home, verification, verify,
+                    verify_cached)
 
 __all__ = [
     "DownloadError", "DownloadPolicy", "HUB_PREFIX", "hub_model", "is_hub_name", "Loaded", "OfflineError", "UnknownWeightsError", "WeightEntry", "all_entries",
     "backbone", "cache_path", "create_model", "ensure", "entries_for", "find", "import_file", "load_entry", "locate",
     "looks_like_path", "offline_mode", "pretrained_model", "resnet_home", "resolve_pretrained", "split_name",
-    "verify_cached",
+    "verification", "verify", "verify_cached",
 ]

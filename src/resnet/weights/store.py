@@ -20,7 +20,8 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_path
-from .download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_message, sha256_of
+from . import manifest
+from .download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_message, offline_mode, sha256_of
 from .registry import WeightEntry
 
 
@@ -32,8 +33,13 @@ def resnet_home() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "resnet"
 
 
+def weights_dir() -> Path:
+    """The cache folder, holding the manifest of full sha256s (:mod:`resnet.weights.manifest`)."""
+    return resnet_home() / "weights"
+
+
 def cache_path(entry: WeightEntry) -> Path:
-    base = resnet_home() / "weights"
+    base = weights_dir()
     if entry.hf_hub_id:
         return base / "hf" / entry.hf_hub_id.replace("/", "--") / entry.filename
     return base / entry.source / entry.filename
@@ -64,23 +70,88 @@ def locate(entry: WeightEntry) -> Path | None:
     return _torch_home_copy(entry)
 
 
-def check_hash(entry: WeightEntry, path: Path, fix: str | None = None) -> None:
-    if entry.sha256_prefix and not sha256_of(path).startswith(entry.sha256_prefix):
-        fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
+def check_hash(entry: WeightEntry, path: Path, fix: str | None = None, *, fresh: bool = False) -> str:
+    """The full sha256 of ``path``, refused unless it is the one the manifest holds for ``entry`` (unless ``fresh``: a
+    new download) and starts with the published prefix."""
+    full = sha256_of(path)
+    fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
+    known = None if fresh else manifest.lookup(weights_dir(), entry.name, entry.filename)
+    if known is not None and full != known["sha256"]:
+        how = "the Hugging Face hub publishes" if known["basis"] == manifest.PUBLISHED else "recorded when it was first fetched"
+        raise CheckpointError(f"{path} does not have the sha256 {how} for {entry.name} ({known['sha256'][:16]}..., it has "
+                              f"{full[:16]}...): it is corrupt or was replaced; {fix}")
+    if entry.sha256_prefix and not full.startswith(entry.sha256_prefix):
         raise CheckpointError(f"{path} does not have the sha256 published for {entry.name} ({entry.sha256_prefix}...): it "
                               f"is corrupt or another file; {fix}")
+    return full
+
+
+def hub_sha256(entry: WeightEntry) -> str | None:
+    """The full sha256 the Hugging Face hub publishes for ``entry``'s file; ``None`` offline or out of reach."""
+    if not entry.hf_hub_id or offline_mode():
+        return None
+    from huggingface_hub import HfApi
+
+    try:
+        infos = HfApi().get_paths_info(entry.hf_hub_id, [entry.filename])
+    except (OSError, ValueError, RuntimeError):  # huggingface_hub's HTTP and connection errors are OSErrors
+        return None
+    for info in infos:
+        sha = getattr(getattr(info, "lfs", None), "sha256", None)
+        if getattr(info, "path", None) == entry.filename and isinstance(sha, str) and len(sha) == 64:
+            return sha.lower()
+    return None
+
+
+def verify(entry: WeightEntry, path: Path, *, fresh: bool = False, fix: str | None = None, ask_hub: bool = True) -> str:
+    """Check ``path`` as ``entry``'s file: its full sha256 where one is known (published by the hub, or recorded),
+    else the published prefix; the first time, the full sha256 goes into the manifest. Returns what was checked:
+    ``"published"``, ``"recorded"`` (:mod:`resnet.weights.manifest`), ``"prefix"`` (a read-only cache: nothing
+    recorded) or ``"none"`` (nothing to check against). ``ask_hub=False``: a hub file not yet in the manifest is
+    not looked up (loading a cached file never waits on the network; downloads and ``weights verify`` look it up)."""
+    fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
+    full = check_hash(entry, path, fix, fresh=fresh)
+    known = None if fresh else manifest.lookup(weights_dir(), entry.name, entry.filename)
+    if known is not None:
+        return str(known["basis"])
+    published = hub_sha256(entry) if ask_hub else None
+    if published is not None:
+        if full != published:
+            raise CheckpointError(f"{path} does not have the sha256 the Hugging Face hub publishes for {entry.name} "
+                                  f"({published[:16]}..., it has {full[:16]}...): it is corrupt or another file; {fix}")
+        return _record(entry, path, full, manifest.PUBLISHED, otherwise=manifest.PUBLISHED)
+    if entry.sha256_prefix:
+        return _record(entry, path, full, manifest.RECORDED, otherwise="prefix")
+    return "none"
+
+
+def _record(entry: WeightEntry, path: Path, full: str, basis: str, *, otherwise: str) -> str:
+    """Record ``full`` in the manifest; a cache that cannot be written (read-only) keeps working, checked as before
+    (``otherwise``: what was checked then)."""
+    try:
+        manifest.record(weights_dir(), entry.name, entry.filename, path, full, basis)
+    except OSError:
+        return otherwise
+    return basis
 
 
 def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Path:
-    """The checked local file of ``entry``, downloaded first when absent."""
+    """The checked local file of ``entry``, downloaded first when absent (:func:`verify`: full sha256 where known)."""
     found = locate(entry)
     if found is not None:
-        check_hash(entry, found)
+        verify(entry, found, ask_hub=False)
         return found
     dest = cache_path(entry)
     if entry.hf_hub_id:
-        return _fetch_hf(entry, dest)
-    return fetch(download_url(entry), dest, sha256_prefix=entry.sha256_prefix, name=entry.name, policy=policy)
+        got = _fetch_hf(entry, dest)
+    else:
+        got = fetch(download_url(entry), dest, sha256_prefix=entry.sha256_prefix, name=entry.name, policy=policy)
+    try:
+        verify(entry, got, fresh=True, fix="so it was deleted; try again, or check the mirror")
+    except CheckpointError as err:
+        got.unlink(missing_ok=True)
+        raise DownloadError(str(err)) from None
+    return got
 
 
 def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
@@ -106,7 +177,7 @@ def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:
     path = Path(src)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file; pass the downloaded weights file")
-    check_hash(entry, path, f"import {entry.filename}, the file published at {entry.url}")
+    full = check_hash(entry, path, f"import {entry.filename}, the file published at {entry.url}")
     from ..models import create_model
 
     probe = create_model(entry.model, num_classes=entry.num_classes or 1000)
@@ -116,6 +187,13 @@ def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:
     dest = cache_path(entry)
     with atomic_path(dest) as tmp:
         shutil.copyfile(path, tmp)
+    if manifest.lookup(weights_dir(), entry.name, entry.filename) is None:
+        published = hub_sha256(entry)
+        if published is not None and published != full:
+            dest.unlink()
+            raise CheckpointError(f"{path} does not have the sha256 the Hugging Face hub publishes for {entry.name} "
+                                  f"({published[:16]}...): it is corrupt or another file; nothing was imported")
+        _record(entry, dest, full, manifest.PUBLISHED if published else manifest.RECORDED, otherwise="prefix")
     return dest
 
 
@@ -123,7 +201,7 @@ def read_for(entry: WeightEntry, path: Path) -> tuple[dict[str, torch.Tensor], d
     """Tensors of ``path`` renamed to ours, read without running code (:func:`resnet.models.interop.read_state_dict`)."""
     from ..models.interop import convert_state_dict, read_state_dict
 
-    state, meta = read_state_dict(path)
+    state, meta = read_state_dict(path, entry.model)
     return convert_state_dict(state, "akamaster" if entry.source == "akamaster" else "torchvision"), meta
 
 
@@ -170,15 +248,26 @@ def load_entry(model: nn.Module, entry: WeightEntry, policy: DownloadPolicy = Do
 
 
 def verify_cached(entries: list[WeightEntry]) -> list[tuple[WeightEntry, Path, str]]:
-    """(entry, file, "ok" / "mismatch" / "no published hash") for every entry present on this machine."""
+    """(entry, file, what was verified) for every entry present on this machine: ``"published"`` / ``"recorded"``
+    (the full sha256), ``"none"``, or the one-line reason the file was refused (it begins with the file's path)."""
     out = []
     for entry in entries:
         path = locate(entry)
         if path is None:
             continue
-        if not entry.sha256_prefix:
-            status = "no published hash"
-        else:
-            status = "ok" if sha256_of(path).startswith(entry.sha256_prefix) else "mismatch"
+        try:
+            status = verify(entry, path)
+        except CheckpointError as err:
+            status = str(err)
         out.append((entry, path, status))
     return out
+
+
+def verification(entry: WeightEntry) -> str:
+    """What a file of ``entry`` is held to, without reading it: ``"published"`` / ``"recorded"`` (a full sha256 in the
+    manifest), ``"hub"`` (the hub's full sha256, checked at download), ``"prefix"`` (the published prefix until the
+    first download or import records the full sha256) or ``"none"``."""
+    known = manifest.lookup(weights_dir(), entry.name, entry.filename)
+    if known is not None:
+        return str(known["basis"])
+    return "hub" if entry.hf_hub_id else "prefix" if entry.sha256_prefix else "none"
