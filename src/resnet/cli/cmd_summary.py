@@ -40,7 +40,7 @@ def model_summary(name: str, input_size: int | None = None, **overrides: Any) ->
         raise UsageError(f"--input-size must be from 8 to {MAX_SIDE} pixels, got {input_size}")
     model = build_model(name, **{k: v for k, v in overrides.items() if v is not None})
     spec = model.spec
-    size = input_size or (224 if spec.stem == "imagenet" else 32)
+    size = input_size or spec.data_config.input_size
     from ..utils.threads import single_threaded
 
     with torch.no_grad(), single_threaded():  # one batch-of-one pass to count; no activations kept, no threads needed

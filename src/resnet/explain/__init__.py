@@ -47,7 +47,7 @@ def explain(
 
 def preprocess_of(model: Any) -> "Preprocess":
     """A member's preprocessing, else the default for the network's stem (CIFAR 32 px, ImageNet 256/224)."""
-    from ..inference.load import default_preprocess
+    from ..data.defaults import default_preprocess
 
     pre = getattr(model, "preprocess", None)
     if pre is not None and hasattr(model, "model"):

@@ -17,12 +17,12 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from ..data.defaults import default_preprocess
 from ..data.loader import mix_seed
 from ..data.preprocess import Preprocess, center_box, crop, normalize, resize_shorter
 from ..data.scan import report_skipped, scan_folder, split_folder
 from ..data.split import stratified_indices
 from ..errors import DataError, UsageError
-from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from .data import EvalSet, TrainData
 from .distributed import DistContext
 from .recipes import Recipe
@@ -34,10 +34,11 @@ _KEEP_OVER_CROP = 1.25  # photos are kept with their shorter side at this multip
 def photo_preprocess(recipe: Recipe, weights: Preprocess | None, size_set: bool) -> Preprocess:
     """The weights' preprocessing; recipe field ``image_size`` set to N (or no weights) scales it to an N-pixel crop.
 
-    Weights that take images as they are (CIFAR nets: no resize) get the ImageNet resize ratio 256/224.
+    Weights that take images as they are (CIFAR nets: no resize) get the ImageNet resize ratio (256/224).
     """
-    base = weights or Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
-    ratio = base.resize_size / base.crop_size if base.resize else 256 / 224
+    imagenet = default_preprocess("imagenet")
+    base = weights or imagenet
+    ratio = (base if base.resize else imagenet).resize_size / (base if base.resize else imagenet).crop_size
     crop = recipe.image_size if size_set or weights is None else base.crop_size
     return Preprocess(base.mean, base.std, crop, resize=max(crop, round(crop * ratio)), crop=crop,
                       interpolation=base.interpolation)

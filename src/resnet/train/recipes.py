@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from ..errors import UsageError
+from ..models.data_config import IMAGENET_DATA_CONFIG
 
 SCHEDULES = ("step", "onecycle", "linear", "plateau", "cosine")
 AUGMENTS = ("crop-flip", "flip", "none", "imagenet", "rrc")  # rrc: RandomResizedCrop + flip (photo folders)
@@ -69,7 +70,7 @@ class Recipe:
     # Measured on ResNet-20, cifar-fast v4 cut to 16 epochs, 5,000 images: 91.09 / 90.30 % (seeds 0 / 1) against
     # 90.62 / 90.76 % without: no gain beyond the spread of seeds
     whiten_stem: int = 0
-    image_size: int = 224  # crop for ImageNet-layout data
+    image_size: int = IMAGENET_DATA_CONFIG.input_size  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
     channels_last: bool = True
     compile: bool = False

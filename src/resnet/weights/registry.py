@@ -159,6 +159,10 @@ def _timm_dataset(tag: str) -> str:
 
 
 # -- akamaster --------------------------------------------------------------------------------------
+# Their convention: ImageNet's mean and std on CIFAR-10's 32x32 images as they are.
+AKAMASTER_PREPROCESS = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
+
+
 def akamaster_entries(model: str) -> list[WeightEntry]:
     match = re.fullmatch(r"(?:cifar_)?resnet(\d+)", model)
     if match is None or int(match.group(1)) not in AKAMASTER_FILES or model != f"resnet{match.group(1)}":
@@ -167,7 +171,7 @@ def akamaster_entries(model: str) -> list[WeightEntry]:
     filename = AKAMASTER_FILES[depth]
     return [WeightEntry(
         model=model, tag="akamaster_cifar10", source="akamaster", url=AKAMASTER_URL + filename, filename=filename,
-        preprocess=Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32), num_classes=10, dataset="cifar10",
+        preprocess=AKAMASTER_PREPROCESS, num_classes=10, dataset="cifar10",
         sha256_prefix=sha256_prefix_of(filename), top1=round(100.0 - AKAMASTER_REPORTED_ERR[depth], 2),
         default=True,
     )]
