@@ -169,6 +169,41 @@ def package_cycles(imports: list[Import]) -> list[str]:
         for target in target_packages(imp):
             if not imp.type_only and source and target and target != source and target in RANK:
                 graph.setdefault(source, set()).add(target)
+    return _cycles(graph)
+
+
+def module_of(rel: str) -> str:
+    """``"data/load.py" -> "data.load"``; a package's ``__init__.py`` is the package (``"data"``, ``""``)."""
+    dotted = rel.removesuffix(".py").replace("/", ".")
+    return "" if dotted == "__init__" else dotted.removesuffix(".__init__")
+
+
+def file_targets(imp: Import, modules: set[str]) -> list[str]:
+    """The files an import reads: ``from . import cam`` reads ``explain.cam``; ``from .x import f`` reads ``x``."""
+    if imp.module in modules or imp.module == "":
+        subs = [m for m in (f"{imp.module}.{n}".lstrip(".") for n in imp.names) if m in modules]
+        return subs or [imp.module]
+    parts = imp.module.split(".")
+    while parts and ".".join(parts) not in modules:
+        parts.pop()
+    return [".".join(parts)]
+
+
+def file_cycles(imports: list[Import], modules: set[str]) -> list[str]:
+    """Cycles between files, through any import but those for type checking only (a function-level import that
+    closes a loop is still one). The facade is left out, as in :func:`package_cycles`."""
+    graph: dict[str, set[str]] = {}
+    for imp in imports:
+        source = module_of(imp.file)
+        if imp.type_only or not source:
+            continue
+        for target in file_targets(imp, modules):
+            if target and target != source:
+                graph.setdefault(source, set()).add(target)
+    return _cycles(graph)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[str]:
     cycles, state = [], {}  # type: ignore[var-annotated]
 
     def visit(node: str, path: list[str]) -> None:
@@ -198,6 +233,23 @@ def test_no_cycle_between_packages() -> None:
     for c in cycles:
         print(f"VIOLATION: cycle: {c}")
     assert not cycles, "import cycles between packages:\n" + "\n".join(cycles)
+
+
+def test_no_cycle_between_files() -> None:
+    cycles = file_cycles(all_imports(), {module_of(rel) for _, rel in _files(SRC)})
+    for c in cycles:
+        print(f"VIOLATION: cycle between files: {c}")
+    assert not cycles, "import cycles between files:\n" + "\n".join(cycles)
+
+
+def test_file_cycle_detection(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "__init__.py").write_text("")
+    (tmp_path / "data" / "load.py").write_text("from .registry import NAMES\n")
+    (tmp_path / "data" / "registry.py").write_text("def f():\n    from .load import load\n")
+    (tmp_path / "data" / "other.py").write_text("from . import load\nfrom .registry import NAMES\n")
+    modules = {module_of(rel) for _, rel in _files(tmp_path)}
+    assert file_cycles(all_imports(tmp_path), modules) == ["data.load -> data.registry -> data.load"]
 
 
 def documented_ranks(doc: Path = SRC.parents[1] / "docs" / "dev" / "architecture.md") -> dict[str, int]:

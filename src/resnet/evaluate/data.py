@@ -1,6 +1,6 @@
 """Evaluation data: decoded arrays (CIFAR, digits, small folders) or image files decoded batch by batch.
 
-A named array data set goes through :func:`resnet.data.registry.open_arrays` (decoded once, cached);
+A named array data set goes through :func:`resnet.data.load.open_arrays` (decoded once, cached);
 ``imagenet`` or a bare ``data_dir`` is an ImageNet-layout folder (``ROOT/<split>/<class>/<image>``) whose images
 may differ in size, so they are decoded per batch and handed to the protocols as a list. Evaluation
 reads such folders itself rather than through a training data set because it must fail on an image
@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from ..data.decode import read_image
-from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir, open_arrays
+from ..data.load import open_arrays
+from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir
 from ..data.scan import scan_folder, split_folder
 from ..data.split import spread_indices
 from ..errors import DataError, UsageError

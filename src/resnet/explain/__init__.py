@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .methods import METHODS  # the CAM methods, names as the CLI and the server take them
+
 if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
     from ..evaluate.preprocess import Preprocess
 
-METHODS = ("gradcam", "gradcam++", "scorecam")  # the CAM methods, names as the CLI and the server take them
 
 
 def explain(
