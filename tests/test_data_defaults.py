@@ -20,7 +20,7 @@ from resnet.models.data_config import STEM_DATA_CONFIGS, default_input_size
 from resnet.models.specs import MODEL_SPECS
 from resnet.reference import CIFAR10_MEAN, IMAGENET_MEAN
 from resnet.weights import registry
-from resnet.weights.download import sha256_of
+from resnet.utils.download import sha256_of
 from resnet.weights.registry import entries_for, find
 
 

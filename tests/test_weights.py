@@ -18,7 +18,7 @@ from resnet.weights import (
     import_file, load_entry,
 )
 from resnet.weights import registry as registry_module
-from resnet.weights.download import fetch
+from resnet.utils.download import fetch
 
 from weights_helpers import Files, entry_for, serve, state_bytes, write
 
@@ -210,7 +210,7 @@ def test_offline_is_one_line_naming_url_file_and_import(monkeypatch: pytest.Monk
     assert entry.url in text and entry.filename in text and f"resnet weights import {entry.filename} --as" in text
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(OfflineError, match="no network"):  # nothing listens on port 9 of the loopback
-        fetch(entry.url, cache_path(entry), sha256_prefix=entry.sha256_prefix, name=entry.name, policy=FAST)
+        fetch(entry.url, cache_path(entry), sha256_prefix=entry.sha256_prefix, policy=FAST)
 
 
 def test_mirror_serves_the_real_registry_and_create_model_uses_it(server, monkeypatch, akamaster_dir: Path, capsys) -> None:

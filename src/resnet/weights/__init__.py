@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .download import DownloadError, DownloadPolicy, OfflineError, offline_mode
+from ..utils.download import DownloadError, DownloadPolicy, OfflineError, offline_mode
 from .pretrained import backbone, create_model, looks_like_path, pretrained_model, resolve_pretrained
 from .registry import UnknownWeightsError, WeightEntry, all_entries, entries_for, find, split_name
 from .store import Loaded, cache_path, ensure, import_file, load_entry, locate, resnet_home, verify_cached

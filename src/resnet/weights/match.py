@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .download import sha256_of
+from ..utils.download import sha256_of
 from .registry import WeightEntry, entries_for, sha256_prefix_of
 
 

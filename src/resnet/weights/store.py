@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_path
-from .download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_message, sha256_of
+from ..utils.download import DownloadError, DownloadPolicy, OfflineError, fetch, sha256_of
 from .registry import WeightEntry
 
 
@@ -80,7 +80,15 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
     dest = cache_path(entry)
     if entry.hf_hub_id:
         return _fetch_hf(entry, dest)
-    return fetch(download_url(entry), dest, sha256_prefix=entry.sha256_prefix, name=entry.name, policy=policy)
+    url = download_url(entry)
+    return fetch(url, dest, sha256_prefix=entry.sha256_prefix, policy=policy,
+                 offline=lambda why: offline_message(url, entry.filename, entry.name, why),
+                 elsewhere="check RESNET_WEIGHTS_MIRROR, or import the file with `resnet weights import`")
+
+
+def offline_message(url: str, filename: str, name: str, why: str) -> str:
+    return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and run "
+            f"`resnet weights import {filename} --as {name}`")
 
 
 def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
