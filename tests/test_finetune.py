@@ -132,7 +132,7 @@ def test_imagenet_style_named_weights_served_on_loopback(tmp_path: Path, monkeyp
         torch.manual_seed(4)
         data_bytes = state_bytes(resnet.create_model("resnet8", num_classes=1000), wrap_akamaster=False)
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 24, resize=28, crop=24, interpolation="bicubic")
-        entry = entry_for(data_bytes, source="torchvision", num_classes=1000, preprocess=pre, dataset="imagenet-1k")
+        entry = entry_for(data_bytes, publisher="torchvision", num_classes=1000, preprocess=pre, dataset="imagenet-1k")
         files.blobs[f"/{entry.filename}"] = data_bytes
         monkeypatch.setattr(registry_module, "entries_for", lambda name: (entry,) if name == "resnet8" else ())
         monkeypatch.setenv("RESNET_WEIGHTS_MIRROR", base)

@@ -56,7 +56,7 @@ def test_torchvision_facts_match_get_model_weights() -> None:
     from torchvision.models import get_model_weights
 
     for name in ("resnet18", "resnet50", "resnext101_64x4d", "wide_resnet101_2"):
-        ours = [e for e in entries_for(name) if e.source == "torchvision"]
+        ours = [e for e in entries_for(name) if e.publisher == "torchvision"]
         theirs = list(get_model_weights(name))
         assert len(ours) == len(theirs) > 0
         for e, w in zip(ours, theirs):
@@ -77,7 +77,7 @@ def test_timm_facts_match_pretrained_cfg() -> None:
     from timm.models import get_pretrained_cfg
 
     for name in ("resnet50", "resnext50_32x4d", "wide_resnet50_2"):
-        ours = {e.tag: e for e in entries_for(name) if e.source == "timm"}
+        ours = {e.tag: e for e in entries_for(name) if e.publisher == "timm"}
         theirs = timm.list_pretrained(f"{name}.*")
         assert sorted(ours) == sorted(f"timm:{t.split('.', 1)[1]}" for t in theirs)
         for full in theirs:
@@ -98,7 +98,7 @@ def test_every_known_network_gets_its_weights_and_akamaster_facts() -> None:
     assert not any(n.startswith("plain") for n in names)
     for depth, err in AKAMASTER_REPORTED_ERR.items():
         e = find(f"resnet{depth}")
-        assert e.source == "akamaster" and e.top1 == pytest.approx(100 - err) and e.sha256_prefix in e.filename
+        assert e.publisher == "akamaster" and e.top1 == pytest.approx(100 - err) and e.sha256_prefix in e.filename
         assert e.preprocess.input_size == 32 and e.classes()[3] == "cat"
 
 
@@ -306,7 +306,7 @@ def test_cli_list_and_named_source_for_predict(monkeypatch, tmp_path: Path, tiny
 
 def test_torch_home_copy_is_used_and_a_path_works_as_pretrained(tmp_path: Path, tiny) -> None:
     model, data = tiny
-    entry = entry_for(data, source="torchvision")  # nothing listens at its URL: it must not be fetched
+    entry = entry_for(data, publisher="torchvision")  # nothing listens at its URL: it must not be fetched
     copy = write(tmp_path / "torch" / "hub" / "checkpoints" / entry.filename, data)
     assert ensure(entry, FAST) == copy and not cache_path(entry).exists()
     from_file = resnet.create_model("resnet8", pretrained=str(copy))

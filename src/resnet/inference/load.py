@@ -73,7 +73,7 @@ def named_network(source: str) -> Network:
     model = build_network(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
     loaded = load_entry(model, entry)
     model.eval()
-    return Network(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
+    return Network(entry.name, source, entry.publisher, model, entry.preprocess, entry.classes(),
                          {"weights": entry.name, "file": str(loaded.path)})
 
 

@@ -18,6 +18,9 @@ ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")
 OURS = "ours"
 AUTO = "auto"
 #: The test protocols (:mod:`resnet.inference.protocols`; ``resnet eval / predict --protocol``).
+# Who made a checkpoint (its origin; "auto": read it off the file). Who publishes named weights is their publisher
+# (resnet.weights.registry.PUBLISHERS). docs/dev/architecture.md, "Vocabulary".
+ORIGINS = ("auto", "resnet", "torchvision", "timm", "akamaster")
 PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 #: What runs an optimised mode when nothing is asked for: the one owner of that default for the library and every command.
 DEFAULT_ENGINE = AUTO

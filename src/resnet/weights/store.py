@@ -36,7 +36,7 @@ def cache_path(entry: WeightEntry) -> Path:
     base = resnet_home() / "weights"
     if entry.hf_hub_id:
         return base / "hf" / entry.hf_hub_id.replace("/", "--") / entry.filename
-    return base / entry.source / entry.filename
+    return base / entry.publisher / entry.filename
 
 
 def download_url(entry: WeightEntry) -> str:
@@ -47,7 +47,7 @@ def download_url(entry: WeightEntry) -> str:
 
 
 def _torch_home_copy(entry: WeightEntry) -> Path | None:
-    if entry.source != "torchvision":
+    if entry.publisher != "torchvision":
         return None
     try:
         candidate = Path(torch.hub.get_dir()) / "checkpoints" / entry.filename
@@ -132,7 +132,7 @@ def read_for(entry: WeightEntry, path: Path) -> tuple[dict[str, torch.Tensor], d
     from ..models.interop import convert_state_dict, read_state_dict
 
     state, meta = read_state_dict(path)
-    return convert_state_dict(state, "akamaster" if entry.source == "akamaster" else "torchvision"), meta
+    return convert_state_dict(state, "akamaster" if entry.publisher == "akamaster" else "torchvision"), meta
 
 
 def fit_head(state: Mapping[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], bool]:
