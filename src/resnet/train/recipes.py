@@ -1,4 +1,4 @@
-"""Named, versioned training recipes; every field can be overridden with ``--set KEY=VALUE``.
+"""Named, versioned training recipes; every field can be overridden (``overrides``: KEY=VALUE).
 
 A recipe is plain data. It is printed in full at the start of a run and saved as ``recipe.json`` beside
 the checkpoints, so a result always names exactly how it was made.
@@ -201,7 +201,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "finetune", 1,
-            "ours, for pretrained weights on a folder of photos (resnet train --init NAME[:TAG]|PATH --data folder): "
+            "ours, for pretrained weights (`init` NAME[:TAG] or PATH) on a folder of photos (`data` folder): "
             "1,000 iterations of batch 64, cosine lr 0.01 after a 10% linear warm-up, backbone at 0.1x the head's lr, "
             "Nesterov, wd 1e-4 without BN/bias decay, label smoothing 0.1, RandomResizedCrop (area >= 25%) + flip",
             batch_size=64, lr=0.01, nesterov=True, weight_decay=1e-4, decay_bn_and_bias=False, schedule="cosine",

@@ -87,8 +87,8 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
 
 
 def offline_message(url: str, filename: str, name: str, why: str) -> str:
-    return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and run "
-            f"`resnet weights import {filename} --as {name}`")
+    return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and "
+            f"import it as {name} (`resnet weights import`, or resnet.weights.import_file)")
 
 
 def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
