@@ -5,8 +5,9 @@
 - imported checkpoints get the preprocessing of the published weights they are a copy of (matched by the
   sha256 in their file name or of their content: :mod:`resnet.weights.match`), else the convention of the
   project that trained them: akamaster → ImageNet mean/std at 32x32 with CIFAR-10 class names; torchvision /
-  timm → ImageNet mean/std at the stem's default sizes (:mod:`resnet.models.data_config`), ImageNet class names. The network is named by ``model_name`` or read off the file name
-  (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
+  timm → ImageNet mean/std at the stem's default sizes (:mod:`resnet.models.data_config`), ImageNet class
+  names. The network is named by ``model_name`` or read off the file name (``resnet56-4bfd9763.th`` →
+  ``resnet56``); the class count is read off the classifier weights;
 - ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
   (downloaded once and checked) with the preprocessing they were published with.
 
