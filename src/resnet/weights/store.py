@@ -88,7 +88,7 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
 
 def offline_message(url: str, filename: str, name: str, why: str) -> str:
     return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and "
-            f"import it as {name} (`resnet weights import`, or resnet.weights.import_file)")
+            f"import it as {name}: `resnet weights import` {filename} (resnet.weights.import_file in Python)")
 
 
 def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
