@@ -89,7 +89,8 @@ def parse() -> argparse.Namespace:
 
 def random_checkpoint(model: str, folder: Path) -> str:
     import resnet
-    from resnet.inference.load import default_preprocess, imagenet_classes
+    from resnet.data.defaults import default_preprocess
+    from resnet.inference.load import imagenet_classes
     from resnet.models.interop import save_weights
 
     net = resnet.create_model(model, num_classes=1000)

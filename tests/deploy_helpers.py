@@ -42,3 +42,22 @@ def cifar_images(cifar10_dir: Path, per_class: int, offset: int = 0) -> tuple[to
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x - mean) / std, torch.tensor(labels)
+
+
+def structure(model: "torch.nn.Module") -> set[str]:
+    """What a network holds that a deploy path must handle: ``bottleneck``, ``projection`` (a 1x1 convolution on a
+    shortcut), ``zero-pad`` (option A), ``max-pool``; so a test says, and checks, what it covers."""
+    from resnet.models.blocks import Bottleneck, ZeroPadShortcut
+
+    found = set()
+    for module in model.modules():
+        if isinstance(module, Bottleneck):
+            found.add("bottleneck")
+        if isinstance(module, torch.nn.MaxPool2d):
+            found.add("max-pool")
+        if isinstance(module, ZeroPadShortcut):
+            found.add("zero-pad")
+        downsample = getattr(module, "downsample", None)
+        if downsample is not None and any(isinstance(m, torch.nn.Conv2d) for m in downsample.modules()):
+            found.add("projection")
+    return found

@@ -20,7 +20,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "resnet"
 ALLOWED_IMPORTS: set[str] = set()  # "importer -> imported package": upward arrows and sibling imports
 ALLOWED_PRIVATE: set[str] = set()  # "importer -> module.name"
 ALLOWED_LONG: set[str] = set()  # "file::function" over MAX_LINES lines
-ALLOWED_FLAG_FILES: set[str] = set()  # library files whose raise / warn messages name a command-line flag
+# library files with a string that names a command-line flag, composes a command line or a development path.
+# train/trainer.py and train/dense_run.py: issue 29 part 1 (one trainer) rewrites them on another branch; its
+# messages about `stop_after` / `resume` go through errors.py + cli/options.py there. Remove both entries on merge.
+ALLOWED_FLAG_FILES: set[str] = {"train/trainer.py", "train/dense_run.py"}
 
 # -- the layers ----------------------------------------------------------------------------------------------
 RANK = {
@@ -169,6 +172,41 @@ def package_cycles(imports: list[Import]) -> list[str]:
         for target in target_packages(imp):
             if not imp.type_only and source and target and target != source and target in RANK:
                 graph.setdefault(source, set()).add(target)
+    return _cycles(graph)
+
+
+def module_of(rel: str) -> str:
+    """``"data/load.py" -> "data.load"``; a package's ``__init__.py`` is the package (``"data"``, ``""``)."""
+    dotted = rel.removesuffix(".py").replace("/", ".")
+    return "" if dotted == "__init__" else dotted.removesuffix(".__init__")
+
+
+def file_targets(imp: Import, modules: set[str]) -> list[str]:
+    """The files an import reads: ``from . import cam`` reads ``explain.cam``; ``from .x import f`` reads ``x``."""
+    if imp.module in modules or imp.module == "":
+        subs = [m for m in (f"{imp.module}.{n}".lstrip(".") for n in imp.names) if m in modules]
+        return subs or [imp.module]
+    parts = imp.module.split(".")
+    while parts and ".".join(parts) not in modules:
+        parts.pop()
+    return [".".join(parts)]
+
+
+def file_cycles(imports: list[Import], modules: set[str]) -> list[str]:
+    """Cycles between files, through any import but those for type checking only (a function-level import that
+    closes a loop is still one). The facade is left out, as in :func:`package_cycles`."""
+    graph: dict[str, set[str]] = {}
+    for imp in imports:
+        source = module_of(imp.file)
+        if imp.type_only or not source:
+            continue
+        for target in file_targets(imp, modules):
+            if target and target != source:
+                graph.setdefault(source, set()).add(target)
+    return _cycles(graph)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[str]:
     cycles, state = [], {}  # type: ignore[var-annotated]
 
     def visit(node: str, path: list[str]) -> None:
@@ -198,6 +236,23 @@ def test_no_cycle_between_packages() -> None:
     for c in cycles:
         print(f"VIOLATION: cycle: {c}")
     assert not cycles, "import cycles between packages:\n" + "\n".join(cycles)
+
+
+def test_no_cycle_between_files() -> None:
+    cycles = file_cycles(all_imports(), {module_of(rel) for _, rel in _files(SRC)})
+    for c in cycles:
+        print(f"VIOLATION: cycle between files: {c}")
+    assert not cycles, "import cycles between files:\n" + "\n".join(cycles)
+
+
+def test_file_cycle_detection(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "__init__.py").write_text("")
+    (tmp_path / "data" / "load.py").write_text("from .registry import NAMES\n")
+    (tmp_path / "data" / "registry.py").write_text("def f():\n    from .load import load\n")
+    (tmp_path / "data" / "other.py").write_text("from . import load\nfrom .registry import NAMES\n")
+    modules = {module_of(rel) for _, rel in _files(tmp_path)}
+    assert file_cycles(all_imports(tmp_path), modules) == ["data.load -> data.registry -> data.load"]
 
 
 def documented_ranks(doc: Path = SRC.parents[1] / "docs" / "dev" / "architecture.md") -> dict[str, int]:
@@ -264,9 +319,10 @@ def test_no_function_is_longer_than_80_lines_without_a_reason() -> None:
                  key=lambda v: v.rsplit(" -> ", 1)[1])
 
 
-# -- (d) flags in library messages ---------------------------------------------------------------------------
-_FLAG = re.compile(r"(?<![\w`-])--[a-z][a-z0-9-]*")
-_COMMAND = re.compile(r"`resnet [^`]*`")  # a whole command to run, quoted: `resnet weights import F --as N`
+# -- (d) the library never speaks in flags, command lines or development paths ------------------------------
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+_COMMAND_LINE = re.compile(r"python3? -m resnet\b(?!\.)")  # the user-facing command composed as a command line
+_DEV_PATH = re.compile(r"\.\./shared/|\bshared/data\b")  # this checkout's data folder, not the user's
 
 
 def _text(node: ast.AST) -> str:
@@ -278,37 +334,50 @@ def _text(node: ast.AST) -> str:
     return "".join(_text(child) for child in ast.iter_child_nodes(node))
 
 
-def _messages(tree: ast.AST) -> list[tuple[int, str]]:
+def _docstrings(tree: ast.AST) -> set[int]:
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, kinds) and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)}
+
+
+def _strings(tree: ast.AST) -> list[tuple[int, str, bool]]:
+    """Every string literal (an f-string as one, its fields as ``{}``): ``(line, text, is_docstring)``."""
+    docs = _docstrings(tree)
+    inside = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Raise) and node.exc is not None:
-            out.append((node.lineno, _text(node.exc)))
-        elif isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in ("warn", "warn_explicit"):
-            out.append((node.lineno, _text(node)))
+        if isinstance(node, ast.JoinedStr):
+            out.append((node.lineno, _text(node), False))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in inside:
+            out.append((node.lineno, node.value, id(node) in docs))
     return out
 
 
-def flag_messages(root: Path = SRC) -> list[str]:
+def library_strings(root: Path = SRC) -> list[str]:
+    """Strings of library files (everything outside ``cli/``) that name a flag or compose a command line (a
+    docstring may describe the command line), or name a development path (none may)."""
     out = []
     for path, rel in _files(root):
         if rel.startswith("cli/") or rel == "__main__.py":
             continue
-        for line, text in _messages(ast.parse(path.read_text(encoding="utf-8"))):
-            flags = _FLAG.findall(_COMMAND.sub("", text))
-            if flags:
-                out.append(f"{rel}:{line}: names {', '.join(flags)} (write the option as Python spells it, in "
-                           f"backticks) -> {rel}")
+        for line, text, doc in _strings(ast.parse(path.read_text(encoding="utf-8"))):
+            found = [*([] if doc else _FLAG.findall(text) + _COMMAND_LINE.findall(text)), *_DEV_PATH.findall(text)]
+            if found:
+                out.append(f"{rel}:{line}: names {', '.join(found)} (write an option as Python spells it, in "
+                           f"backticks; no development path) -> {rel}")
     return out
 
 
-def test_library_messages_name_no_command_line_flag() -> None:
-    assert_clean("flag in a library message", flag_messages(), ALLOWED_FLAG_FILES, key=lambda v: v.rsplit(" -> ", 1)[1])
+def test_library_strings_name_no_flag_command_line_or_development_path() -> None:
+    assert_clean("flag, command line or development path in a library string", library_strings(), ALLOWED_FLAG_FILES,
+                 key=lambda v: v.rsplit(" -> ", 1)[1])
 
 
 # -- the checks themselves can fail ---------------------------------------------------------------------------
 def _all_checks(root: Path) -> list[str]:
     imports = all_imports(root)
-    return layer_violations(imports) + private_violations(imports) + flag_messages(root) + long_functions(root)
+    return layer_violations(imports) + private_violations(imports) + library_strings(root) + long_functions(root)
 
 
 @pytest.mark.parametrize(("rel", "code", "expected"), [
@@ -319,6 +388,11 @@ def _all_checks(root: Path) -> list[str]:
     ("explain/x.py", "from ..data.decode import _to_array\n", "imports data.decode._to_array from another package"),
     ("deploy/x.py", "raise UsageError(f'use --mode {m}')\n", "names --mode"),
     ("deploy/x.py", "import warnings\nwarnings.warn('try ' + '--fold-bn')\n", "names --fold-bn"),
+    ("train/x.py", "HELP = {'stop': 'stopped as asked (--stop-after)'}\n", "names --stop-after"),
+    ("weights/x.py", "def f(n):\n    return f'run `resnet weights import {n} --as x`'\n", "names --as"),
+    ("analysis/x.py", "CMD = ['python', '-m', 'resnet', 'train']\nLINE = 'python -m resnet train m'\n", "names python -m resnet"),
+    ("data/x.py", '"""Layout: see ../shared/data/pennfudan."""\n', "names ../shared/"),
+    ("evaluate/x.py", "raise DataError('e.g. `data_dir` ../shared/data/x')\n", "names ../shared/"),
     ("deploy/x.py", "def f():\n" + "    x = 1\n" * 80, "f is 81 lines"),
 ])
 def test_each_check_catches_its_violation(tmp_path: Path, rel: str, code: str, expected: str) -> None:
@@ -330,7 +404,9 @@ def test_each_check_catches_its_violation(tmp_path: Path, rel: str, code: str, e
 
 @pytest.mark.parametrize(("rel", "code"), [
     ("weights/x.py", "from ..models.registry import create_model\nfrom .. import __version__\n"),
-    ("deploy/x.py", "raise UsageError('`mode` is eager; run `resnet weights import f --as n`')\n"),
+    ("deploy/x.py", "raise UsageError('`mode` is eager; import it with `resnet weights import`')\n"),
+    ("deploy/x.py", '"""Times a network (``resnet bench --mode int8`` on the command line)."""\nX = -1\n'),
+    ("analysis/x.py", "WORKER = [sys.executable, '-m', 'resnet.analysis.runs.worker']\n"),
     ("deploy/x.py", "# long: one table, read top to bottom\ndef f():\n" + "    x = 1\n" * 80),
     ("cli/x.py", "from ..serve import create_app\nraise UsageError('--port must be positive')\n"),
     ("models/x.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..weights import find\n"),

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from resnet.data import CIFAR_SPECS, load_arrays
-from resnet.data.download import download
+from resnet.data.cifar import download_archive as download
+from resnet.utils.download import DownloadPolicy
 from resnet.data.safe_pickle import restricted_loads
 from resnet.errors import DataError, UsageError
 
@@ -219,6 +220,27 @@ def test_download_with_wrong_md5_keeps_nothing(tmp_path: Path) -> None:
     assert not target.exists() and list(target.parent.iterdir()) == []
     kept = download(source.as_uri(), target, hashlib.md5(b"not the archive").hexdigest())
     assert kept.read_bytes() == b"not the archive"
+
+
+def test_archive_download_is_resumed_from_a_loopback_server(tmp_path: Path) -> None:
+    """The CIFAR archive goes through the same fetcher as the weights: a cut connection is resumed with a Range
+    request, and only the file with the published MD5 is kept."""
+    from weights_helpers import Files, serve
+
+    blob = bytes(range(256)) * 64
+    files = Files(blobs={"/cifar-10-python.tar.gz": blob}, truncate_once={"/cifar-10-python.tar.gz"})
+    srv, base = serve(files)
+    try:
+        target = tmp_path / "data" / "cifar-10-python.tar.gz"
+        fast = DownloadPolicy(timeout=5.0, retries=2, backoff=0.0, progress=False)
+        kept = download(f"{base}/cifar-10-python.tar.gz", target, hashlib.md5(blob).hexdigest(), fast)
+        assert kept.read_bytes() == blob
+        assert files.requests[0][1] is None and files.requests[1][1] == f"bytes={len(blob) // 2}-"
+        with pytest.raises(DataError, match="HTTP 404"):
+            download(f"{base}/nothing.tar.gz", tmp_path / "data" / "nothing.tar.gz", "0" * 32, fast)
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_missing_or_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:

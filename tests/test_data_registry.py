@@ -19,9 +19,9 @@ from resnet.data.registry import (
     data_set,
     dataset_stats,
     existing_dir,
-    open_arrays,
     sample_folder,
 )
+from resnet.data.load import open_arrays
 from resnet.data.scan import IMAGE_EXTENSIONS, find_images, split_folder
 from resnet.errors import DataError, UsageError
 from resnet.reference import CIFAR10_MEAN, IMAGENET_STD

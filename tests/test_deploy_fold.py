@@ -13,7 +13,7 @@ from resnet.inference.ours.fused import FusedResNet, onednn_bf16_available
 from resnet.inference.ours.plan import build_plan, run_plan
 from resnet.errors import UsageError
 
-from deploy_helpers import randomise_bn
+from deploy_helpers import randomise_bn, structure
 
 CASES = [
     ("resnet20", {}, 32),  # CIFAR, option-A zero-pad shortcuts
@@ -22,6 +22,17 @@ CASES = [
     ("plain20", {}, 32),  # no shortcuts
     ("resnet20", {"shortcut": "C"}, 32),  # projection on every block
 ]
+COVERS = [{"zero-pad"}, {"projection", "max-pool"}, {"bottleneck", "projection", "max-pool"}, set(), {"projection"}]
+
+
+@pytest.mark.parametrize(("case", "covers"), list(zip(CASES, COVERS)))
+def test_each_case_holds_what_its_comment_says(case: tuple, covers: set[str]) -> None:
+    name, overrides, _ = case
+    model = resnet.create_model(name, **overrides)
+    assert structure(model) == covers
+    if "bottleneck" in covers and overrides.get("version") == "v1":  # the stride sits in the first 1x1
+        first = model.layer2[0] if hasattr(model, "layer2") else None
+        assert first is not None and first.conv1.stride == (2, 2) and first.conv2.stride == (1, 1)
 
 
 def test_fold_conv_bn_matches_bn_after_conv() -> None:

@@ -14,7 +14,7 @@ from resnet.errors import UsageError
 from resnet.inference.optimize import ChannelsLast
 from resnet.inference.shard import BatchSharded
 
-from deploy_helpers import cifar_images, randomise_bn
+from deploy_helpers import cifar_images, randomise_bn, structure
 
 # This file tests our own engine; engine="auto" (the default) is tested in test_deploy_engines.py.
 optimize = partial(_optimize, engine="ours")
@@ -92,6 +92,7 @@ def test_int8_mode_tracks_fp32_on_any_batch_and_size() -> None:
 
 def test_int8_handles_projection_shortcuts_and_max_pool() -> None:
     model = randomise_bn(resnet.create_model("resnet26", num_classes=7))
+    assert {"bottleneck", "projection", "max-pool"} <= structure(model)
     x = torch.randn(2, 3, 64, 64)
     fast = optimize(model, "int8", calibration=[torch.randn(4, 3, 64, 64), torch.randn(4, 3, 64, 64)], observer="minmax")
     with torch.no_grad():

@@ -91,13 +91,38 @@ def test_bad_budget_settings_are_usage_errors(kwargs: dict[str, Any], message: s
         R.budget_settings(budget, data="digits", **kwargs)
 
 
-def test_train_command_resumes_with_every_setting(tmp_path: Path) -> None:
+def test_train_command_runs_the_library_worker_with_every_setting(tmp_path: Path) -> None:
+    """A subprocess run goes through the library's entry point (never the user-facing command line) and carries
+    the plan and every setting."""
+    import json
+
     plan = R.plan_runs(tmp_path, [8], plain=False, seed=3)[0]
-    cmd = R.train_command(plan, _settings(data_dir="/data", device="cpu"))
-    assert cmd[:6] == [sys.executable, "-m", "resnet", "train", "resnet8", "--data"]
-    text = " ".join(cmd[4:])
-    assert text == (f"resnet8 --data digits --data-dir /data --recipe cifar-paper --set iterations=40 --set eval_every=4 "
-                    f"--out {plan.folder} --seed 3 --device cpu --resume")
+    settings = _settings(data_dir="/data", device="cpu")
+    cmd = R.train_command(plan, settings)
+    assert cmd[:3] == [sys.executable, "-m", "resnet.analysis.runs.worker"] and len(cmd) == 4
+    assert "train" not in cmd and not any(part.startswith("--") for part in cmd)
+    assert R.read_job(json.loads(cmd[3])) == (plan, settings)
+
+
+def test_the_worker_trains_through_train_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from resnet.analysis.runs import scheduler, worker
+    from resnet.errors import DataError
+
+    plan = R.plan_runs(tmp_path, [8], plain=False, seed=3)[0]
+    seen: list[Any] = []
+    monkeypatch.setattr(worker, "train_in_process", lambda p, s: seen.append((p, s)) or {"finished": True})
+    job = R.train_command(plan, _settings())[3]
+    assert worker.main([job]) == 0 and seen == [(plan, _settings())]
+
+    def no_data(p: Any, s: Any) -> None:
+        raise DataError("no data here")
+
+    monkeypatch.setattr(worker, "train_in_process", no_data)
+    assert worker.main([job]) == 1
+    assert worker.main([json.dumps({"plan": {}})]) == 2  # not a job: a usage error
+    assert scheduler.WORKER == worker.__name__
 
 
 def test_train_in_process_calls_the_trainer_as_its_contract_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

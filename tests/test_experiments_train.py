@@ -122,7 +122,7 @@ def test_parallel_runs_train_in_subprocesses(tmp_path: Path) -> None:
     assert _run("degradation", *TINY, "--depths", "8", "--parallel", "2", "--out", str(out)) == 0
     for name in ("plain8", "resnet8"):
         log = (out / "runs" / name / "train.log").read_text()
-        assert " -m resnet train " in log and "--resume" in log
+        assert f" -m resnet.analysis.runs.worker {name}\n" in log and " -m resnet train " not in log  # the library's entry point
         assert json.loads((out / "runs" / name / "experiment.json").read_text())["status"] == "done"
     assert len(json.loads((out / "degradation.json").read_text())["curves"]) == 2
 

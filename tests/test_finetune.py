@@ -132,7 +132,7 @@ def test_imagenet_style_named_weights_served_on_loopback(tmp_path: Path, monkeyp
         torch.manual_seed(4)
         data_bytes = state_bytes(resnet.create_model("resnet8", num_classes=1000), wrap_akamaster=False)
         pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 24, resize=28, crop=24, interpolation="bicubic")
-        entry = entry_for(data_bytes, source="torchvision", num_classes=1000, preprocess=pre, dataset="imagenet-1k")
+        entry = entry_for(data_bytes, publisher="torchvision", num_classes=1000, preprocess=pre, dataset="imagenet-1k")
         files.blobs[f"/{entry.filename}"] = data_bytes
         monkeypatch.setattr(registry_module, "entries_for", lambda name: (entry,) if name == "resnet8" else ())
         monkeypatch.setenv("RESNET_WEIGHTS_MIRROR", base)
@@ -186,6 +186,6 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path, init_file: Pa
     assert code != 0 and err.count("\n") == 0 and err.startswith("resnet train: error:"), err
     expected = {"empty": "has no class folders", "one-class": "only 1 class folder",
                 "unreadable-class": "owl has no readable photo", "other-architecture": "does not fit resnet14",
-                "unknown-tag": "closest: resnet20:akamaster_cifar10", "no-network": "resnet weights import resnet20-12fca82f.th",
+                "unknown-tag": "closest: resnet20:akamaster_cifar10", "no-network": "`resnet weights import` resnet20-12fca82f.th",
                 "model-mismatch": "holds weights for resnet20, but --model is resnet32"}[case]
     assert expected in err

@@ -151,7 +151,7 @@ def test_empty_truncated_and_missing_files(tmp_path: Path) -> None:
         read_state_dict(cut_pth)
     with pytest.raises(CheckpointError, match="does not exist"):
         read_state_dict(tmp_path / "nope.pth")
-    with pytest.raises(CheckpointError, match="unknown checkpoint source"):
+    with pytest.raises(CheckpointError, match="unknown checkpoint origin"):
         load_pretrained(resnet.create_model("resnet20"), good, source="caffe")
 
 

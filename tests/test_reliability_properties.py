@@ -34,7 +34,7 @@ from resnet.cli import main
 from resnet.data.decode import DecodeFailure, decode_file, decode_image_tensor
 from resnet.errors import CheckpointError, DataError, ResNetError, UsageError
 from resnet.data.decode import read_image
-from resnet.models.interop import SOURCES, load_pretrained, model_from_checkpoint, save_weights
+from resnet.models.interop import ORIGINS, load_pretrained, model_from_checkpoint, save_weights
 
 settings.register_profile("default", deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -284,7 +284,7 @@ def _container(state: dict[str, object], form: str, path: Path) -> Path:
 
 
 @examples(60)
-@given(state=state_dicts(), form=st.sampled_from(["plain", "wrapped", "safetensors"]), source=st.sampled_from(SOURCES),
+@given(state=state_dicts(), form=st.sampled_from(["plain", "wrapped", "safetensors"]), source=st.sampled_from(ORIGINS),
        strict=st.booleans())
 def test_importers_load_or_raise_checkpoint_error(state: dict[str, object], form: str, source: str, strict: bool,
                                                   tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_override_values_are_typed() -> None:
     [
         (["lr=-1"], "lr must be positive"),
         (["batch_size=-8"], "batch_size must be at least 1"),
-        (["batch_size=abc"], "batch_size takes a int"),
+        (["batch_size=abc"], "batch_size takes an int"),
         (["nesterov=maybe"], "nesterov takes a bool"),
         (["learning_rate=0.1"], "did you mean lr"),
         (["schedule=exponential"], "schedule must be one of"),
@@ -93,6 +93,28 @@ def test_override_values_are_typed() -> None:
 def test_bad_overrides_are_usage_errors_naming_the_field(items: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         resolve_recipe("cifar-paper", parse_overrides(items))
+
+
+def test_overrides_are_coerced_by_the_resolved_field_types() -> None:
+    from dataclasses import dataclass
+
+    from resnet.train.recipes import coerce_field
+
+    @dataclass
+    class Fields:  # annotations are strings here (from __future__ import annotations), as in Recipe
+        rate: float | None = None
+        steps: tuple[int, ...] = ()
+
+    import typing
+
+    hints = typing.get_type_hints(Fields)
+    assert coerce_field(hints["rate"], "rate", "0.5") == 0.5
+    assert coerce_field(hints["rate"], "rate", "none") is None
+    assert coerce_field(hints["steps"], "steps", "100,200") == (100, 200)
+    with pytest.raises(UsageError, match="rate takes a float"):
+        coerce_field(hints["rate"], "rate", "fast")
+    with pytest.raises(UsageError, match="steps takes a comma-separated list of ints"):
+        coerce_field(hints["steps"], "steps", "1,x")
 
 
 def test_unknown_recipe_lists_the_known_ones() -> None:

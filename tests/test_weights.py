@@ -18,7 +18,7 @@ from resnet.weights import (
     import_file, load_entry,
 )
 from resnet.weights import registry as registry_module
-from resnet.weights.download import fetch
+from resnet.utils.download import fetch
 
 from weights_helpers import Files, entry_for, serve, state_bytes, write
 
@@ -56,7 +56,7 @@ def test_torchvision_facts_match_get_model_weights() -> None:
     from torchvision.models import get_model_weights
 
     for name in ("resnet18", "resnet50", "resnext101_64x4d", "wide_resnet101_2"):
-        ours = [e for e in entries_for(name) if e.source == "torchvision"]
+        ours = [e for e in entries_for(name) if e.publisher == "torchvision"]
         theirs = list(get_model_weights(name))
         assert len(ours) == len(theirs) > 0
         for e, w in zip(ours, theirs):
@@ -77,7 +77,7 @@ def test_timm_facts_match_pretrained_cfg() -> None:
     from timm.models import get_pretrained_cfg
 
     for name in ("resnet50", "resnext50_32x4d", "wide_resnet50_2"):
-        ours = {e.tag: e for e in entries_for(name) if e.source == "timm"}
+        ours = {e.tag: e for e in entries_for(name) if e.publisher == "timm"}
         theirs = timm.list_pretrained(f"{name}.*")
         assert sorted(ours) == sorted(f"timm:{t.split('.', 1)[1]}" for t in theirs)
         for full in theirs:
@@ -98,7 +98,7 @@ def test_every_known_network_gets_its_weights_and_akamaster_facts() -> None:
     assert not any(n.startswith("plain") for n in names)
     for depth, err in AKAMASTER_REPORTED_ERR.items():
         e = find(f"resnet{depth}")
-        assert e.source == "akamaster" and e.top1 == pytest.approx(100 - err) and e.sha256_prefix in e.filename
+        assert e.publisher == "akamaster" and e.top1 == pytest.approx(100 - err) and e.sha256_prefix in e.filename
         assert e.preprocess.input_size == 32 and e.classes()[3] == "cat"
 
 
@@ -207,10 +207,10 @@ def test_offline_is_one_line_naming_url_file_and_import(monkeypatch: pytest.Monk
     with pytest.raises(OfflineError) as err:
         ensure(entry, FAST)
     text = str(err.value)
-    assert entry.url in text and entry.filename in text and f"resnet weights import {entry.filename} --as" in text
+    assert entry.url in text and entry.filename in text and f"import it as {entry.name}: `resnet weights import` {entry.filename}" in text
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(OfflineError, match="no network"):  # nothing listens on port 9 of the loopback
-        fetch(entry.url, cache_path(entry), sha256_prefix=entry.sha256_prefix, name=entry.name, policy=FAST)
+        fetch(entry.url, cache_path(entry), sha256_prefix=entry.sha256_prefix, policy=FAST)
 
 
 def test_mirror_serves_the_real_registry_and_create_model_uses_it(server, monkeypatch, akamaster_dir: Path, capsys) -> None:
@@ -280,7 +280,7 @@ def test_hub_files_come_through_huggingface_hub(monkeypatch: pytest.MonkeyPatch)
 
     cache_path(entry).unlink()
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    with pytest.raises(OfflineError, match=r"resnet weights import model.safetensors --as resnet18:timm:a1_in1k"):
+    with pytest.raises(OfflineError, match=r"import it as resnet18:timm:a1_in1k: `resnet weights import` model.safetensors"):
         resnet.create_model("resnet18", pretrained="timm:a1_in1k")
 
 
@@ -307,7 +307,7 @@ def test_cli_list_and_named_source_for_predict(monkeypatch, tmp_path: Path, tiny
 
 def test_torch_home_copy_is_used_and_a_path_works_as_pretrained(tmp_path: Path, tiny) -> None:
     model, data = tiny
-    entry = entry_for(data, source="torchvision")  # nothing listens at its URL: it must not be fetched
+    entry = entry_for(data, publisher="torchvision")  # nothing listens at its URL: it must not be fetched
     copy = write(tmp_path / "torch" / "hub" / "checkpoints" / entry.filename, data)
     assert ensure(entry, FAST) == copy and not cache_path(entry).exists()
     from_file = resnet.create_model("resnet8", pretrained=str(copy))

@@ -88,13 +88,13 @@ def state_bytes(model: torch.nn.Module, wrap_akamaster: bool = True) -> bytes:
     return buffer.getvalue()
 
 
-def entry_for(data: bytes, *, model: str = "resnet8", source: str = "akamaster", num_classes: int = 10,
+def entry_for(data: bytes, *, model: str = "resnet8", publisher: str = "akamaster", num_classes: int = 10,
               url: str = "http://127.0.0.1:9/x", preprocess: Preprocess | None = None, dataset: str = "cifar10") -> WeightEntry:
     """A registry entry whose published hash is that of ``data``."""
     prefix = hashlib.sha256(data).hexdigest()[:8]
     filename = f"{model}-{prefix}.th"
     return WeightEntry(
-        model=model, tag="test", source=source, url=url.rstrip("/") + "/" + filename, filename=filename,
+        model=model, tag="test", publisher=publisher, url=url.rstrip("/") + "/" + filename, filename=filename,
         preprocess=preprocess or Preprocess((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32), num_classes=num_classes,
         dataset=dataset, sha256_prefix=prefix, default=True,
     )

@@ -21,7 +21,7 @@ CIFAR_MMACS = {20: 40.55, 56: 125.49, 110: 252.89}
 
 # akamaster checkpoints (CIFAR-10, ImageNet normalisation): test error (%) reported in that repository's README.
 AKAMASTER_REPORTED_ERR = {20: 8.27, 32: 7.37, 44: 6.90, 56: 6.61, 110: 6.32, 1202: 6.18}
-# the four whose files are in ../shared/data/reference-weights (the two deepest are over its 4 MiB limit)
+# the four whose files the reference-weights test data holds (the two deepest are over its 4 MiB limit)
 AKAMASTER_ERR = {d: AKAMASTER_REPORTED_ERR[d] for d in (20, 32, 44, 56)}
 # Their files (github.com/akamaster/pytorch_resnet_cifar10, pretrained_models/): the 8-hex suffix is the sha256 prefix.
 AKAMASTER_FILES = {20: "resnet20-12fca82f.th", 32: "resnet32-d509ac18.th", 44: "resnet44-014dd654.th",

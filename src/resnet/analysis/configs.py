@@ -17,7 +17,7 @@ from .runs.budgets import DEFAULT_BUDGET, IMAGENET_DATA
 
 CIFAR_DEPTHS = (20, 32, 44, 56)  # Fig. 6
 TABLE_DEPTHS = CIFAR_DEPTHS + (110,)  # Table 6
-IMAGENET_DEPTHS = (18, 34)  # Table 2: plain-18/34 against ResNet-18/34
+TABLE2_DEPTHS = (18, 34)  # Table 2: plain-18/34 against ResNet-18/34
 IMAGENET_ALLOWED = (18, 34, 50, 101, 152)
 
 
@@ -41,7 +41,7 @@ class TrainingExperiment:
     default_depths: ClassVar[tuple[int, ...]] = CIFAR_DEPTHS
     data: str = "cifar10"
     data_dir: str | None = None
-    depths: tuple[int, ...] | None = None  # None: default_depths (IMAGENET_DEPTHS on ImageNet-layout data)
+    depths: tuple[int, ...] | None = None  # None: default_depths (TABLE2_DEPTHS on ImageNet-layout data)
     budget: str = DEFAULT_BUDGET  # a name in resnet.analysis.runs.budgets.BUDGETS
     iterations: int | None = None  # overrides the budget's length (lr ÷10 at 50 % and 75 %)
     seed: int = 0
@@ -58,7 +58,7 @@ class TrainingExperiment:
     def checked_depths(self) -> list[int]:
         """``depths`` checked against the data: CIFAR-style 6n+2 nets, or the ImageNet nets for ImageNet-layout data."""
         if self.imagenet:
-            depths = list(self.depths or IMAGENET_DEPTHS)
+            depths = list(self.depths or TABLE2_DEPTHS)
             bad = [d for d in depths if d not in IMAGENET_ALLOWED]
             if bad:
                 raise UsageError(f"`data` {self.data} trains the ImageNet nets: `depths` from "
@@ -129,7 +129,7 @@ class BackboneStudyConfig:
     """The degradation study on a dense task: the same head on resnetD and plainD backbones, Penn-Fudan."""
 
     data_dir: str
-    depths: tuple[int, ...] = IMAGENET_DEPTHS
+    depths: tuple[int, ...] = TABLE2_DEPTHS
     tasks: tuple[str, ...] = ("segmentation",)  # segmentation and/or detection (resnet.train.dense.TASKS)
     overrides: tuple[str, ...] = ()  # recipe fields, KEY=VALUE, for every run
     seed: int = 0

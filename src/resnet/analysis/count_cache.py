@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..models.data_config import default_input_size
 from ..utils.atomic import atomic_write_text
 from ..utils.paths import default_cache_dir
 
@@ -34,7 +35,7 @@ class Counts:
 
 def input_size_of(spec: Any) -> int:
     """The side the counts are taken at: 224 for ImageNet stems, 32 for CIFAR ones."""
-    return 224 if spec.stem == "imagenet" else 32
+    return default_input_size(spec)
 
 
 def spec_key(spec: Any, input_size: int) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data.registry import open_arrays, sample_folder
+from ..data.load import open_arrays
+from ..data.registry import sample_folder
 from ..errors import UsageError
 from ..utils.device import resolve_device
 from .configs import GradientsConfig, ExperimentResult, ResponsesConfig, check_positive

@@ -64,7 +64,7 @@ def parse_scales(values: list[str] | None) -> list[int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import get_protocol, resolve_source
-    from ..evaluate.data import open_eval_data
+    from ..evaluate.data import data_or_recorded, open_eval_data
     from ..evaluate.dense import dense_task_of
 
     if len(args.sources) == 1 and dense_task_of(args.sources[0]):
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source).place(run_device(args.device, args.optimize))
                for s in args.sources]
     channels = members[0].preprocess.channels
-    data_name, data_dir = _data_or_recorded(args.data, args.data_dir, members[0])
+    data_name, data_dir = data_or_recorded(args.data, args.data_dir, members[0])
     data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)
     for m in members:
         apply_sizes(m, args.resize, args.crop)
@@ -104,22 +104,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_report(report, plots)
     return 0
-
-
-def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tuple[str | None, str | None]:
-    """--data / --data-dir as given; neither given: the data set the run recorded (its test split)."""
-    from ..inference.calibration import recorded_data
-
-    if name is not None or data_dir is not None:
-        return name, data_dir
-    from ..evaluate.data import ARRAY_DATASETS
-
-    record = recorded_data(member)
-    if record is None:
-        return None, None  # nothing usable recorded: open_eval_data asks for the data
-    if record.dataset not in ARRAY_DATASETS:
-        return None, record.data_dir  # an image folder (imagenet layout)
-    return record.dataset, record.data_dir
 
 
 def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:

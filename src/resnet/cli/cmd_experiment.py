@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..analysis.configs import (CIFAR_DEPTHS, IMAGENET_DEPTHS, TABLE_DEPTHS, BackboneStudyConfig, DegradationConfig,
+from ..analysis.configs import (CIFAR_DEPTHS, TABLE2_DEPTHS, TABLE_DEPTHS, BackboneStudyConfig, DegradationConfig,
                                 DepthTableConfig, ExperimentResult, GradientsConfig, ResponsesConfig)
 from ..analysis.runs.budgets import BUDGETS, DEFAULT_BUDGET, budgets_help
 from ..errors import UsageError
@@ -81,7 +81,7 @@ def _add_depth_table(exp: argparse._SubParsersAction) -> None:
         epilog=examples("resnet experiment depth-table --data cifar10 --data-dir ../shared/data/cifar10 --runs 2",
                         "resnet experiment depth-table --budget tiny --data digits --depths 8 14"),
     )
-    _add_training_options(p, TABLE_DEPTHS, f"; with --data imagenet {' '.join(map(str, IMAGENET_DEPTHS))} (Table 2)")
+    _add_training_options(p, TABLE_DEPTHS, f"; with --data imagenet {' '.join(map(str, TABLE2_DEPTHS))} (Table 2)")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds) per depth; the table reports mean ± std (default 1)")
     p.add_argument("--plain", action="store_true", help="train the plain twins too and list them beside the ResNets (always on with --data imagenet)")
     _add_out(p, DepthTableConfig)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import functools
-from typing import Any
 
 from ..errors import UsageError
+from ..models.data_config import default_input_size
 from ..models.specs import SHORTCUT_OPTIONS
-from .common import build_model, console, examples, hidden_alias, print_json
+from .common import console, examples, hidden_alias, print_json
+
+_IMAGENET, _CIFAR = default_input_size("imagenet"), default_input_size("cifar")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=examples("resnet summary resnet50", "resnet summary resnet110 --json", "resnet summary --paper"),
     )
     p.add_argument("name", nargs="?", help="model name, e.g. resnet50 or resnet110")
-    p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default 224 ImageNet, 32 CIFAR)")
+    p.add_argument("--input-size", type=int, default=None, help=f"input side in pixels (default {_IMAGENET} ImageNet, {_CIFAR} CIFAR)")
     p.add_argument("--variant", dest="version", choices=("v1", "v1.5"), default=None,
                    help="bottleneck stride placement: v1 (the paper's, in the 1x1) or v1.5 (torchvision's, in the 3x3)")
     hidden_alias(p, "--version", "version", choices=("v1", "v1.5"))
@@ -30,103 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def model_summary(name: str, input_size: int | None = None, **overrides: Any) -> dict[str, Any]:
-    import torch
-
-    from ..models.complexity import count_macs
-    from ..evaluate.names import MAX_SIDE
-
-    if input_size is not None and not 8 <= input_size <= MAX_SIDE:
-        raise UsageError(f"--input-size must be from 8 to {MAX_SIDE} pixels, got {input_size}")
-    model = build_model(name, **{k: v for k, v in overrides.items() if v is not None})
-    spec = model.spec
-    size = input_size or (224 if spec.stem == "imagenet" else 32)
-    from ..utils.threads import single_threaded
-
-    with torch.no_grad(), single_threaded():  # one batch-of-one pass to count; no activations kept, no threads needed
-        c = count_macs(model, size)
-    return {
-        "name": name,
-        "description": spec.description,
-        "block": ("pre-activation " if spec.preact else "") + spec.block,
-        "shortcut": spec.shortcut,
-        "version": spec.version,
-        "input_size": size,
-        "params": c.params,
-        "macs": c.macs,
-        "stages": [
-            {
-                "stage": s.name,
-                "output_size": f"{s.output_size[0]}x{s.output_size[1]}",
-                "blocks": s.blocks,
-                "channels": s.channels,
-                "params": s.params,
-                "macs": s.macs,
-            }
-            for s in c.stages
-        ],
-    }
-
-
-def paper_rows() -> dict[str, list[dict[str, Any]]]:
-    import copy
-
-    return copy.deepcopy(_paper_rows())
-
-
-@functools.lru_cache(maxsize=1)
-def _paper_rows() -> dict[str, list[dict[str, Any]]]:
-    """The figures are counted once per process (building and running ResNet-152 and -1202 takes a while)."""
-    from ..utils.threads import single_threaded
-
-    with single_threaded():  # batch-of-one passes that only count: threads only add waiting on a busy machine
-        return _count_paper_rows()
-
-
-def _count_paper_rows() -> dict[str, list[dict[str, Any]]]:
-    from ..models.complexity import count_macs
-    from ..models import create_model
-    from ..reference import PAPER_CIFAR_ERR, PAPER_CIFAR_PARAMS_M, PAPER_IMAGENET_GMACS, TORCHVISION_GMACS, TORCHVISION_PARAMS
-
-    imagenet = []
-    for depth, paper in PAPER_IMAGENET_GMACS.items():
-        v1 = count_macs(create_model(f"resnet{depth}", version="v1"), 224)
-        v15 = count_macs(create_model(f"resnet{depth}"), 224)
-        imagenet.append(
-            {
-                "name": f"resnet{depth}",
-                "params": v15.params,
-                "params_torchvision": TORCHVISION_PARAMS[depth],
-                "gmacs_v1": round(v1.macs / 1e9, 3),
-                "gmacs_paper": paper,
-                "gmacs_v1.5": round(v15.macs / 1e9, 3),
-                "gmacs_torchvision": TORCHVISION_GMACS[depth],
-            }
-        )
-    cifar = []
-    for depth, paper_params in PAPER_CIFAR_PARAMS_M.items():
-        c = count_macs(create_model(f"resnet{depth}"), 32)
-        cifar.append(
-            {
-                "name": f"resnet{depth}",
-                "params": c.params,
-                "params_paper_M": paper_params,
-                "mmacs": round(c.macs / 1e6, 2),
-                "paper_test_error": PAPER_CIFAR_ERR[depth],
-            }
-        )
-    return {"imagenet": imagenet, "cifar": cifar}
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
+
+    from ..analysis.summary import model_summary, paper_rows
 
     if args.paper:
         data = paper_rows()
         if args.json:
             print_json(data)
             return 0
-        t = Table(title="ImageNet networks (224x224): ours beside the paper's Table 1 and torchvision")
+        t = Table(title=f"ImageNet networks ({_IMAGENET}x{_IMAGENET}): ours beside the paper's Table 1 and torchvision")
         for col in ("network", "params", "torchvision", "mult-adds v1", "paper", "mult-adds v1.5", "torchvision"):
             t.add_column(col, justify="left" if col == "network" else "right")
         for r in data["imagenet"]:
@@ -134,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 r["name"], f"{r['params']:,}", f"{r['params_torchvision']:,}", f"{r['gmacs_v1']:.3f}G",
                 f"{r['gmacs_paper']}G", f"{r['gmacs_v1.5']:.3f}G", f"{r['gmacs_torchvision']:.3f}G",
             )
-        c = Table(title="CIFAR-10 networks (32x32, option A): ours beside the paper's Table 6")
+        c = Table(title=f"CIFAR-10 networks ({_CIFAR}x{_CIFAR}, option A): ours beside the paper's Table 6")
         for col in ("network", "params", "paper", "mult-adds", "paper test error"):
             c.add_column(col, justify="left" if col == "network" else "right")
         for r in data["cifar"]:

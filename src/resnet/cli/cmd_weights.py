@@ -121,7 +121,7 @@ def entry_row(e) -> dict[str, object]:  # noqa: ANN001 - WeightEntry
         preprocessing = f"{pre.resize}->{pre.crop_size} {pre.interpolation}"
     else:
         preprocessing = f"as is ({pre.input_size}px)"
-    return {"name": e.name, "model": e.model, "tag": e.tag, "source": e.source, "default": e.default, "dataset": e.dataset,
+    return {"name": e.name, "model": e.model, "tag": e.tag, "source": e.publisher, "default": e.default, "dataset": e.dataset,
             "classes": e.num_classes, "top1": e.top1, "top5": e.top5, "input": pre.crop_size, "test_input": e.test_input_size,
             "preprocessing": preprocessing, "mean": list(pre.mean), "std": list(pre.std), "size_mb": size_mb,
             "license": e.license, "url": e.url, "sha256_prefix": e.sha256_prefix, "cached": local is not None,

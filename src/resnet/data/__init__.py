@@ -3,7 +3,7 @@
 Small data sets (CIFAR-10/100, digits, folders of small images) are decoded once into uint8 tensors
 (:func:`load_arrays`, cached on disk) and batched on the device by :class:`TensorLoader`. ImageNet-size
 folders are decoded per image in DataLoader workers (:func:`make_folder_loader`). Every named data set
-is an entry of :data:`REGISTRY` (:mod:`resnet.data.registry`), which opens it for train, evaluate and the studies.
+is an entry of :data:`REGISTRY` (:mod:`resnet.data.registry`); :func:`open_arrays` opens an array one by name.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from .arrays import ArrayDataset
 from .augment import CropFlip, apply_crop_flip, cifar_augment, draw_crop_flip, normalize
 from .cache import default_cache_dir
 from .cifar import CIFAR_SPECS
-from .load import DATASETS, load_arrays
+from .load import DATASETS, load_arrays, open_arrays
 from .loader import TensorLoader
-from .registry import ALL_DATASETS, REGISTRY, data_set, open_arrays
+from .registry import ALL_DATASETS, REGISTRY, data_set
 from .scan import IMAGE_EXTENSIONS, DataWarning
 from .split import holdout_split
 from .stats import channel_stats

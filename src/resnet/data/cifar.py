@@ -6,6 +6,7 @@ unpickler of :mod:`resnet.data.safe_pickle`, never with ``pickle.load``.
 
 from __future__ import annotations
 
+import hashlib
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from ..reference import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
-from .download import check_md5, download, md5_of_bytes, md5_of_file
+from ..utils.download import DownloadError, DownloadPolicy, fetch, md5_of
 from .folder_arrays import read_image_folder
 from .safe_pickle import restricted_loads
 from .scan import split_folder
@@ -124,7 +125,23 @@ def locate_cifar(
             f"no {spec.name} data {where}; pass a folder with train/<class>/*.png and test/, "
             f"the archive {spec.archive} (from {spec.url}), or its extracted {spec.folder}/"
         )
-    return CifarSource("archive", download(spec.url, target_dir / spec.archive, spec.archive_md5))
+    return CifarSource("archive", download_archive(spec.url, target_dir / spec.archive, spec.archive_md5))
+
+
+def download_archive(url: str, dest: Path, md5: str, policy: DownloadPolicy = DownloadPolicy(timeout=60.0)) -> Path:
+    """``url`` into ``dest`` through :func:`resnet.utils.download.fetch` (resumed, retried, kept only with ``md5``);
+    a failure is a :class:`DataError`."""
+    try:
+        return fetch(url, dest, md5=md5, policy=policy,
+                     offline=lambda why: f"{why}: cannot download {url}; fetch it by hand into {dest.parent}")
+    except DownloadError as err:
+        raise DataError(str(err)) from None
+
+
+def check_md5(actual: str, expected: str, what: str, fix: str) -> None:
+    """Refuse data whose checksum differs: it is corrupt, truncated or not the file we think."""
+    if actual != expected:
+        raise DataError(f"{what} has MD5 {actual}, expected {expected}: it is corrupt or not the official file; {fix}")
 
 
 def _recognise(spec: CifarSpec, place: Path) -> CifarSource | None:
@@ -154,7 +171,7 @@ def read_cifar(spec: CifarSpec, source: CifarSource, split: str, *, strict: bool
     if source.kind == "folder":
         return _read_png_folder(spec, source.path, split, strict)
     if source.kind == "archive":
-        check_md5(md5_of_file(source.path), spec.archive_md5, str(source.path),
+        check_md5(md5_of(source.path), spec.archive_md5, str(source.path),
                   f"delete it, then fetch {spec.url} again")
         blobs = _read_archive_members(spec, source.path, split)
     else:
@@ -164,7 +181,7 @@ def read_cifar(spec: CifarSpec, source: CifarSource, split: str, *, strict: bool
             if not path.is_file():
                 raise DataError(f"{path} is missing; extract {spec.archive} again")
             data = path.read_bytes()
-            check_md5(md5_of_bytes(data), md5, str(path), f"extract {spec.archive} again or fetch {spec.url}")
+            check_md5(hashlib.md5(data, usedforsecurity=False).hexdigest(), md5, str(path), f"extract {spec.archive} again or fetch {spec.url}")
             blobs[name] = data
     return _parse(spec, blobs, split, str(source.path))
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from torch.utils.data import default_collate, get_worker_info
 
 from ..errors import UsageError
+from ..models.data_config import IMAGENET_DATA_CONFIG
 from .decode import DecodeFailure, decode_image_tensor
 from .loader import mix_seed
 from .scan import report_skipped, scan_folder, split_folder
@@ -138,7 +139,7 @@ def make_folder_loader(
     distributed: bool = False,
     seed: int = 0,
     strict: bool = False,
-    image_size: int = 224,
+    image_size: int = IMAGENET_DATA_CONFIG.crop,
 ) -> FolderLoader:
     """A loader over ``root/<split>`` with the paper's ImageNet training or evaluation preprocessing.
 

@@ -11,7 +11,7 @@ from .cache import CacheEntry, default_cache_dir, source_fingerprint
 from .cifar import CIFAR_SPECS, cache_source, locate_cifar, read_cifar
 from .digits import load_digits_arrays
 from .folder_arrays import read_image_folder
-from .registry import ARRAY_DATASETS
+from .registry import ARRAY_DATASETS, existing_dir
 from .scan import report_skipped, split_folder
 from .stats import channel_stats
 
@@ -55,6 +55,13 @@ def load_arrays(
             )
         return _load_folder(Path(data_dir).expanduser(), split, cache_root, strict)
     return _load_cifar(name, split, data_dir, cache_root, download, strict)
+
+
+def open_arrays(name: str, split: str, data_dir: str | os.PathLike[str] | None, *, strict: bool = False) -> "ArrayDataset":
+    """``split`` of the array data set ``name`` (one of :data:`ARRAY_DATASETS`; decoded once, cached), read from
+    ``data_dir`` when given; a folder data set's name is refused as unknown, naming the array data sets."""
+    existing_dir(data_dir)
+    return load_arrays(name, split, data_dir, download=False, strict=strict)
 
 
 def _load_cifar(
@@ -126,4 +133,4 @@ def _replay_skipped(ds: ArrayDataset, strict: bool) -> ArrayDataset:
     return ds
 
 
-__all__ = ["DATASETS", "SPLITS", "load_arrays"]
+__all__ = ["DATASETS", "SPLITS", "load_arrays", "open_arrays"]

@@ -1,6 +1,6 @@
 """The Penn-Fudan pedestrian set (Wang et al., ACCV 2007): photos, instance masks, boxes from the masks.
 
-Layout (``../shared/data/pennfudan/README.md``): ``PNGImages/<name>.png``, ``PedMasks/<name>_mask.png``
+Layout (the ``PennFudanPed`` folder of the published archive): ``PNGImages/<name>.png``, ``PedMasks/<name>_mask.png``
 (0 = background, 1..N = one value per pedestrian) and ``Annotation/<name>.txt`` (PASCAL v1.00 text, which
 lists the N objects and their labels). Samples are decoded once and resized (shorter side to ``size``,
 longer side at most ``2 * size``) into memory: the set is 170 photos.
@@ -79,7 +79,7 @@ def scan_pennfudan(root: str | Path) -> tuple[list[PennFudanItem], list[tuple[st
     images = root / IMAGES
     if not images.is_dir() or not (root / MASKS).is_dir():
         raise DataError(f"{root} is not a Penn-Fudan folder (it needs {IMAGES}/ and {MASKS}/); point `data_dir` at "
-                        "the PennFudanPed folder, e.g. ../shared/data/pennfudan")
+                        "the PennFudanPed folder of the published archive")
     items, missing = [], []
     for photo in sorted(images.glob("*.png")):
         mask = root / MASKS / f"{photo.stem}_mask.png"

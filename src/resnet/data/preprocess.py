@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import CheckpointError, DataError
+from ..models.data_config import IMAGENET_DATA_CONFIG
 from ..utils.limits import MAX_SIDE
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Preprocess:
             return cls(
                 mean=tuple(float(v) for v in d["mean"]),
                 std=tuple(float(v) for v in d["std"]),
-                input_size=int(d.get("input_size") or d.get("crop") or 224),
+                input_size=int(d.get("input_size") or d.get("crop") or IMAGENET_DATA_CONFIG.input_size),
                 resize=None if d.get("resize") is None else int(d["resize"]),
                 crop=None if d.get("crop") is None else int(d["crop"]),
                 interpolation=str(d.get("interpolation") or "bilinear"),

@@ -2,7 +2,8 @@
 normalisation, and the one way a name plus a data folder becomes images.
 
 Train, evaluate, the experiments and the gradient study all open data through this module, so the
-checks (a known name, a data folder that exists) are written once.
+checks (a known name, a data folder that exists) are written once; :func:`resnet.data.load.open_arrays` opens
+an array data set by name.
 """
 
 from __future__ import annotations
@@ -82,15 +83,6 @@ def existing_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
     return path
 
 
-def open_arrays(name: str, split: str, data_dir: str | os.PathLike[str] | None, *, strict: bool = False) -> "ArrayDataset":
-    """``split`` of the array data set ``name`` (one of :data:`ARRAY_DATASETS`; decoded once, cached), read from
-    ``data_dir`` when given; a folder data set's name is refused as unknown, naming the array data sets."""
-    from .load import load_arrays
-
-    existing_dir(data_dir)
-    return load_arrays(name, split, data_dir, download=False, strict=strict)
-
-
 def sample_folder(root: str | os.PathLike[str], split: str, count: int, *, seed: int = 0,
                   channels: int = 3) -> "ArrayDataset":
     """``count`` images drawn at random (seeded) from an image folder ``ROOT/<split>/<class>/*``, decoded and
@@ -114,4 +106,4 @@ def sample_folder(root: str | os.PathLike[str], split: str, count: int, *, seed:
 
 
 __all__ = ["ALL_DATASETS", "ARRAY_DATASETS", "DataSet", "FOLDER_DATASETS", "REGISTRY", "data_set", "dataset_stats",
-           "existing_dir", "open_arrays", "sample_folder"]
+           "existing_dir", "sample_folder"]

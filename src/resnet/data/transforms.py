@@ -13,7 +13,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
+from ..models.data_config import IMAGENET_DATA_CONFIG
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
+
+PAPER_TRAIN_SCALE = (256, 480)  # the paper's scale augmentation at 224 crops: shorter side uniform in [256, 480]
 
 # Eigen-decomposition of the RGB covariance of ImageNet pixels in [0, 1] (Krizhevsky et al. 2012;
 # the values fb.resnet.torch uses). Columns of IMAGENET_EIGVEC are the eigenvectors.
@@ -56,13 +59,14 @@ class Lighting(nn.Module):
 def imagenet_sizes(crop: int) -> tuple[tuple[int, int], int]:
     """(training scale range, evaluation resize) of the paper's preprocessing for a ``crop``-pixel input:
     256..480 and 256 at 224, scaled with the crop."""
-    ratio = crop / 224
-    return (round(256 * ratio), round(480 * ratio)), round(256 * ratio)
+    low, high = PAPER_TRAIN_SCALE
+    ratio = crop / IMAGENET_DATA_CONFIG.crop
+    return (round(low * ratio), round(high * ratio)), round(IMAGENET_DATA_CONFIG.resize * ratio)
 
 
 def imagenet_train_transform(
-    scale: tuple[int, int] = (256, 480),
-    crop: int = 224,
+    scale: tuple[int, int] = PAPER_TRAIN_SCALE,
+    crop: int = IMAGENET_DATA_CONFIG.crop,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     lighting: float = 0.1,
@@ -84,7 +88,7 @@ def imagenet_train_transform(
 
 
 def imagenet_eval_transform(
-    resize: int = 256, crop: int = 224, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    resize: int = IMAGENET_DATA_CONFIG.resize, crop: int = IMAGENET_DATA_CONFIG.crop, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> v2.Compose:
     """Shorter side to ``resize``, centre ``crop``, normalise (the single-crop test protocol)."""
     return v2.Compose([

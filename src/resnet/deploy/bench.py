@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
 from ..models.complexity import count_macs
+from ..models.data_config import default_input_size
 from ..utils.cpu import int8_without_vnni_note
 from ..utils.modes import OPTIMIZED_MODES
 from ..utils.threads import single_threaded
@@ -203,7 +204,7 @@ def run_bench(  # long: the one place the benchmark's options meet
     peers = default_peers() if peers is None else tuple(peers)
     check_bench_options(modes, peers, batches, repeats, warmup)
     spec = getattr(model, "spec", None)
-    size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
+    size = input_size or default_input_size(spec)
     channels = getattr(spec, "in_chans", 3)
     model = model.eval()
     n_threads = pin_threads(threads)

@@ -1,6 +1,6 @@
 """Evaluation data: decoded arrays (CIFAR, digits, small folders) or image files decoded batch by batch.
 
-A named array data set goes through :func:`resnet.data.registry.open_arrays` (decoded once, cached);
+A named array data set goes through :func:`resnet.data.load.open_arrays` (decoded once, cached);
 ``imagenet`` or a bare ``data_dir`` is an ImageNet-layout folder (``ROOT/<split>/<class>/<image>``) whose images
 may differ in size, so they are decoded per batch and handed to the protocols as a list. Evaluation
 reads such folders itself rather than through a training data set because it must fail on an image
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 
 from ..data.decode import read_image
-from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir, open_arrays
+from ..data.load import open_arrays
+from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir
 from ..data.scan import scan_folder, split_folder
 from ..data.split import spread_indices
 from ..errors import DataError, UsageError
@@ -127,3 +128,19 @@ def _take(data: EvalData, n: int) -> EvalData:
     if isinstance(data, FileEvalData):
         return FileEvalData([data.samples[i] for i in index], data.classes, label, data.channels)
     raise TypeError(type(data).__name__)
+
+
+def data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tuple[str | None, str | None]:
+    """Which data ``member`` is scored on: ``name`` / ``data_dir`` as given; neither given, the data set its run
+    recorded (its test split; an image folder by its folder alone). ``(None, None)`` when nothing usable is recorded:
+    :func:`open_eval_data` then asks for the data."""
+    from ..inference.calibration import recorded_data
+
+    if name is not None or data_dir is not None:
+        return name, data_dir
+    record = recorded_data(member)
+    if record is None:
+        return None, None
+    if record.dataset not in ARRAY_DATASETS:
+        return None, record.data_dir  # an image folder (imagenet layout)
+    return record.dataset, record.data_dir

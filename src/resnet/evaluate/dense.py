@@ -73,7 +73,7 @@ def evaluate_dense_source(source: str, data_dir: str | None, *, limit: int | Non
     recipe = _run_recipe(source)
     data_dir = data_dir or recipe.get("data_dir")
     if not data_dir:
-        raise DataError("this run does not say where its data is; pass `data_dir` (e.g. ../shared/data/pennfudan)")
+        raise DataError("this run does not say where its data is; pass `data_dir` (the PennFudanPed folder)")
     test_images = int(recipe.get("recipe", {}).get("test_images", 50))
     _, test = load_pennfudan(data_dir, int(info["image_size"]), test_images=test_images, limit=recipe.get("limit"))
     if limit is not None:

@@ -2,9 +2,8 @@
 
 - our safetensors checkpoints (or a run folder: ``best.safetensors``, else ``last``) carry the
   architecture, class names and preprocessing in their metadata, so they need no flags;
-- imported checkpoints get the convention of the project that trained them: akamaster → ImageNet
-  mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
-  crop 224, ImageNet class names. The network is named by ``model_name`` or read off the file name
+- imported checkpoints get the preprocessing of the published weights they are a copy of, else the
+  convention of the project that trained them (:mod:`resnet.inference.load`). The network is named by ``model_name`` or read off the file name
   (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
 - ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
   (:mod:`resnet.weights`, downloaded once and checked) with the preprocessing they were published with;
@@ -18,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError, UsageError
-from ..inference.load import build_network, default_preprocess, is_model_name, load_network
+from ..data.defaults import default_preprocess
+from ..inference.load import build_network, is_model_name, load_network
 from ..inference.network import Network
 from ..weights.hub import is_hub_name
 from .names import IMPORT_SOURCES

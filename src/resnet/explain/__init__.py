@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .methods import METHODS  # the CAM methods, names as the CLI and the server take them
+
 if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
     from ..evaluate.preprocess import Preprocess
 
-METHODS = ("gradcam", "gradcam++", "scorecam")  # the CAM methods, names as the CLI and the server take them
 
 
 def explain(
@@ -47,7 +48,7 @@ def explain(
 
 def preprocess_of(model: Any) -> "Preprocess":
     """A member's preprocessing, else the default for the network's stem (CIFAR 32 px, ImageNet 256/224)."""
-    from ..inference.load import default_preprocess
+    from ..data.defaults import default_preprocess
 
     pre = getattr(model, "preprocess", None)
     if pre is not None and hasattr(model, "model"):

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..errors import UsageError
 
-from . import METHODS
+from .methods import METHODS
 SCORECAM_BATCH = 64  # masked inputs per forward pass in Score-CAM
 
 

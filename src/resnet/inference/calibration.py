@@ -19,7 +19,8 @@ from torch import Tensor
 
 from ..data.decode import read_image
 from ..data.preprocess import match_channels, normalize
-from ..data.registry import ARRAY_DATASETS, open_arrays
+from ..data.load import open_arrays
+from ..data.registry import ARRAY_DATASETS
 from ..data.scan import find_images, split_folder
 from ..data.split import spread_indices
 from ..errors import DataError

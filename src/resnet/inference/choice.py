@@ -35,7 +35,7 @@ from ..errors import ResNetError
 from ..utils.atomic import atomic_write_text
 from ..utils.cpu import cpu_flags
 from ..utils.paths import default_cache_dir
-from .engines import Candidate
+from .candidate import Candidate
 
 AGREEMENT_TOLERANCE = 0.5  # points
 CACHE_FILE = "engines.json"

@@ -22,7 +22,6 @@ import contextlib
 import importlib.util
 import io
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 from ..errors import UsageError
 from ..utils.modes import ENGINES, OURS
 from . import openvino
+from .candidate import Candidate
 from .onnx_runtime import ORT_INT8_FORMS, OrtModel, quantize_onnx_static
 from .openvino import OpenVinoEngine
 
@@ -107,15 +107,6 @@ class OnnxFiles:
             else:
                 self._openvino[key] = openvino.convert(self.model, self.example)
         return self._openvino[key]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One engine for one mode: its label, its family (an :data:`ENGINES` name) and how to build it."""
-
-    label: str
-    family: str
-    build: Callable[[], nn.Module]
 
 
 #: Families ``auto`` measures. PyTorch export is measured only when asked for (``engine="pytorch"``): on the

@@ -11,13 +11,14 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ResNetError
+from ..models.data_config import default_input_size
 
 
 def default_example(model: nn.Module, batch: int = 1, input_size: int | None = None) -> Tensor:
     """A random batch of the input size the network's spec implies (224 ImageNet, 32 CIFAR)."""
     spec = getattr(model, "spec", None)
     channels = getattr(spec, "in_chans", 3)
-    size = input_size or (32 if getattr(spec, "stem", "imagenet") == "cifar" else 224)
+    size = input_size or default_input_size(spec)
     return torch.randn(batch, channels, size, size)
 
 

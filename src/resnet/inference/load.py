@@ -2,10 +2,12 @@
 
 - our safetensors checkpoints (or a run folder: ``best.safetensors``, else ``last``) carry the
   architecture, class names and preprocessing in their metadata;
-- imported checkpoints get the convention of the project that trained them: akamaster → ImageNet
-  mean/std at 32x32 with CIFAR-10 class names; torchvision / timm → ImageNet mean/std, resize 256,
-  crop 224, ImageNet class names. The network is named by ``model_name`` or read off the file name
-  (``resnet56-4bfd9763.th`` → ``resnet56``); the class count is read off the classifier weights;
+- imported checkpoints get the preprocessing of the published weights they are a copy of (matched by the
+  sha256 in their file name or of their content: :mod:`resnet.weights.match`), else the convention of the
+  project that trained them: akamaster → ImageNet mean/std at 32x32 with CIFAR-10 class names; torchvision /
+  timm → ImageNet mean/std at the stem's default sizes (:mod:`resnet.models.data_config`), ImageNet class
+  names. The network is named by ``model_name`` or read off the file name (``resnet56-4bfd9763.th`` →
+  ``resnet56``); the class count is read off the classifier weights;
 - ``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``) gives named pretrained weights
   (downloaded once and checked) with the preprocessing they were published with.
 
@@ -23,14 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.defaults import default_preprocess
 from ..data.preprocess import Preprocess
-from ..data.registry import dataset_stats
 from ..errors import CheckpointError, UsageError
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
-from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from ..utils.runlock import check_run_folder
 from ..weights.hub import HUB_PREFIX, hub_model, is_hub_name
-from ..weights.registry import find, split_name
+from ..weights.match import entry_for_file
+from ..weights.registry import AKAMASTER_PREPROCESS, find, split_name
 from ..weights.store import load_entry
 from .network import Network
 
@@ -47,19 +49,6 @@ def load_network(source: str, model_name: str | None = None, checkpoint_source: 
 
 
 CIFAR10_CLASSES = list(_CIFAR10_CLASSES)  # class names travel as lists (metadata, reports)
-
-
-def default_preprocess(spec: Any, dataset: str | None = None) -> Preprocess:
-    """Convention for a network that carries none: by data set when it has published statistics, else by its stem
-    (CIFAR-10's for CIFAR stems, ImageNet's for the others)."""
-    small = getattr(spec, "stem", "imagenet") == "cifar"
-    mean, std = dataset_stats(dataset) or dataset_stats("cifar10" if small else "imagenet") or (IMAGENET_MEAN, IMAGENET_STD)
-    channels = getattr(spec, "in_chans", 3)
-    if channels != len(mean):
-        mean, std = (0.5,) * channels, (0.5,) * channels
-    if small:
-        return Preprocess(tuple(mean), tuple(std), 32)
-    return Preprocess(tuple(mean), tuple(std), 224, resize=256, crop=224)
 
 
 def recorded_preprocess(meta: dict[str, Any], spec: Any, origin: str) -> Preprocess:
@@ -100,7 +89,7 @@ def named_network(source: str) -> Network:
     model = build_network(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
     loaded = load_entry(model, entry)
     model.eval()
-    return Network(entry.name, source, entry.source, model, entry.preprocess, entry.classes(),
+    return Network(entry.name, source, entry.publisher, model, entry.preprocess, entry.classes(),
                          {"weights": entry.name, "file": str(loaded.path)})
 
 
@@ -143,16 +132,24 @@ def network_from_path(path: Path, source: str, model_name: str | None, checkpoin
     model = build_network(name, **overrides)
     load_into(model, converted, origin=str(weights))
     model.eval()
-    if kind == "akamaster":
-        pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
-        classes: list[str] | None = CIFAR10_CLASSES if model.num_classes == 10 else None
-    elif kind == "resnet":
+    if kind == "resnet":
         pre = recorded_preprocess(meta, model.spec, str(weights))
-        classes = checked_classes(meta, model, weights)
-    else:
-        pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
-        classes = imagenet_classes() if model.num_classes == 1000 else None
+        return Network(label, source, kind, model, pre, checked_classes(meta, model, weights), meta)
+    pre, classes, meta = published_convention(weights, name, kind, model, meta)
     return Network(label, source, kind, model, pre, classes, meta)
+
+
+def published_convention(weights: Path, name: str, kind: str, model: nn.Module,
+                         meta: dict[str, Any]) -> tuple[Preprocess, list[str] | None, dict[str, Any]]:
+    """Preprocessing, class names and metadata of another project's file: those of the published weights it is a copy
+    of (matched by the sha256 in its name or of its content), else its publisher's convention at the stem's sizes."""
+    entry = entry_for_file(weights, name)
+    if entry is not None and entry.num_classes in (0, model.num_classes):
+        return entry.preprocess, entry.classes(), {**meta, "weights": entry.name}
+    if kind == "akamaster":
+        return AKAMASTER_PREPROCESS, CIFAR10_CLASSES if model.num_classes == 10 else None, meta
+    # torchvision / timm: ImageNet's statistics at the stem's default sizes
+    return default_preprocess(model.spec, "imagenet"), imagenet_classes() if model.num_classes == 1000 else None, meta
 
 
 def checked_classes(meta: dict[str, Any], model: nn.Module, weights: Path) -> list[str] | None:

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from ..errors import ResNetError, UsageError
 from ..utils.atomic import atomic_path
-from .engines import Candidate
+from .candidate import Candidate
 from .graphs import MIN_DYNAMIC_SIDE, dynamic_dims
 from .torchao_import import torchao_module
 

@@ -6,7 +6,6 @@ Layer names follow torchvision (``conv1``/``bn1``/``conv2``/``bn2``/``conv3``/``
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +13,6 @@ from torch import Tensor, nn
 
 from .specs import SHORTCUT_OPTIONS
 
-ShortcutOption = Literal["A", "B", "C", "none"]
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -94,7 +92,6 @@ class BasicBlock(nn.Module):
         base_width: int = 64,
         dilation: int = 1,
         first_dilation: int | None = None,
-        stride_in_1x1: bool = False,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
@@ -188,7 +185,6 @@ class PreActBasicBlock(nn.Module):
         base_width: int = 64,
         dilation: int = 1,
         first_dilation: int | None = None,
-        stride_in_1x1: bool = False,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .data_config import IMAGENET_DATA_CONFIG
+
 
 @dataclass
 class StageComplexity:
@@ -49,7 +51,8 @@ def _module_macs(module: nn.Module, out: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, input_size: int | tuple[int, int] = 224, in_chans: int | None = None) -> Complexity:
+def count_macs(model: nn.Module, input_size: int | tuple[int, int] = IMAGENET_DATA_CONFIG.input_size,
+               in_chans: int | None = None) -> Complexity:
     """Count multiply-adds per image (batch of one) and per stage for ``model``."""
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     spec = getattr(model, "spec", None)

@@ -132,7 +132,7 @@ def dense_model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module
     state_dict, meta = read_state_dict(path)
     info = meta.get("dense")
     if not isinstance(info, dict) or meta.get("task") not in ("detection", "segmentation"):
-        raise CheckpointError(f"{path} is not a detection or segmentation checkpoint of `resnet train --task`")
+        raise CheckpointError(f"{path} is not a detection or segmentation checkpoint of a dense training run (`task` detection or segmentation)")
     try:
         head, name, num_classes = str(info["head"]), str(info["backbone"]), int(info["num_classes"])
         options, overrides = dict(info["head_options"]), dict(info.get("backbone_overrides") or {})

@@ -30,12 +30,12 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_write_bytes
+from ..utils.modes import ORIGINS
 from ..utils.file_warnings import naming_file
 
 if TYPE_CHECKING:
     from .specs import ModelSpec
 
-SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
 METADATA_KEY = "resnet"
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "model_ema", "state_dict_ema", "net", "weights")
 
@@ -251,8 +251,8 @@ def detect_source(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str,
 
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """Rename keys of a ``source`` checkpoint to ours."""
-    if source not in SOURCES:
-        raise CheckpointError(f"unknown checkpoint source {source!r}; allowed: {', '.join(SOURCES)}")
+    if source not in ORIGINS:
+        raise CheckpointError(f"unknown checkpoint origin {source!r}; allowed: {', '.join(ORIGINS)}")
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         for prefix in ("module.", "_orig_mod.", "model."):
@@ -316,8 +316,8 @@ def load_pretrained(
     Raises :class:`~resnet.errors.CheckpointError` (never a raw traceback) for unreadable,
     unsafe or mismatched files.
     """
-    if source not in SOURCES:
-        raise CheckpointError(f"unknown checkpoint source {source!r}; allowed: {', '.join(SOURCES)}")
+    if source not in ORIGINS:
+        raise CheckpointError(f"unknown checkpoint origin {source!r}; allowed: {', '.join(ORIGINS)}")
     state_dict, meta = read_state_dict(path)
     if source == "auto":
         source = detect_source(state_dict, meta)

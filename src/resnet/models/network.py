@@ -59,8 +59,9 @@ def make_stage(
         shortcut=spec.shortcut,
         groups=spec.groups,
         base_width=spec.base_width,
-        stride_in_1x1=spec.version == "v1",
     )
+    if spec.block == "bottleneck":  # where a bottleneck strides; basic blocks have no 1x1
+        kwargs["stride_in_1x1"] = spec.version == "v1"
     if spec.preact and spec.family == "wrn" and spec.drop_rate > 0:
         kwargs["drop_rate"] = spec.drop_rate
     blocks: list[nn.Module] = []

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .data_config import STEM_DATA_CONFIGS, DataConfig, data_config
+
 SHORTCUT_OPTIONS: tuple[str, ...] = ("A", "B", "C", "none")
 
 IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -25,10 +27,9 @@ IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
     152: ("bottleneck", (3, 8, 36, 3)),
     200: ("bottleneck", (3, 24, 36, 3)),
 }
-PAPER_IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_REGISTERED_DEPTHS = (20, 32, 44, 56, 110, 1202)
 VERSIONS = ("v1", "v1.5")
-STEMS = ("imagenet", "cifar")
+STEMS: tuple[str, ...] = tuple(STEM_DATA_CONFIGS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class ModelSpec:
     family: str = "resnet"  # informative: resnet / plain / resnext / wide_resnet / preresnet / wrn
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def data_config(self) -> DataConfig:
+        """The stem's default input convention (size, resize, crop, whose statistics), as timm's ``_cfg()``."""
+        return data_config(self.stem)
 
     @property
     def native_stride(self) -> int:
@@ -100,8 +106,6 @@ class ModelSpec:
                         f"bottleneck width evenly ({planes} planes x {self.base_width}/64 = {per_group:g} channels per "
                         "group); choose base_width so that planes * base_width is a positive multiple of 64"
                     )
-        if self.shortcut == "A" and self.preact is False and self.block == "bottleneck":
-            pass  # allowed: zero-pad also works for bottlenecks
         allowed = [self.native_stride >> k for k in range(len(self.layers)) if self.native_stride >> k >= (4 if self.stem == "imagenet" else 1)]
         if self.output_stride is not None and self.output_stride not in allowed:
             raise ValueError(f"output_stride must be one of {sorted(allowed)} for this network, got {self.output_stride}")
@@ -140,9 +144,10 @@ def cifar_spec(depth: int, *, plain: bool = False, **kw: Any) -> ModelSpec:
 def _registry() -> dict[str, ModelSpec]:
     specs: dict[str, ModelSpec] = {}
     for depth in IMAGENET_DEPTHS:
-        if depth in (10, 26):
+        if depth == 10:
             continue
-        specs[f"resnet{depth}"] = imagenet_spec(depth, description=f"ResNet-{depth}, ImageNet (paper Table 1)")
+        table = "bottleneck (2, 2, 2, 2), as timm's" if depth == 26 else "paper Table 1"
+        specs[f"resnet{depth}"] = imagenet_spec(depth, description=f"ResNet-{depth}, ImageNet ({table})")
         specs[f"plain{depth}"] = imagenet_spec(
             depth, shortcut="none", family="plain", description=f"plain-{depth}: ResNet-{depth} without shortcuts"
         )

@@ -18,9 +18,11 @@ from torch import Tensor
 from ..data import ArrayDataset, TensorLoader, holdout_split, normalize
 from ..data.loader import mix_seed
 from ..data.preprocess import Preprocess
-from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, FOLDER_DATASETS, data_set, existing_dir, open_arrays
+from ..data.load import open_arrays
+from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, FOLDER_DATASETS, data_set, existing_dir
 from ..errors import DataError, UsageError
 from .distributed import DistContext
+from .photos import photo_data
 from .recipes import Recipe
 
 if TYPE_CHECKING:
@@ -85,9 +87,11 @@ def load_train_data(
             f"pick a multiple of {dist.world_size} (`overrides` batch_size=...)"
         )
     if name == "folder" and recipe.augment == "rrc":  # photos of any size, the weights' preprocessing (fine-tuning)
-        from .photos import photo_data
-
-        return photo_data(data_dir, recipe, preprocess, seed=seed, device=device, dist=dist, strict=strict)
+        photos = photo_data(data_dir, recipe, preprocess, seed=seed, device=device, dist=dist, strict=strict)
+        return TrainData(name="folder", source=photos.source, classes=photos.classes, in_chans=3,
+                         train_size=photos.train_size, batches_per_epoch=photos.batches_per_epoch, holdout=None,
+                         test=EvalSet(*photos.test), stream=photos.stream, preprocess=photos.preprocess,
+                         skipped=photos.skipped)
     if source.kind == "folder":
         return _folder_data(name, data_dir, recipe, seed=seed, device=device, dist=dist, strict=strict)
     return _array_data(name, data_dir, recipe, seed=seed, device=device, dist=dist, dtype=dtype, strict=strict,

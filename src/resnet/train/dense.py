@@ -9,8 +9,9 @@ from a permutation fixed by (seed, epoch), so a resumed run continues exactly wh
 from __future__ import annotations
 
 import dataclasses
+import typing
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -92,7 +93,7 @@ DENSE_RECIPES: dict[str, DenseRecipe] = {
                     "with 50 warm-up iterations and cosine decay", head="deeplabv3", image_size=128, iterations=800),
     )
 }
-_FIELD_TYPES = {f.name: f.type for f in fields(DenseRecipe)}
+_FIELD_TYPES = typing.get_type_hints(DenseRecipe)  # in field order
 
 
 def resolve_dense_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> DenseRecipe:

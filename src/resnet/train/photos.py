@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
+from ..data.defaults import default_preprocess
 from ..data.loader import mix_seed
 from ..data.preprocess import Preprocess, center_box, crop, normalize, resize_shorter
 from ..data.scan import report_skipped, scan_folder, split_folder
 from ..data.split import stratified_indices
 from ..errors import DataError, UsageError
-from ..reference import IMAGENET_MEAN, IMAGENET_STD
-from .data import EvalSet, TrainData
 from .distributed import DistContext
 from .recipes import Recipe
 
@@ -34,17 +34,32 @@ _KEEP_OVER_CROP = 1.25  # photos are kept with their shorter side at this multip
 def photo_preprocess(recipe: Recipe, weights: Preprocess | None, size_set: bool) -> Preprocess:
     """The weights' preprocessing; recipe field ``image_size`` set to N (or no weights) scales it to an N-pixel crop.
 
-    Weights that take images as they are (CIFAR nets: no resize) get the ImageNet resize ratio 256/224.
+    Weights that take images as they are (CIFAR nets: no resize) get the ImageNet resize ratio (256/224).
     """
-    base = weights or Preprocess(IMAGENET_MEAN, IMAGENET_STD, 224, resize=256, crop=224)
-    ratio = base.resize_size / base.crop_size if base.resize else 256 / 224
+    imagenet = default_preprocess("imagenet")
+    base = weights or imagenet
+    ratio = (base if base.resize else imagenet).resize_size / (base if base.resize else imagenet).crop_size
     crop = recipe.image_size if size_set or weights is None else base.crop_size
     return Preprocess(base.mean, base.std, crop, resize=max(crop, round(crop * ratio)), crop=crop,
                       interpolation=base.interpolation)
 
 
+@dataclass(frozen=True)
+class PhotoData:
+    """What a photo folder gives the trainer (:func:`resnet.train.data.load_train_data` makes it a ``TrainData``)."""
+
+    source: str
+    classes: list[str]
+    train_size: int
+    batches_per_epoch: int
+    stream: Any  # callable (epoch, start_batch) -> iterator of (x, y)
+    test: tuple[str, int, Callable[[], Iterator[tuple[Tensor, Tensor]]]]  # (name, size, batches) of an EvalSet
+    preprocess: Preprocess
+    skipped: Callable[[], list[tuple[str, str]]]
+
+
 def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | None, *, seed: int, device: torch.device,
-               dist: DistContext, strict: bool, eval_batch: int = 256) -> TrainData:
+               dist: DistContext, strict: bool, eval_batch: int = 256) -> PhotoData:
     if data_dir is None:
         raise UsageError("`data` folder needs `data_dir` PHOTOS: a folder with train/<class>/<photo> (and optionally val/)")
     pre = pre or photo_preprocess(recipe, None, True)
@@ -77,10 +92,8 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
                          "lower it with `overrides` batch_size=N")
     stream, batches = _train_stream(train_imgs, torch.tensor(train_labels), recipe, pre, seed=seed, device=device, dist=dist)
     test = _eval_set(val_imgs, val_labels, pre, recipe, device=device, dist=dist, eval_batch=eval_batch, name=val_name)
-    return TrainData(
-        name="folder", source=str(root), classes=classes, in_chans=3, train_size=len(train_imgs), batches_per_epoch=batches, holdout=None, test=test, stream=stream,
-        preprocess=pre, skipped=lambda: list(skipped),
-    )
+    return PhotoData(source=str(root), classes=classes, train_size=len(train_imgs), batches_per_epoch=batches,
+                     stream=stream, test=test, preprocess=pre, skipped=lambda: list(skipped))
 
 
 def _val_folder(root: Path) -> Path | None:
@@ -151,7 +164,8 @@ def _train_stream(images: Sequence[Tensor], labels: Tensor, recipe: Recipe, pre:
 
 
 def _eval_set(images: Sequence[Tensor], labels: Sequence[int], pre: Preprocess, recipe: Recipe, *, device: torch.device,
-              dist: DistContext, eval_batch: int, name: str) -> EvalSet:
+              dist: DistContext, eval_batch: int, name: str
+              ) -> tuple[str, int, Callable[[], Iterator[tuple[Tensor, Tensor]]]]:
     """Resize + center crop once; batches normalised on the fly (this rank's share)."""
     def view(img: Tensor) -> Tensor:
         img = resize_shorter(img, pre.resize_size, pre.interpolation)
@@ -167,4 +181,4 @@ def _eval_set(images: Sequence[Tensor], labels: Sequence[int], pre: Preprocess, 
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x.to(device), y_all[i : i + eval_batch].to(device)
 
-    return EvalSet(name, len(images), batches)
+    return name, len(images), batches

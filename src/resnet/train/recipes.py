@@ -1,4 +1,4 @@
-"""Named, versioned training recipes; every field can be overridden with ``--set KEY=VALUE``.
+"""Named, versioned training recipes; every field can be overridden (``overrides``: KEY=VALUE).
 
 A recipe is plain data. It is printed in full at the start of a run and saved as ``recipe.json`` beside
 the checkpoints, so a result always names exactly how it was made.
@@ -10,10 +10,12 @@ import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields, replace
+import typing
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from ..errors import UsageError
+from ..models.data_config import IMAGENET_DATA_CONFIG
 
 SCHEDULES = ("step", "onecycle", "linear", "plateau", "cosine")
 AUGMENTS = ("crop-flip", "flip", "none", "imagenet", "rrc")  # rrc: RandomResizedCrop + flip (photo folders)
@@ -69,7 +71,7 @@ class Recipe:
     # Measured on ResNet-20, cifar-fast v4 cut to 16 epochs, 5,000 images: 91.09 / 90.30 % (seeds 0 / 1) against
     # 90.62 / 90.76 % without: no gain beyond the spread of seeds
     whiten_stem: int = 0
-    image_size: int = 224  # crop for ImageNet-layout data
+    image_size: int = IMAGENET_DATA_CONFIG.input_size  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
     channels_last: bool = True
     compile: bool = False
@@ -199,7 +201,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "finetune", 1,
-            "ours, for pretrained weights on a folder of photos (resnet train --init NAME[:TAG]|PATH --data folder): "
+            "ours, for pretrained weights (`init` NAME[:TAG] or PATH) on a folder of photos (`data` folder): "
             "1,000 iterations of batch 64, cosine lr 0.01 after a 10% linear warm-up, backbone at 0.1x the head's lr, "
             "Nesterov, wd 1e-4 without BN/bias decay, label smoothing 0.1, RandomResizedCrop (area >= 25%) + flip",
             batch_size=64, lr=0.01, nesterov=True, weight_decay=1e-4, decay_bn_and_bias=False, schedule="cosine",
@@ -256,48 +258,71 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-_FIELD_TYPES = {f.name: f.type for f in fields(Recipe)}
+_FIELD_TYPES: dict[str, Any] = {name: kind for name, kind in typing.get_type_hints(Recipe).items()}  # in field order
 
 
 def _coerce(key: str, raw: Any) -> Any:
     return coerce_field(_FIELD_TYPES[key], key, raw)
 
 
-def coerce_field(kind: str, key: str, raw: Any) -> Any:
-    """``raw`` (a ``--set`` string or a JSON value) as a value of the field type ``kind`` ("int", "bool", ...)."""
-    if not isinstance(raw, str):
-        value: Any = raw
-    else:
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
+def coerce_field(kind: Any, key: str, raw: Any) -> Any:
+    """``raw`` (an override string or a JSON value) as a value of the field type ``kind`` (a type as
+    :func:`typing.get_type_hints` gives it: ``int``, ``float | None``, ``tuple[int, ...]``...)."""
+    value = _parsed(raw)
+    args = typing.get_args(kind)
+    if type(None) in args:  # X | None: "none" / "null" / null clears it
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        kind = next(a for a in args if a is not type(None)) if len(args) == 2 else kind
     try:
-        if kind == "bool":
-            if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
-                return value.lower() in ("true", "yes", "on")
-            if isinstance(value, (bool, int)) and value in (0, 1):
-                return bool(value)
-            raise ValueError
-        if kind == "int":
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError
-            return int(float(value))
-        if kind == "float":
-            if isinstance(value, bool) or not math.isfinite(float(value)):
-                raise ValueError  # nan / inf would only end in a diverged run
-            return float(value)
-        if kind == "str":
-            return str(value)
-        if kind.startswith("tuple"):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = [value]
-            elif isinstance(value, str):
-                value = [v for v in value.split(",") if v.strip()]
-            return tuple(int(float(v)) for v in value)
+        return _as_type(kind, value)
     except (TypeError, ValueError, OverflowError):
         pass
-    raise UsageError(f"recipe field {key} takes a {kind.replace('tuple[int, ...]', 'comma-separated list of integers')}, got {raw!r}")
+    raise UsageError(f"recipe field {key} takes {_type_words(kind)}, got {raw!r}")
+
+
+def _parsed(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _as_type(kind: Any, value: Any) -> Any:
+    """``value`` as a ``kind``, or ``ValueError`` / ``TypeError``."""
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
+            return value.lower() in ("true", "yes", "on")
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+        raise ValueError
+    if kind is int:
+        if isinstance(value, bool) or float(value) != int(float(value)):
+            raise ValueError
+        return int(float(value))
+    if kind is float:
+        if isinstance(value, bool) or not math.isfinite(float(value)):
+            raise ValueError  # nan / inf would only end in a diverged run
+        return float(value)
+    if kind is str:
+        return str(value)
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        elif isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        return tuple(_as_type(item, _parsed(v) if isinstance(v, str) else v) for v in value)
+    raise TypeError(f"no coercion to {kind}")
+
+
+def _type_words(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        return f"a comma-separated list of {_type_words(typing.get_args(kind)[0]).split(' ', 1)[1]}s"
+    names = {bool: "a bool", int: "an int", float: "a float", str: "a str"}
+    return names.get(kind, str(kind))
 
 
 def resolve_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> Recipe:

@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -53,12 +53,6 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_save(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
-    """Call ``writer(tmp_path)`` and move the result into place atomically."""
-    with atomic_path(path) as tmp:
-        writer(tmp)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -18,6 +18,9 @@ ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")
 OURS = "ours"
 AUTO = "auto"
 #: The test protocols (:mod:`resnet.inference.protocols`; ``resnet eval / predict --protocol``).
+# Who made a checkpoint (its origin; "auto": read it off the file). Who publishes named weights is their publisher
+# (resnet.weights.registry.PUBLISHERS). docs/dev/architecture.md, "Vocabulary".
+ORIGINS = ("auto", "resnet", "torchvision", "timm", "akamaster")
 PROTOCOLS = ("center", "flip", "shift", "10crop", "multiscale")
 #: The export formats (:mod:`resnet.deploy.export`, ``resnet export --format``); TorchScript is deprecated and goes in
 #: resnet :data:`TORCHSCRIPT_REMOVED_IN`.

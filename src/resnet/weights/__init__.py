@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .download import DownloadError, DownloadPolicy, OfflineError, offline_mode
+from ..utils.download import DownloadError, DownloadPolicy, OfflineError, offline_mode
 from .hub import HUB_PREFIX, hub_model, is_hub_name
 from .pretrained import backbone, create_model, looks_like_path, pretrained_model, resolve_pretrained
 from .registry import UnknownWeightsError, WeightEntry, all_entries, entries_for, find, split_name

@@ -22,7 +22,7 @@ from ..data.preprocess import Preprocess
 from ..errors import UsageError
 from ..reference import AKAMASTER_FILES, AKAMASTER_REPORTED_ERR, AKAMASTER_URL, CIFAR10_CLASSES, IMAGENET_MEAN, IMAGENET_STD
 
-SOURCES = ("torchvision", "timm", "akamaster")
+PUBLISHERS = ("torchvision", "timm", "akamaster")  # who publishes weights (docs/dev/architecture.md, Vocabulary)
 TIMM_PREFIX = "timm:"
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 
@@ -33,7 +33,7 @@ class WeightEntry:
 
     model: str  # our create_model name
     tag: str  # tv_in1k_v2, timm:a1_in1k, akamaster_cifar10
-    source: str  # torchvision / timm / akamaster
+    publisher: str  # who publishes them: torchvision / timm / akamaster
     url: str  # the file's home (for timm: the Hugging Face repository page)
     filename: str  # name of the file in the cache
     preprocess: Preprocess
@@ -45,7 +45,7 @@ class WeightEntry:
     top5: float | None = None
     file_size_mb: float | None = None
     license: str | None = None
-    default: bool = False  # the source's recommended weights for this network
+    default: bool = False  # the publisher's recommended weights for this network
     test_input_size: int | None = None  # timm: the larger size its accuracy is usually quoted at
 
     @property
@@ -96,7 +96,7 @@ def torchvision_entries(model: str) -> list[WeightEntry]:
         pre = Preprocess(tuple(t.mean), tuple(t.std), int(t.crop_size[0]), resize=int(t.resize_size[0]),
                          crop=int(t.crop_size[0]), interpolation=t.interpolation.value)
         out.append(WeightEntry(
-            model=model, tag=_torchvision_tag(w.name), source="torchvision", url=w.url, filename=filename,
+            model=model, tag=_torchvision_tag(w.name), publisher="torchvision", url=w.url, filename=filename,
             preprocess=pre, num_classes=len(w.meta.get("categories") or ()) or 1000, dataset="imagenet-1k",
             sha256_prefix=sha256_prefix_of(filename), top1=metrics.get("acc@1"), top5=metrics.get("acc@5"),
             file_size_mb=w.meta.get("_file_size"), license=w.meta.get("license"), default=w is default,
@@ -132,7 +132,7 @@ def timm_entries(model: str) -> list[WeightEntry]:
         hf_hub_id = cfg.get("hf_hub_id") or None
         filename = "model.safetensors" if hf_hub_id else url.rsplit("/", 1)[-1]
         out.append(WeightEntry(
-            model=model, tag=TIMM_PREFIX + tag, source="timm",
+            model=model, tag=TIMM_PREFIX + tag, publisher="timm",
             url=f"https://huggingface.co/{hf_hub_id}" if hf_hub_id else url, filename=filename,
             preprocess=timm_preprocess(cfg), num_classes=int(cfg.get("num_classes") or 0),
             dataset=_timm_dataset(tag), sha256_prefix=None if hf_hub_id else sha256_prefix_of(filename),
@@ -159,6 +159,10 @@ def _timm_dataset(tag: str) -> str:
 
 
 # -- akamaster --------------------------------------------------------------------------------------
+# Their convention: ImageNet's mean and std on CIFAR-10's 32x32 images as they are.
+AKAMASTER_PREPROCESS = Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32)
+
+
 def akamaster_entries(model: str) -> list[WeightEntry]:
     match = re.fullmatch(r"(?:cifar_)?resnet(\d+)", model)
     if match is None or int(match.group(1)) not in AKAMASTER_FILES or model != f"resnet{match.group(1)}":
@@ -166,8 +170,8 @@ def akamaster_entries(model: str) -> list[WeightEntry]:
     depth = int(match.group(1))
     filename = AKAMASTER_FILES[depth]
     return [WeightEntry(
-        model=model, tag="akamaster_cifar10", source="akamaster", url=AKAMASTER_URL + filename, filename=filename,
-        preprocess=Preprocess(IMAGENET_MEAN, IMAGENET_STD, 32), num_classes=10, dataset="cifar10",
+        model=model, tag="akamaster_cifar10", publisher="akamaster", url=AKAMASTER_URL + filename, filename=filename,
+        preprocess=AKAMASTER_PREPROCESS, num_classes=10, dataset="cifar10",
         sha256_prefix=sha256_prefix_of(filename), top1=round(100.0 - AKAMASTER_REPORTED_ERR[depth], 2),
         default=True,
     )]
@@ -179,7 +183,7 @@ def entries_for(model: str) -> tuple[WeightEntry, ...]:
     """Every entry for ``model``; the first default (torchvision, then timm, then akamaster) is recommended."""
     found = [*torchvision_entries(model), *timm_entries(model), *akamaster_entries(model)]
     first_default = next((e for e in found if e.default), None)
-    # One recommendation per network: the first source's default wins.
+    # One recommendation per network: the first publisher's default wins.
     return tuple(e if e is first_default or not e.default else _not_default(e) for e in found)
 
 
@@ -224,7 +228,7 @@ def find(model: str, tag: str | bool | None = None) -> WeightEntry:
         return next(e for e in entries if e.default) if any(e.default for e in entries) else entries[0]
     tag = str(tag)
     exact = [e for e in entries if e.tag == tag]
-    # An unprefixed timm tag is accepted when no other source uses it.
+    # An unprefixed timm tag is accepted when no other publisher uses it.
     loose = exact or [e for e in entries if e.tag == TIMM_PREFIX + tag]
     if len(loose) == 1:
         return loose[0]

@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_path
 from . import manifest
-from .download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_message, offline_mode, sha256_of
+from ..utils.download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_mode, sha256_of
 from .registry import WeightEntry
 
 
@@ -42,7 +42,7 @@ def cache_path(entry: WeightEntry) -> Path:
     base = weights_dir()
     if entry.hf_hub_id:
         return base / "hf" / entry.hf_hub_id.replace("/", "--") / entry.filename
-    return base / entry.source / entry.filename
+    return base / entry.publisher / entry.filename
 
 
 def download_url(entry: WeightEntry) -> str:
@@ -53,7 +53,7 @@ def download_url(entry: WeightEntry) -> str:
 
 
 def _torch_home_copy(entry: WeightEntry) -> Path | None:
-    if entry.source != "torchvision":
+    if entry.publisher != "torchvision":
         return None
     try:
         candidate = Path(torch.hub.get_dir()) / "checkpoints" / entry.filename
@@ -145,13 +145,21 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
     if entry.hf_hub_id:
         got = _fetch_hf(entry, dest)
     else:
-        got = fetch(download_url(entry), dest, sha256_prefix=entry.sha256_prefix, name=entry.name, policy=policy)
+        url = download_url(entry)
+        got = fetch(url, dest, sha256_prefix=entry.sha256_prefix, policy=policy,
+                    offline=lambda why: offline_message(url, entry.filename, entry.name, why),
+                    elsewhere="check RESNET_WEIGHTS_MIRROR, or import the file with `resnet weights import`")
     try:
         verify(entry, got, fresh=True, fix="so it was deleted; try again, or check the mirror")
     except CheckpointError as err:
         got.unlink(missing_ok=True)
         raise DownloadError(str(err)) from None
     return got
+
+
+def offline_message(url: str, filename: str, name: str, why: str) -> str:
+    return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and "
+            f"import it as {name}: `resnet weights import` {filename} (resnet.weights.import_file in Python)")
 
 
 def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
@@ -202,7 +210,7 @@ def read_for(entry: WeightEntry, path: Path) -> tuple[dict[str, torch.Tensor], d
     from ..models.interop import convert_state_dict, read_state_dict
 
     state, meta = read_state_dict(path, entry.model)
-    return convert_state_dict(state, "akamaster" if entry.source == "akamaster" else "torchvision"), meta
+    return convert_state_dict(state, "akamaster" if entry.publisher == "akamaster" else "torchvision"), meta
 
 
 def fit_head(state: Mapping[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], bool]:

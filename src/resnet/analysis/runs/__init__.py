@@ -11,7 +11,7 @@ rerunning the experiment
 
 One job per module: :mod:`.plans` (which networks, with which shared settings), :mod:`.folders` (what a
 run folder says about itself), :mod:`.budgets` (named run lengths), :mod:`.scheduler` (training them, in
-this process or as ``parallel`` subprocesses) and :mod:`.curves` (their error curves read back).
+this process or as ``parallel`` subprocesses of :mod:`.worker`) and :mod:`.curves` (their error curves read back).
 """
 
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .curves import read_curves
     from .folders import MARKER, STATE_FILE, has_checkpoint, read_marker, run_status, settings_from_markers, write_marker
     from .plans import RunPlan, TrainSettings, plan_runs
-    from .scheduler import ExperimentInterrupted, RunOutcome, execute, train_command, train_in_process
+    from .scheduler import ExperimentInterrupted, RunOutcome, execute, job_of, read_job, train_command, train_in_process
 
 _EXPORTS = exports({
     "budgets": ["BUDGETS", "Budget", "budget_iterations", "budget_settings", "describe_settings", "paper_recipe",
@@ -32,7 +32,7 @@ _EXPORTS = exports({
     "folders": ["MARKER", "STATE_FILE", "has_checkpoint", "read_marker", "run_status", "settings_from_markers",
                 "write_marker"],
     "plans": ["RunPlan", "TrainSettings", "plan_runs", "Status"],
-    "scheduler": ["ExperimentInterrupted", "RunOutcome", "execute", "train_command", "train_in_process"],
+    "scheduler": ["ExperimentInterrupted", "RunOutcome", "execute", "job_of", "read_job", "train_command", "train_in_process"],
 })
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_attributes(__name__, _EXPORTS)  # the budgets are read by `resnet --help`: no PyTorch here

@@ -1,8 +1,10 @@
 """Training an experiment's planned runs: each one not finished yet, in this process or as ``parallel``
-``resnet train`` subprocesses (each logging to its folder's ``train.log``), resuming where a run stopped."""
+subprocesses running :mod:`resnet.analysis.runs.worker` (each logging to its folder's ``train.log``), resuming
+where a run stopped. Either way the trainer is called through :func:`train_in_process`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -134,7 +136,7 @@ def _run_subprocesses(todo: list[tuple[RunPlan, bool]], settings: TrainSettings,
                 write_marker(plan, settings, "partial")
                 cmd = train_command(plan, settings)
                 log = open(plan.folder / "train.log", "ab")  # noqa: SIM115 - closed when the child ends
-                log.write(f"\n$ {' '.join(cmd)}\n".encode())
+                log.write(f"\n$ {' '.join(cmd[:3])} {plan.name}\n".encode())
                 log.flush()
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
                 running[plan.name] = (proc, plan, time.monotonic(), log)
@@ -219,13 +221,24 @@ def train_in_process(plan: RunPlan, settings: TrainSettings) -> dict[str, Any]:
     return summary if isinstance(summary, dict) else {}
 
 
+WORKER = "resnet.analysis.runs.worker"  # the library entry point a subprocess runs
+
+
 def train_command(plan: RunPlan, settings: TrainSettings) -> list[str]:
-    """The ``resnet train`` command line that trains (or resumes) ``plan`` in a subprocess."""
-    cmd = [sys.executable, "-m", "resnet", "train", plan.model, "--data", settings.data]
-    if settings.data_dir is not None:
-        cmd += ["--data-dir", settings.data_dir]
-    cmd += ["--recipe", settings.recipe]
-    for item in settings.overrides:
-        cmd += ["--set", item]
-    cmd += ["--out", str(plan.folder), "--seed", str(plan.seed), "--device", settings.device, "--resume"]
-    return cmd
+    """The process that trains (or resumes) ``plan``: this interpreter running :data:`WORKER` on the job."""
+    return [sys.executable, "-m", WORKER, json.dumps(job_of(plan, settings))]
+
+
+def job_of(plan: RunPlan, settings: TrainSettings) -> dict[str, Any]:
+    """``plan`` and ``settings`` as JSON-able data (:func:`read_job` reads them back)."""
+    return {"plan": {**dataclasses.asdict(plan), "folder": str(plan.folder)},
+            "settings": {**dataclasses.asdict(settings), "overrides": list(settings.overrides)}}
+
+
+def read_job(job: dict[str, Any]) -> tuple[RunPlan, TrainSettings]:
+    try:
+        plan = RunPlan(**{**job["plan"], "folder": Path(job["plan"]["folder"])})
+        settings = TrainSettings(**{**job["settings"], "overrides": tuple(job["settings"]["overrides"])})
+    except (KeyError, TypeError) as err:
+        raise UsageError(f"not a run job ({err}); jobs are written by job_of") from None
+    return plan, settings

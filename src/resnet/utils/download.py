@@ -1,8 +1,11 @@
-"""Fetching one weights file: resume, timeout and retry, sha256 check, atomic placement.
+"""Fetching one file over HTTP, the one implementation (weights in :mod:`resnet.weights.store`, CIFAR archives in
+:mod:`resnet.data.cifar`): resume, timeout and retry, checksum, atomic placement.
 
-The bytes go to ``<file>.part`` beside the destination; an interrupted download resumes from there
-with an HTTP ``Range`` request. Only a complete file whose sha256 starts with the published prefix
-is moved into place (:mod:`resnet.utils.atomic`); a mismatch deletes it and says so.
+The bytes go to ``<file>.part`` beside the destination; an interrupted download resumes from there with an HTTP
+``Range`` request. Only a complete file whose sha256 starts with the published prefix (or whose MD5 is the published
+one) is moved into place (:mod:`resnet.utils.atomic`); a mismatch deletes it and says so. ``torch.hub``'s
+``download_url_to_file`` neither resumes nor times out, so it does not fit; Hugging Face hub files go through
+``huggingface_hub`` (:mod:`resnet.weights.store`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,21 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import ResNetError
-from ..utils.atomic import atomic_path
+from .atomic import atomic_path
 
 _CHUNK = 1 << 16
 _TRUE = ("1", "true", "yes", "on")
 
 
 class DownloadError(ResNetError):
-    """A weights file could not be fetched or failed its checksum."""
+    """A file could not be fetched or failed its checksum."""
 
 
 class OfflineError(DownloadError):
-    """No network (or offline mode): the message names the URL, the file and ``resnet weights import``."""
+    """No network (or offline mode): the message names the URL and what to do instead."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,15 @@ def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
 
 
-def offline_message(url: str, filename: str, name: str, why: str) -> str:
-    return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and run "
-            f"`resnet weights import {filename} --as {name}`")
-
-
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
+    return _digest(path, hashlib.sha256())
+
+
+def md5_of(path: str | os.PathLike[str]) -> str:
+    return _digest(path, hashlib.md5(usedforsecurity=False))
+
+
+def _digest(path: str | os.PathLike[str], digest: Any) -> str:
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
@@ -67,10 +73,15 @@ class _NoNetwork(Exception):
     """The host cannot be reached at all."""
 
 
-def fetch(url: str, dest: Path, *, sha256_prefix: str | None, name: str, policy: DownloadPolicy = DownloadPolicy()) -> Path:
-    """Download ``url`` to ``dest`` (resuming ``dest.part``), check its sha256 prefix, move it into place."""
+def fetch(url: str, dest: Path, *, sha256_prefix: str | None = None, md5: str | None = None,
+          policy: DownloadPolicy = DownloadPolicy(), offline: Callable[[str], str] | None = None, elsewhere: str = "") -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), check its sha256 prefix or MD5, move it into place.
+
+    ``offline(why)`` words the error when there is no network (default: fetch it by hand into ``dest``);
+    ``elsewhere`` is appended to a "not at that address" error (where else the file may be had)."""
+    offline = offline or (lambda why: f"{why}: cannot fetch {url}; download it on a connected machine and put it at {dest}")
     if offline_mode():
-        raise OfflineError(offline_message(url, dest.name, name, "offline (HF_HUB_OFFLINE is set)"))
+        raise OfflineError(offline("offline (HF_HUB_OFFLINE is set)"))
     part = dest.with_name(dest.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
     last = ""
@@ -78,34 +89,41 @@ def fetch(url: str, dest: Path, *, sha256_prefix: str | None, name: str, policy:
         if attempt:
             time.sleep(policy.backoff * 2 ** (attempt - 1))
         try:
-            _fetch_once(url, part, policy)
+            _fetch_once(url, part, policy, elsewhere)
             break
         except _Retry as err:
             last = str(err)
         except _NoNetwork as err:
             last = str(err)
             if attempt == policy.retries:
-                raise OfflineError(offline_message(url, dest.name, name, f"no network ({err})")) from None
+                raise OfflineError(offline(f"no network ({err})")) from None
     else:
         kept = part.exists() and part.stat().st_size > 0
         if part.exists() and not kept:
             part.unlink()
         raise DownloadError(f"cannot download {url} after {policy.retries + 1} tries ({last})"
                             + (f"; the partial file {part} is kept and the next try resumes it" if kept else ""))
-    if sha256_prefix:
-        actual = sha256_of(part)
-        if not actual.startswith(sha256_prefix):
-            part.unlink()
-            raise DownloadError(f"the file from {url} has sha256 {actual[:16]}..., expected {sha256_prefix}...: "
-                                "it is corrupt or not the published file, so it was deleted; try again, or check the mirror")
+    _check(part, url, sha256_prefix, md5)
     with atomic_path(dest) as tmp:
         os.replace(part, tmp)
     return dest
 
 
-def _fetch_once(url: str, part: Path, policy: DownloadPolicy) -> None:
+def _check(part: Path, url: str, sha256_prefix: str | None, md5: str | None) -> None:
+    """Delete ``part`` and say so unless it has the published checksum."""
+    for kind, expected, actual in (("sha256", sha256_prefix, sha256_of), ("MD5", md5, md5_of)):
+        if not expected:
+            continue
+        got = actual(part)
+        if not got.startswith(expected):
+            part.unlink()
+            raise DownloadError(f"the file from {url} has {kind} {got[:16]}..., expected {expected[:16]}...: it is "
+                                "corrupt or not the published file, so it was deleted; run again to fetch it again")
+
+
+def _fetch_once(url: str, part: Path, policy: DownloadPolicy, elsewhere: str) -> None:
     have = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": "resnet-weights/1", **({"Range": f"bytes={have}-"} if have else {})}
+    headers = {"User-Agent": "resnet-download/1", **({"Range": f"bytes={have}-"} if have else {})}
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=policy.timeout) as resp:
             resumed = have > 0 and resp.status == 206
@@ -121,8 +139,8 @@ def _fetch_once(url: str, part: Path, policy: DownloadPolicy) -> None:
             raise _Retry("the server refused to resume; starting over") from None
         if err.code >= 500 or err.code == 429:
             raise _Retry(f"HTTP {err.code} {err.reason}") from None
-        raise DownloadError(f"HTTP {err.code} {err.reason} for {url}; the weights are not at that address "
-                            "(check RESNET_WEIGHTS_MIRROR, or import the file with `resnet weights import`)") from None
+        raise DownloadError(f"HTTP {err.code} {err.reason} for {url}; the file is not at that address"
+                            + (f" ({elsewhere})" if elsewhere else "")) from None
     except urllib.error.URLError as err:
         reason = err.reason
         if isinstance(reason, (socket.timeout, TimeoutError)):
