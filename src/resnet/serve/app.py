@@ -54,8 +54,9 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
 
     app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
+    app.add_middleware(_Admit, config=config, metrics=metrics)
     app.add_middleware(_Observe, metrics=metrics)
-    _add_error_handlers(app, metrics, wording or (lambda text: text))
+    _add_error_handlers(app, metrics, config, wording or (lambda text: text))
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     about = describe_model(member, mode, config)
 
@@ -243,10 +244,11 @@ def cam_png(view: Any, heatmap: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _add_error_handlers(app: FastAPI, metrics: Metrics, wording: Callable[[str], str]) -> None:
+def _add_error_handlers(app: FastAPI, metrics: Metrics, config: ServeConfig, wording: Callable[[str], str]) -> None:
     def reply(err: BadRequest) -> JSONResponse:
         metrics.errors.labels(err.code).inc()
-        return JSONResponse(BadRequest(err.status, err.code, wording(err.message)).as_json(), status_code=err.status)
+        headers = {**_headers_for(err.status, config), **err.headers}
+        return JSONResponse(BadRequest(err.status, err.code, wording(err.message)).as_json(), status_code=err.status, headers=headers)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
@@ -262,12 +264,49 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics, wording: Callable[[str],
         detail = str(err.detail)
         if err.status_code in (404, 405):
             detail += f" ({request.method} {request.url.path}); the endpoints are GET /, POST /v1/predict, GET /v1/model, GET /healthz, GET /metrics"
-        return reply(BadRequest(err.status_code, f"http_{err.status_code}", detail))
+        return reply(BadRequest(err.status_code, f"http_{err.status_code}", detail, dict(err.headers or {})))  # 405: Allow
 
     @app.exception_handler(Exception)
     async def internal(_: Request, err: Exception) -> JSONResponse:
         log.exception("internal error")
         return reply(BadRequest(500, "internal", f"internal error ({type(err).__name__}); the server keeps running, see its log"))
+
+
+def _headers_for(status: int, config: ServeConfig) -> dict[str, str]:
+    """503s say when to come back; a 413 closes the connection, so that the body it refused is never read."""
+    if status == 503:
+        return {"retry-after": str(config.retry_after_s)}
+    if status == 413:
+        return {"connection": "close"}
+    return {}
+
+
+UNCOUNTED = ("/healthz", "/metrics")  # answered whatever the load: monitoring must see an overloaded server
+
+
+class _Admit:
+    """ASGI middleware: at most ``config.max_in_flight`` requests handled at once (those to
+    :data:`UNCOUNTED` aside); the next get 503 with ``Retry-After`` at once, their bodies unread."""
+
+    def __init__(self, app: Any, config: ServeConfig, metrics: Metrics) -> None:
+        self.app, self.config, self.metrics = app, config, metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in UNCOUNTED:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.config.max_in_flight:
+            self.metrics.errors.labels("busy").inc()
+            err = BadRequest(503, "busy", f"the server is handling its limit of {self.config.max_in_flight} requests; "
+                             f"retry in {self.config.retry_after_s} s")
+            await JSONResponse(err.as_json(), 503, headers={**_headers_for(503, self.config), "connection": "close"})(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class _Observe:

@@ -19,9 +19,10 @@ from .config import MiB, ServeConfig  # noqa: F401  (re-exported)
 class BadRequest(Exception):
     """A request the server refuses: ``status`` (4xx/503), ``code`` (stable, for clients) and ``message``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 503, Connection: close on a 413
 
     def as_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "status": self.status}}
