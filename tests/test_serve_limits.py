@@ -223,3 +223,62 @@ def test_a_small_idle_connection_flood_does_not_stall_others(server: str) -> Non
 
 def _five_hundreds(metrics: str) -> float:
     return sum(float(n) for n in re.findall(r'resnet_requests_total\{[^}]*status="5\d\d"[^}]*\} (\S+)', metrics))
+
+
+def _corrupt_jpeg() -> bytes:
+    """A JPEG that libjpeg decodes only with recovery ("Corrupt JPEG data: ... extraneous bytes before marker")."""
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray((rng.random((200, 300, 3)) * 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    data, mutate = bytearray(buf.getvalue()), np.random.default_rng(0)
+    for _ in range(3):
+        data[int(mutate.integers(600, len(data) - 10))] = int(mutate.integers(0, 256))
+    return bytes(data)
+
+
+def test_damaged_pictures_are_said_to_be_damaged_and_strict_refuses_them(server: str, member) -> None:
+    from resnet.data.decode import decode_checked
+
+    data = _corrupt_jpeg()
+    said = decode_checked(data).damaged
+    assert said and said.startswith("Corrupt JPEG data")
+    with httpx.Client(base_url=server, timeout=10) as client:
+        r = client.post("/v1/predict", content=data)
+        assert r.status_code == 200 and r.json()["damaged"] == said and r.json()["top"]
+        assert "damaged" not in client.post("/v1/predict", content=_png()).json()
+    with BackgroundServer(create_app(member, ServeConfig(strict=True))) as url, httpx.Client(base_url=url, timeout=10) as client:
+        r = client.post("/v1/predict", content=data)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "damaged" and said in r.json()["error"]["message"]
+        assert client.post("/v1/predict", content=_png()).status_code == 200
+
+
+def test_pixel_budget_is_checked_from_the_header_and_counts_large_jpegs_at_their_reduced_scale(member) -> None:
+    big_png = io.BytesIO()
+    Image.new("1", (3000, 3000)).save(big_png, "PNG")  # 9 M pixels in a few KB
+    big_jpeg = io.BytesIO()
+    Image.new("RGB", (3000, 3000), (90, 120, 200)).save(big_jpeg, "JPEG")  # decoded at 1/4 for a 32-pixel network
+    with BackgroundServer(create_app(member, ServeConfig(max_pixels=4_000_000))) as url, httpx.Client(base_url=url, timeout=30) as client:
+        r = client.post("/v1/predict", content=big_png.getvalue())
+        assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_pixels" and "limit of 4,000,000" in r.json()["error"]["message"]
+        assert client.post("/v1/predict", content=big_jpeg.getvalue()).status_code == 200
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_in_little_memory(tmp_path: Path) -> None:
+    """8000x6000 (144 MB of pixels decoded in full) read for a 256-pixel resize: the decode adds under 40 MB."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.jpg"
+    Image.radial_gradient("L").resize((8000, 6000)).convert("RGB").save(path, quality=85)
+    probe = (
+        "import resource, sys\n"
+        "from resnet.data.decode import read_image_checked\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "d = read_image_checked(data, 3, min_side=256)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(d.pixels.shape, (after - before) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120, check=True).stdout.split(")")
+    shape, grown_mb = out[0] + ")", int(out[1])
+    assert shape == "(750, 1000, 3)" and grown_mb < 40, (shape, grown_mb)

@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"seconds an idle keep-alive connection stays open (default {_DEFAULTS.keep_alive_s:g})")
     p.add_argument("--retry-after", type=int, default=_DEFAULTS.retry_after_s,
                    help=f"seconds a 503 tells clients to wait (Retry-After; default {_DEFAULTS.retry_after_s})")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse damaged images (decoded only with recovery, e.g. corrupt JPEG data, truncated files) with 422; "
+                        "by default they are answered with a \"damaged\" field")
     p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
     p.add_argument("--http", default=HTTP_IMPLEMENTATIONS[0], choices=HTTP_IMPLEMENTATIONS,
                    help="HTTP parser (default h11; httptools is C, yet served fewer images/s under load here; either bounds request heads to 64 KiB)")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                              max_pixels=args.max_pixels, timeout_s=args.timeout, top=args.top,
                              decode_threads=args.decode_threads, allow_scorecam=args.allow_scorecam,
                              max_connections=args.max_connections, max_in_flight=args.max_in_flight,
-                             head_timeout_s=args.head_timeout, keep_alive_s=args.keep_alive, retry_after_s=args.retry_after)
+                             head_timeout_s=args.head_timeout, keep_alive_s=args.keep_alive, retry_after_s=args.retry_after,
+                             strict=args.strict)
     except UsageError as err:
         import re
 

@@ -184,6 +184,8 @@ async def _predict(
         "top": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in outcome.top],
         "batch_size": outcome.batch_size,
     }
+    if job.damaged:
+        reply["damaged"] = job.damaged
     if cam and outcome.heatmap is not None:
         reply["cam"] = {"method": cam, "png": await workers.run(cam_png, outcome.view, outcome.heatmap)}
     return JSONResponse(reply)  # as is: FastAPI's encoder would walk the plain dict again

@@ -24,7 +24,7 @@ class ServeConfig:
     max_batch: int = 32  # images run together at most
     max_wait_ms: float = 5.0  # how long the first image of a batch waits for company
     max_bytes: int = 20 * MiB  # largest request body
-    max_pixels: int = 50_000_000  # largest image (width x height), checked before decoding
+    max_pixels: int = 25_000_000  # largest image to decode (width x height; a large JPEG at its reduced scale), checked from the header
     timeout_s: float = 30.0  # longest a request may take, upload included
     max_queue: int = 1024  # images waiting at most; more get 503
     top: int = 5  # classes returned when the request does not say
