@@ -29,7 +29,7 @@ from ..errors import DataError
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-DRAFT_MARGIN = 2  # a JPEG decoded at reduced scale keeps at least this many times the side it will be resized to
+DRAFT_MARGIN = 8  # a JPEG decoded at reduced scale keeps at least this many times the side it will be resized to
 _PARALLEL_FROM = 2048  # below this, starting processes costs more than it saves
 _CHUNK = 512
 
@@ -82,8 +82,9 @@ def decode_checked(source: str | os.PathLike[str] | bytes, channels: int | None 
 
     ``min_side``: the shorter side the caller resizes to (the network's resize). A JPEG much larger is decoded
     at a reduced scale by libjpeg (1/2 to 1/8, DCT scaling, as Pillow's ``draft``), keeping its shorter side at
-    least :data:`DRAFT_MARGIN` times ``min_side``: a 12000x12000 photo for a 256-pixel resize decodes at
-    1500x1500 (top-1 agreement with a full decode: docs/results/decode/). ``None``: full size.
+    least :data:`DRAFT_MARGIN` times ``min_side``: a 12000x12000 photo decodes at 1500x1500 for a
+    32-pixel resize (CIFAR networks), 3000x3000 for a 256-pixel one. At this margin top-1 agreed with a full decode
+    plus resize on every ImageNet sample and Caltech photo; at 2 and 4 it did not (docs/results/decode/). ``None``: full size.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
