@@ -28,6 +28,7 @@ from ..utils.modes import NONE
 from .batcher import Job, MicroBatcher, Outcome
 from .limits import BadRequest, ServeConfig, decode_upload
 from .metrics import Metrics
+from . import schema
 
 log = logging.getLogger("resnet.serve")
 T = TypeVar("T")
@@ -52,7 +53,8 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
         await run_in_threadpool(batcher.stop)
         workers.close()
 
-    app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description=schema.DESCRIPTION)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
     app.add_middleware(_Admit, config=config, metrics=metrics)
     app.add_middleware(_Observe, metrics=metrics)
@@ -60,27 +62,27 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     about = describe_model(member, mode, config)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, responses=schema.BUSY)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=None, responses=schema.HEALTH)
     async def healthz() -> JSONResponse:
         ok = batcher.alive
         return JSONResponse({"status": "ok" if ok else "down", "queue": batcher.waiting}, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=schema.METRICS)
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         metrics.queue.set(batcher.waiting)
         return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/model")
+    @app.get("/v1/model", responses=schema.BUSY)
     async def model_info() -> dict[str, Any]:
         return about
 
-    @app.post("/v1/predict")
+    @app.post("/v1/predict", response_model=None, responses=schema.PREDICT, openapi_extra=schema.PREDICT_BODY)
     async def predict(request: Request, top: int | None = None, cam: str | None = None) -> JSONResponse:
         k, method = _top(top, config, member), _cam_method(cam, config)
         batcher.begin()
