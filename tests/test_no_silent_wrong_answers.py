@@ -146,6 +146,32 @@ def test_uploads_decode_to_the_same_pixels_as_files_and_as_pillow(tmp_path: Path
             assert got.damaged is None and np.array_equal(got.pixels, want), (name, channels)
 
 
+@pytest.mark.parametrize("fmt, options", [("PNG", {}), ("WEBP", {"lossless": True}), ("WEBP", {"quality": 80}), ("GIF", {})])
+def test_png_webp_and_gif_decode_to_pillows_pixels_with_exif_applied(fmt: str, options: dict, tmp_path: Path) -> None:
+    """8-bit RGB PNGs and RGB WebPs go through TorchCodec (faster), GIFs through Pillow: the same pixels either way."""
+    from PIL import ImageOps
+
+    from resnet.data.decode import _torchcodec, decode_checked, to_array
+
+    photo = np.random.default_rng(2).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    for orientation in (1, 6, 8):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(photo).save(buf, fmt, **({} if fmt == "GIF" else {"exif": exif}), **options)
+        data = buf.getvalue()
+        assert (_torchcodec(data, Image.open(io.BytesIO(data)), 3) is not None) == (fmt != "GIF")
+        for channels in (3, 1, None):
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                want = to_array(ImageOps.exif_transpose(img), channels)
+            got = decode_checked(data, channels)
+            assert got.damaged is None and np.array_equal(got.pixels, want), (orientation, channels)
+    if fmt != "WEBP":  # libwebp cannot decode a truncated file at all: that is an undecodable file, not a damaged one
+        damaged = decode_checked(data[: len(data) * 2 // 3])  # not whole: Pillow pads it, and says so
+        assert damaged.damaged and "truncated" in damaged.damaged
+
+
 def test_a_truncated_jpeg_upload_decodes_marked_damaged_as_a_truncated_file_does(tmp_path: Path) -> None:
     from resnet.data.decode import DamagedImage, read_image, read_image_checked
 
