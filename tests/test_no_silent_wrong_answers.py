@@ -173,14 +173,17 @@ def test_png_webp_and_gif_decode_to_pillows_pixels_with_exif_applied(fmt: str, o
 
 
 def test_a_truncated_jpeg_upload_decodes_marked_damaged_as_a_truncated_file_does(tmp_path: Path) -> None:
-    from resnet.data.decode import DamagedImage, read_image, read_image_checked
+    from resnet.data.decode import DAMAGED, DecodeFailure, decode_file, read_image, read_image_checked
+    from resnet.errors import DataError
 
     data = _jpeg_variants(tmp_path)["orientation 1"]
     half = tmp_path / "half.jpg"
     half.write_bytes(data[: len(data) // 2])
     assert read_image_checked(data[: len(data) // 2]).damaged == "Premature end of JPEG file"
-    with pytest.warns(DamagedImage, match=f"image {half} is damaged .Premature end of JPEG file"):
-        read_image(half)
+    with pytest.raises(DataError, match=f"image {half} is damaged .Premature end of JPEG file"):
+        read_image(half)  # eval, explain, calibration: refused in one line naming the file
+    with pytest.raises(DecodeFailure, match=f"^{DAMAGED}Premature end of JPEG file"):
+        decode_file(half)  # data sets: skipped and counted as damaged
 
 
 def test_a_photo_gets_the_same_answer_upright_and_rotated_with_exif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,6 +42,7 @@ class DecodeFailure(Exception):
 
 MISSING = "missing: "  # prefixes of DecodeFailure reasons for a path that is no file
 FOLDER = "folder: "
+DAMAGED = "damaged: "  # ... and for a file that decodes only with recovery (Decoded.damaged follows)
 
 
 def usable_cpus() -> int:
@@ -60,22 +61,19 @@ class Decoded:
     damaged: str | None = None
 
 
-class DamagedImage(UserWarning):
-    """A file decoded only with recovery; the message names the file and what the decoder said."""
-
-
 def decode_file(path: str | os.PathLike[str], channels: int | None = 3, *, min_side: int | None = None) -> np.ndarray:
     """uint8 ``[H, W, C]`` with ``C = channels`` (1 or 3); ``None`` keeps grey images grey and makes the rest RGB.
 
-    The EXIF orientation tag is applied (a phone photo stored sideways comes out upright). A damaged file
-    (see :class:`Decoded`) gives its recovered pixels and a :class:`DamagedImage` warning naming it; use
-    :func:`decode_checked` to learn it as a value. ``min_side``: see :func:`decode_checked`.
-    Raises :class:`DecodeFailure` for missing, corrupt beyond recovery or non-image files; a missing file's
+    The EXIF orientation tag is applied (a phone photo stored sideways comes out upright). For data sets
+    (training, arrays): a damaged file (see :class:`Decoded`) is a :class:`DecodeFailure` whose reason starts
+    with ``damaged:``, so it is skipped and counted with the others; :func:`decode_checked` returns its
+    recovered pixels instead (predict, serve). ``min_side``: see :func:`decode_checked`.
+    Raises :class:`DecodeFailure` for missing, damaged, corrupt or non-image files; a missing file's
     reason starts with ``missing:``, a folder's with ``folder:``.
     """
     decoded = decode_checked(path, channels, min_side=min_side)
     if decoded.damaged:
-        warnings.warn(f"image {path} is damaged ({decoded.damaged}); its pixels are what the decoder recovered", DamagedImage, stacklevel=2)
+        raise DecodeFailure(f"{DAMAGED}{decoded.damaged}")
     return decoded.pixels
 
 
@@ -270,13 +268,16 @@ def to_array(img: Any, channels: int | None) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike[str], channels: int = 3, *, min_side: int | None = None) -> Tensor:
-    """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey), through :func:`decode_file` (a damaged file:
-    a :class:`DamagedImage` warning naming it); a :class:`~resnet.errors.DataError` naming the file if it cannot
-    be decoded (eval, explain, calibration). ``min_side``: see :func:`decode_checked`."""
-    decoded = read_image_checked(path, channels, min_side=min_side)
+    """uint8 ``[C, H, W]`` with ``channels`` 3 (RGB) or 1 (grey); a :class:`~resnet.errors.DataError` naming the
+    file if it cannot be decoded or is damaged (eval, explain, calibration: :func:`read_image_checked` returns a
+    damaged file's recovered pixels instead). ``min_side``: see :func:`decode_checked`."""
+    return _chw(_intact(read_image_checked(path, channels, min_side=min_side), str(path)))
+
+
+def _intact(decoded: Decoded, label: str) -> np.ndarray:
     if decoded.damaged:
-        warnings.warn(f"image {path} is damaged ({decoded.damaged}); its pixels are what the decoder recovered", DamagedImage, stacklevel=2)
-    return _chw(decoded.pixels)
+        raise DataError(f"image {label} is damaged ({decoded.damaged}); remove or replace the file")
+    return decoded.pixels
 
 
 def read_image_checked(source: str | os.PathLike[str] | bytes, channels: int = 3, *, min_side: int | None = None,
@@ -307,10 +308,7 @@ def _chw(array: np.ndarray) -> Tensor:
 def read_image_bytes(data: bytes, channels: int = 3, name: str = "upload", *, min_side: int | None = None) -> Tensor:
     """:func:`read_image` for an image held in memory (an HTTP upload): the same pixels, modes and
     errors, with ``name`` standing for the path in them."""
-    decoded = read_image_checked(data, channels, min_side=min_side, name=name)
-    if decoded.damaged:
-        warnings.warn(f"image {name} is damaged ({decoded.damaged}); its pixels are what the decoder recovered", DamagedImage, stacklevel=2)
-    return _chw(decoded.pixels)
+    return _chw(_intact(read_image_checked(data, channels, min_side=min_side, name=name), name))
 
 
 def decode_image_tensor(path: str | os.PathLike[str], channels: int = 3, *, min_side: int | None = None) -> Tensor:
