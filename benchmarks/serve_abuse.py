@@ -6,7 +6,7 @@ RSS back within 10 % of the baseline, log under 1 MB).
     PYTHONPATH=src python benchmarks/serve_abuse.py --connections 2000 --seconds 10
 
 Floods: `idle` (N connections each sending a partial request head, held), `pixels` (4 clients posting PNGs of a
-few KB that decode to 7000x7000), `corrupt` (JPEGs with corrupt data: answered, marked damaged).
+few KB that decode to 7000x7000: over the default budget), `allowed` (the same at 4500x4500: under it), `corrupt` (JPEGs with corrupt data: answered, marked damaged).
 The server runs in its own process (`resnet serve`, ResNet-8 with random weights, its defaults otherwise).
 """
 
@@ -114,6 +114,8 @@ async def _run_flood(name: str, url: str, args: argparse.Namespace) -> tuple[dic
         flood: list = [await _idle_flood(host, int(port), args.connections, args.seconds)]
     elif name == "pixels":
         flood = await _post_flood(url, _png((7000, 7000), "1"), 4, args.seconds)
+    elif name == "allowed":  # large but under the default pixel budget: decoded, slowing only the flooders
+        flood = await _post_flood(url, _png((4500, 4500), "1"), 4, args.seconds)
     else:
         flood = await _post_flood(url, _corrupt(), 4, args.seconds)
     stop.set()
@@ -124,7 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--connections", type=int, default=2000, help="idle flood: connections held (default 2000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="each flood's length (default 10)")
-    ap.add_argument("--floods", nargs="+", default=["idle", "pixels", "corrupt"])
+    ap.add_argument("--floods", nargs="+", default=["idle", "pixels", "allowed", "corrupt"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -157,7 +159,8 @@ def main() -> None:
             after = _rss_mb(server.pid)
             alive = httpx.get(url + "/healthz", timeout=5).status_code == 200
             p99 = statistics.quantiles(probe["predict_s"], n=100)[98] if len(probe["predict_s"]) > 1 else float("nan")
-            fives = sum(1 for s in probe["statuses"] + flood if isinstance(s, int) and s >= 500)
+            answers = [] if name == "idle" else flood
+            fives = sum(1 for s in probe["statuses"] + answers if isinstance(s, int) and s >= 500)
             row = {"flood": name, "probe_requests": len(probe["predict_s"]), "predict_p99_s": round(p99, 3),
                    "healthz_max_s": round(max(probe["health_s"] or [0]), 3), "probe_5xx_or_errors": sum(
                        1 for s in probe["statuses"] if not isinstance(s, int) or s >= 500),

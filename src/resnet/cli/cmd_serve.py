@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s, help=f"seconds a request may take, upload included (default {_DEFAULTS.timeout_s:g})")
     p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
     p.add_argument("--decode-threads", type=int, default=0, help="threads decoding uploads (default 0: two per core)")
+    p.add_argument("--large-pixels", type=int, default=_DEFAULTS.large_pixels,
+                   help=f"images decoding to more pixels are decoded one at a time on their own thread (default {_DEFAULTS.large_pixels:,})")
     p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections,
                    help=f"open connections at most; past it the oldest one still sending its request head is closed, else 503 "
                         f"(default {_DEFAULTS.max_connections})")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                              decode_threads=args.decode_threads, allow_scorecam=args.allow_scorecam,
                              max_connections=args.max_connections, max_in_flight=args.max_in_flight,
                              head_timeout_s=args.head_timeout, keep_alive_s=args.keep_alive, retry_after_s=args.retry_after,
-                             strict=args.strict)
+                             strict=args.strict, large_pixels=args.large_pixels)
     except UsageError as err:
         import re
 

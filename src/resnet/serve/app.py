@@ -26,7 +26,7 @@ from ..inference.network import Network
 from ..explain import METHODS
 from ..utils.modes import NONE
 from .batcher import Job, MicroBatcher, Outcome
-from .limits import BadRequest, ServeConfig, decode_upload
+from .limits import BadRequest, ServeConfig, check_header, decode_upload
 from .metrics import Metrics
 from . import schema
 
@@ -153,12 +153,33 @@ class Workers:
 
         self.pool = ThreadPoolExecutor(threads or 2 * usable_cpus(), thread_name_prefix="resnet-decode",
                                        initializer=torch.set_num_threads, initargs=(1,))
+        # Large images (over `large_pixels` decoded) wait for this one thread: a flood of them slows the flooders,
+        # not the normal requests on the pool above, and holds one large decode's memory at a time.
+        self.large = ThreadPoolExecutor(1, thread_name_prefix="resnet-decode-large", initializer=torch.set_num_threads, initargs=(1,))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.large.shutdown(wait=False, cancel_futures=True)
+
+
+def _decode_large(batcher: MicroBatcher, job: Job) -> None:
+    """A large image decoded on the large-image thread; the memory its decode freed goes back to the system
+    (glibc keeps freed arenas otherwise, and the server's RSS stayed up after a flood of large images)."""
+    batcher.decode_and_submit(job)
+    _trim()
+
+
+def _trim() -> None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 async def _predict(
@@ -171,9 +192,12 @@ async def _predict(
     except asyncio.TimeoutError:
         raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
     data, name = await image_bytes(request, body)
+    _, width, height = check_header(data, config, member.preprocess.resize_size)  # header only: 4xx before any decoding
     job = Job(None, top, cam, decode=partial(decode_upload, data, member.preprocess, config, name))
     answer = asyncio.wrap_future(job.future)  # the one future this request awaits, from whichever thread ends it
-    if batcher.idle:  # the batching thread decodes it itself: no hop through the decoding pool
+    if width * height > config.large_pixels:
+        workers.large.submit(_decode_large, batcher, job)
+    elif batcher.idle:  # the batching thread decodes it itself: no hop through the decoding pool
         batcher.submit(job)
     else:
         workers.pool.submit(batcher.decode_and_submit, job)

@@ -29,6 +29,7 @@ class ServeConfig:
     max_queue: int = 1024  # images waiting at most; more get 503
     top: int = 5  # classes returned when the request does not say
     decode_threads: int = 0  # threads decoding uploads (one intra-op thread each); 0: two per core
+    large_pixels: int = 4_000_000  # images decoding to more pixels than this queue for one thread of their own
     allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
     # Connections (enforced by serve/http.py's protocol and the app's admission; README "Limits and bad input"):
     max_connections: int = 512  # open connections at most; then the oldest one still sending its head is closed, else 503
@@ -41,7 +42,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         checks = {
             "max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0, "max_bytes": self.max_bytes >= 1024,
-            "max_pixels": self.max_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
+            "max_pixels": self.max_pixels >= 1, "large_pixels": self.large_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
             "top": self.top >= 1, "decode_threads": self.decode_threads >= 0, "max_connections": self.max_connections >= 1,
             "max_in_flight": self.max_in_flight >= 1, "head_timeout_s": self.head_timeout_s > 0,
             "keep_alive_s": self.keep_alive_s > 0, "retry_after_s": self.retry_after_s >= 0,

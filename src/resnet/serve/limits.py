@@ -29,7 +29,7 @@ class BadRequest(Exception):
 
 
 def check_header(data: bytes, config: ServeConfig, min_side: int | None = None) -> tuple[str, int, int]:
-    """Format, width and height read from the image header (nothing decoded); refuses non-images and
+    """Format, and the width and height it will be decoded at, read from the image header (nothing decoded); refuses non-images and
     images that would decode to over ``config.max_pixels`` (decompression bombs: a small file claiming
     gigapixels). A large JPEG counts at the reduced scale it is decoded at for a resize to ``min_side``."""
     from PIL import Image, UnidentifiedImageError
@@ -53,7 +53,7 @@ def check_header(data: bytes, config: ServeConfig, min_side: int | None = None) 
     if w * h > config.max_pixels:
         raise BadRequest(413, "too_many_pixels", f"the image is {width}x{height} = {width * height:,} pixels to decode, over the "
                          f"server's limit of {config.max_pixels:,}; scale it down (or start the server with a larger `max_pixels`)")
-    return fmt, width, height
+    return fmt, w, h
 
 
 def decode_upload(data: bytes, pre: Preprocess, config: ServeConfig, name: str = "upload") -> tuple[Tensor, str | None]:
