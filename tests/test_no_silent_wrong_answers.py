@@ -3,6 +3,8 @@ orientation tag, networks and data sets whose classes differ, int8 runs, exports
 
 from __future__ import annotations
 
+import io
+
 import json
 import warnings
 from pathlib import Path
@@ -122,28 +124,66 @@ def _jpeg(img: Image.Image, tmp_path: Path, **options: object) -> bytes:
     return path.read_bytes()
 
 
-def test_uploads_decode_to_the_same_pixels_as_files(tmp_path: Path) -> None:
-    """serve decodes JPEG uploads with torchvision's decoder (faster); predict reads files with Pillow.
-    The same photo must give the same pixels both ways, or a served answer would differ from predict's."""
-    from resnet.data.decode import _torchvision_jpeg, read_image, read_image_bytes
+def test_uploads_decode_to_the_same_pixels_as_files_and_as_pillow(tmp_path: Path) -> None:
+    """RGB and grey JPEGs go through libjpeg-turbo by simplejpeg, the rest through Pillow; uploads and files
+    through the same decoder. Every variant, in every channel setting, must give Pillow's own pixels (EXIF applied)."""
+    from PIL import ImageOps
+
+    from resnet.data.decode import _libjpeg, decode_checked, read_image, read_image_bytes, to_array
 
     variants = _jpeg_variants(tmp_path)
-    assert [name for name, data in variants.items() if _torchvision_jpeg(data) is None] == ["CMYK"]  # the rest take the fast path
+    assert [name for name, data in variants.items() if _libjpeg(data, Image.open(io.BytesIO(data)), 3, None) is None] == ["CMYK"]
     for name, data in variants.items():
         path = tmp_path / "file.jpg"
         path.write_bytes(data)
         from_file, uploaded = read_image(path), read_image_bytes(data)
-        assert uploaded.shape == from_file.shape, name
         assert torch.equal(uploaded, from_file), name
+        for channels in (3, 1, None):
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                want = to_array(ImageOps.exif_transpose(img), channels)
+            got = decode_checked(data, channels)
+            assert got.damaged is None and np.array_equal(got.pixels, want), (name, channels)
 
 
-def test_a_truncated_jpeg_upload_is_refused_as_a_truncated_file_is(tmp_path: Path) -> None:
-    from resnet.data.decode import read_image_bytes
+@pytest.mark.parametrize("fmt, options", [("PNG", {}), ("WEBP", {"lossless": True}), ("WEBP", {"quality": 80}), ("GIF", {})])
+def test_png_webp_and_gif_decode_to_pillows_pixels_with_exif_applied(fmt: str, options: dict, tmp_path: Path) -> None:
+    """8-bit RGB PNGs and RGB WebPs go through TorchCodec (faster), GIFs through Pillow: the same pixels either way."""
+    from PIL import ImageOps
+
+    from resnet.data.decode import _torchcodec, decode_checked, to_array
+
+    photo = np.random.default_rng(2).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    for orientation in (1, 6, 8):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(photo).save(buf, fmt, **({} if fmt == "GIF" else {"exif": exif}), **options)
+        data = buf.getvalue()
+        assert (_torchcodec(data, Image.open(io.BytesIO(data)), 3) is not None) == (fmt != "GIF")
+        for channels in (3, 1, None):
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                want = to_array(ImageOps.exif_transpose(img), channels)
+            got = decode_checked(data, channels)
+            assert got.damaged is None and np.array_equal(got.pixels, want), (orientation, channels)
+    if fmt != "WEBP":  # libwebp cannot decode a truncated file at all: that is an undecodable file, not a damaged one
+        damaged = decode_checked(data[: len(data) * 2 // 3])  # not whole: Pillow pads it, and says so
+        assert damaged.damaged and "truncated" in damaged.damaged
+
+
+def test_a_truncated_jpeg_upload_decodes_marked_damaged_as_a_truncated_file_does(tmp_path: Path) -> None:
+    from resnet.data.decode import DAMAGED, DecodeFailure, decode_file, read_image, read_image_checked
     from resnet.errors import DataError
 
     data = _jpeg_variants(tmp_path)["orientation 1"]
-    with pytest.raises(DataError, match="cannot decode image upload: .*truncated"):
-        read_image_bytes(data[: len(data) // 2])
+    half = tmp_path / "half.jpg"
+    half.write_bytes(data[: len(data) // 2])
+    assert read_image_checked(data[: len(data) // 2]).damaged == "Premature end of JPEG file"
+    with pytest.raises(DataError, match=f"image {half} is damaged .Premature end of JPEG file"):
+        read_image(half)  # eval, explain, calibration: refused in one line naming the file
+    with pytest.raises(DecodeFailure, match=f"^{DAMAGED}Premature end of JPEG file"):
+        decode_file(half)  # data sets: skipped and counted as damaged
 
 
 def test_a_photo_gets_the_same_answer_upright_and_rotated_with_exif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

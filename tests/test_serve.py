@@ -171,14 +171,21 @@ def test_photos_of_every_mode_are_accepted(client: httpx.Client, name: str) -> N
     assert len(r.json()["top"]) == 5
 
 
+def _broken_png() -> bytes:
+    """A PNG whose compressed pixels are zeroed in the middle: beyond recovery (a truncated one is padded, and marked damaged)."""
+    data = bytearray(_png(_photo(100, 100)))
+    at = data.find(b"IDAT") + 204
+    data[at : at + 50] = bytes(50)
+    return bytes(data)
+
+
 def test_bad_inputs_get_4xx_json_and_the_server_keeps_serving(client: httpx.Client) -> None:
     photo = _photo()
-    jpeg = _jpeg(Image.fromarray(_photo(200, 200)), quality=95)
     cases = [
         (client.post("/v1/predict", content=b""), 400, "empty", "no image"),
         (client.post("/v1/predict", content=b"GIF89a but not really"), 415, "not_an_image", "not an image"),
         (client.post("/v1/predict", content=b"%PDF-1.4\n" + bytes(500)), 415, "not_an_image", "JPEG, PNG"),
-        (client.post("/v1/predict", content=jpeg[: len(jpeg) // 2]), 422, "undecodable", "truncated"),
+        (client.post("/v1/predict", content=_broken_png()), 422, "undecodable", "broken data stream"),
         (client.post("/v1/predict", content=_png(np.zeros((1000, 1100), np.uint8))), 413, "too_many_pixels", "1,100,000"),
         (client.post("/v1/predict", content=bytes(400_000)), 413, "too_large", "300,000"),
         (client.post("/v1/predict", content=iter([bytes(100_000)] * 4)), 413, "too_large", "`max_bytes`"),  # chunked, no length
@@ -196,6 +203,10 @@ def test_bad_inputs_get_4xx_json_and_the_server_keeps_serving(client: httpx.Clie
     for response, status, code, words in cases:
         assert words in _error(response, status, code)
         _healthy(client)
+    assert client.get("/v1/predict").headers["allow"] == "POST"  # RFC 9110: a 405 says what is allowed
+    jpeg = _jpeg(Image.fromarray(_photo(200, 200)), quality=95)
+    r = client.post("/v1/predict", content=jpeg[: len(jpeg) // 2])  # truncated: padded by libjpeg, answered, marked
+    assert r.status_code == 200 and r.json()["damaged"] == "Premature end of JPEG file"
 
 
 def test_decompression_bomb_refused_before_decoding(client: httpx.Client) -> None:
@@ -383,7 +394,7 @@ def test_decoding_thread_queues_the_job_or_fails_its_request(checkpoint: Path) -
     pre = batcher.member.preprocess
     try:
         good = Job(None, 2, decode=lambda: decode_upload(_png(_photo()), pre, LIMITS))
-        bad = Job(None, 2, decode=lambda: decode_upload(_png(_photo())[:200], pre, LIMITS))
+        bad = Job(None, 2, decode=lambda: decode_upload(_broken_png(), pre, LIMITS))
         for job in (bad, good):
             batcher.decode_and_submit(job)
         assert good.view is not None and len(good.future.result(timeout=30).top) == 2
@@ -409,7 +420,7 @@ def test_both_http_parsers_bound_the_request_head_and_take_large_bodies(checkpoi
                     sock.sendall(b"a" * 8192)
             except OSError:
                 pass  # the server closed the connection already
-            assert sock.recv(64).startswith(b"HTTP/1.1 400")
+            assert sock.recv(64).startswith(b"HTTP/1.1 431")
         with httpx.Client(base_url=url, timeout=30) as client:
             photo = _png(_photo(300, 300))  # ~270 kB: many reads, the last ending a request
             assert len(photo) > 2 * MAX_HEAD_BYTES
@@ -426,11 +437,11 @@ def test_http_and_loop_settings(checkpoint: Path, capsys: pytest.CaptureFixture[
 
     app = create_app(load_member(str(checkpoint), "none"))
     pytest.importorskip("httptools")
-    from resnet.serve.http import BoundedHttpTools
+    from resnet.serve.http_tools import BoundedHttpTools
 
-    assert uvicorn_config(app, "127.0.0.1", 0, http="httptools", loop="uvloop").http is BoundedHttpTools
+    assert issubclass(uvicorn_config(app, "127.0.0.1", 0, http="httptools", loop="uvloop").http, BoundedHttpTools)
     config = uvicorn_config(app, "127.0.0.1", 0)
-    assert config.http == "h11" and config.loop == "asyncio" and config.h11_max_incomplete_event_size == 64 * 1024
+    assert config.http.__name__ == "BoundedH11" and config.loop == "asyncio" and config.h11_max_incomplete_event_size == 64 * 1024
     with pytest.raises(UsageError, match="`http` is one of h11, httptools"):
         uvicorn_config(app, "127.0.0.1", 0, http="h2")
     with pytest.raises(SystemExit) as exit_:

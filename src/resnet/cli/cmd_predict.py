@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="int8 and --engine other than ours: calibrate and check engines on these images (default: the "
                         "training data the run recorded; never the inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true", help="refuse damaged images (decoded only with recovery: corrupt JPEG data, "
+                   "truncated files) as errors, exit 1; by default they are predicted and marked damaged")
     p.add_argument("--explain", action="store_true", help="also write per image a PNG (photo, top-k, class-activation map) and index.html")
     p.add_argument("--method", default="gradcam", choices=EXPLAIN_METHODS, help="map drawn by --explain (default gradcam)")
     p.add_argument("--out", metavar="DIR", help="folder for pictures: --explain's PNGs and index.html (default ./explained), "
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     protocol = get_protocol(args.protocol)
     predictions, failures = [], []
-    for item in predict_files(member, paths, top=args.top, batch_size=args.batch_size, protocol=protocol):
+    for item in predict_files(member, paths, top=args.top, batch_size=args.batch_size, protocol=protocol, strict=args.strict):
         if isinstance(item, Failure):
             failures.append(item)
             print(f"resnet predict: error: {item.error}", file=sys.stderr)
@@ -84,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             shown = "  ".join(f"{name} {100 * p:.1f}%" for name, _, p in item.top)
             print(f"{item.path}  {shown}", flush=True)
+        if item.damaged:
+            print(f"resnet predict: warning: {item.path} is damaged ({item.damaged}); the answer is for what the decoder "
+                  "recovered (--strict refuses such files)", file=sys.stderr, flush=True)
     if args.json:
         print_json(
             {

@@ -39,6 +39,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s, help=f"seconds a request may take, upload included (default {_DEFAULTS.timeout_s:g})")
     p.add_argument("--top", type=int, default=_DEFAULTS.top, help=f"classes answered when a request does not say (default {_DEFAULTS.top})")
     p.add_argument("--decode-threads", type=int, default=0, help="threads decoding uploads (default 0: two per core)")
+    p.add_argument("--large-pixels", type=int, default=_DEFAULTS.large_pixels,
+                   help=f"images decoding to more pixels are decoded one at a time on their own thread (default {_DEFAULTS.large_pixels:,})")
+    p.add_argument("--max-connections", type=int, default=_DEFAULTS.max_connections,
+                   help=f"open connections at most; past it the oldest one still sending its request head is closed, else 503 "
+                        f"(default {_DEFAULTS.max_connections})")
+    p.add_argument("--max-in-flight", type=int, default=_DEFAULTS.max_in_flight,
+                   help=f"requests handled at once (/healthz, /metrics aside); more get 503 at once (default {_DEFAULTS.max_in_flight})")
+    p.add_argument("--head-timeout", type=float, default=_DEFAULTS.head_timeout_s,
+                   help=f"seconds a request line and headers may take to arrive, then 408 (default {_DEFAULTS.head_timeout_s:g})")
+    p.add_argument("--keep-alive", type=float, default=_DEFAULTS.keep_alive_s,
+                   help=f"seconds an idle keep-alive connection stays open (default {_DEFAULTS.keep_alive_s:g})")
+    p.add_argument("--retry-after", type=int, default=_DEFAULTS.retry_after_s,
+                   help=f"seconds a 503 tells clients to wait (Retry-After; default {_DEFAULTS.retry_after_s})")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse damaged images (decoded only with recovery, e.g. corrupt JPEG data, truncated files) with 422; "
+                        "by default they are answered with a \"damaged\" field")
     p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
     p.add_argument("--http", default=HTTP_IMPLEMENTATIONS[0], choices=HTTP_IMPLEMENTATIONS,
                    help="HTTP parser (default h11; httptools is C, yet served fewer images/s under load here; either bounds request heads to 64 KiB)")
@@ -58,11 +74,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_bytes=args.max_bytes,
                              max_pixels=args.max_pixels, timeout_s=args.timeout, top=args.top,
-                             decode_threads=args.decode_threads, allow_scorecam=args.allow_scorecam)
+                             decode_threads=args.decode_threads, allow_scorecam=args.allow_scorecam,
+                             max_connections=args.max_connections, max_in_flight=args.max_in_flight,
+                             head_timeout_s=args.head_timeout, keep_alive_s=args.keep_alive, retry_after_s=args.retry_after,
+                             strict=args.strict, large_pixels=args.large_pixels)
     except UsageError as err:
         import re
 
-        flag = {"timeout_s": "--timeout", "max_queue": "max_queue"}
+        flag = {"timeout_s": "--timeout", "max_queue": "max_queue", "head_timeout_s": "--head-timeout",
+                "keep_alive_s": "--keep-alive", "retry_after_s": "--retry-after"}
         message = re.sub(r"\b([a-z_]+)=", lambda m: flag.get(m.group(1), "--" + m.group(1).replace("_", "-")) + "=", str(err))
         raise UsageError(message) from None
     check_optimize_flags(args.mode, args.engine, args.calibration, "--mode")

@@ -26,8 +26,9 @@ from ..inference.network import Network
 from ..explain import METHODS
 from ..utils.modes import NONE
 from .batcher import Job, MicroBatcher, Outcome
-from .limits import BadRequest, ServeConfig, decode_upload
+from .limits import BadRequest, ServeConfig, check_header, decode_upload
 from .metrics import Metrics
+from . import schema
 
 log = logging.getLogger("resnet.serve")
 T = TypeVar("T")
@@ -52,34 +53,36 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
         await run_in_threadpool(batcher.stop)
         workers.close()
 
-    app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description=schema.DESCRIPTION)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
+    app.add_middleware(_Admit, config=config, metrics=metrics)
     app.add_middleware(_Observe, metrics=metrics)
-    _add_error_handlers(app, metrics, wording or (lambda text: text))
+    _add_error_handlers(app, metrics, config, wording or (lambda text: text))
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     about = describe_model(member, mode, config)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, responses=schema.BUSY)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=None, responses=schema.HEALTH)
     async def healthz() -> JSONResponse:
         ok = batcher.alive
         return JSONResponse({"status": "ok" if ok else "down", "queue": batcher.waiting}, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=schema.METRICS)
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         metrics.queue.set(batcher.waiting)
         return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/model")
+    @app.get("/v1/model", responses=schema.BUSY)
     async def model_info() -> dict[str, Any]:
         return about
 
-    @app.post("/v1/predict")
+    @app.post("/v1/predict", response_model=None, responses=schema.PREDICT, openapi_extra=schema.PREDICT_BODY)
     async def predict(request: Request, top: int | None = None, cam: str | None = None) -> JSONResponse:
         k, method = _top(top, config, member), _cam_method(cam, config)
         batcher.begin()
@@ -150,12 +153,33 @@ class Workers:
 
         self.pool = ThreadPoolExecutor(threads or 2 * usable_cpus(), thread_name_prefix="resnet-decode",
                                        initializer=torch.set_num_threads, initargs=(1,))
+        # Large images (over `large_pixels` decoded) wait for this one thread: a flood of them slows the flooders,
+        # not the normal requests on the pool above, and holds one large decode's memory at a time.
+        self.large = ThreadPoolExecutor(1, thread_name_prefix="resnet-decode-large", initializer=torch.set_num_threads, initargs=(1,))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.large.shutdown(wait=False, cancel_futures=True)
+
+
+def _decode_large(batcher: MicroBatcher, job: Job) -> None:
+    """A large image decoded on the large-image thread; the memory its decode freed goes back to the system
+    (glibc keeps freed arenas otherwise, and the server's RSS stayed up after a flood of large images)."""
+    batcher.decode_and_submit(job)
+    _trim()
+
+
+def _trim() -> None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 async def _predict(
@@ -168,9 +192,12 @@ async def _predict(
     except asyncio.TimeoutError:
         raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
     data, name = await image_bytes(request, body)
+    _, width, height = check_header(data, config, member.preprocess.resize_size)  # header only: 4xx before any decoding
     job = Job(None, top, cam, decode=partial(decode_upload, data, member.preprocess, config, name))
     answer = asyncio.wrap_future(job.future)  # the one future this request awaits, from whichever thread ends it
-    if batcher.idle:  # the batching thread decodes it itself: no hop through the decoding pool
+    if width * height > config.large_pixels:
+        workers.large.submit(_decode_large, batcher, job)
+    elif batcher.idle:  # the batching thread decodes it itself: no hop through the decoding pool
         batcher.submit(job)
     else:
         workers.pool.submit(batcher.decode_and_submit, job)
@@ -183,6 +210,8 @@ async def _predict(
         "top": [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in outcome.top],
         "batch_size": outcome.batch_size,
     }
+    if job.damaged:
+        reply["damaged"] = job.damaged
     if cam and outcome.heatmap is not None:
         reply["cam"] = {"method": cam, "png": await workers.run(cam_png, outcome.view, outcome.heatmap)}
     return JSONResponse(reply)  # as is: FastAPI's encoder would walk the plain dict again
@@ -243,10 +272,11 @@ def cam_png(view: Any, heatmap: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _add_error_handlers(app: FastAPI, metrics: Metrics, wording: Callable[[str], str]) -> None:
+def _add_error_handlers(app: FastAPI, metrics: Metrics, config: ServeConfig, wording: Callable[[str], str]) -> None:
     def reply(err: BadRequest) -> JSONResponse:
         metrics.errors.labels(err.code).inc()
-        return JSONResponse(BadRequest(err.status, err.code, wording(err.message)).as_json(), status_code=err.status)
+        headers = {**_headers_for(err.status, config), **err.headers}
+        return JSONResponse(BadRequest(err.status, err.code, wording(err.message)).as_json(), status_code=err.status, headers=headers)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
@@ -262,12 +292,49 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics, wording: Callable[[str],
         detail = str(err.detail)
         if err.status_code in (404, 405):
             detail += f" ({request.method} {request.url.path}); the endpoints are GET /, POST /v1/predict, GET /v1/model, GET /healthz, GET /metrics"
-        return reply(BadRequest(err.status_code, f"http_{err.status_code}", detail))
+        return reply(BadRequest(err.status_code, f"http_{err.status_code}", detail, dict(err.headers or {})))  # 405: Allow
 
     @app.exception_handler(Exception)
     async def internal(_: Request, err: Exception) -> JSONResponse:
         log.exception("internal error")
         return reply(BadRequest(500, "internal", f"internal error ({type(err).__name__}); the server keeps running, see its log"))
+
+
+def _headers_for(status: int, config: ServeConfig) -> dict[str, str]:
+    """503s say when to come back; a 413 closes the connection, so that the body it refused is never read."""
+    if status == 503:
+        return {"retry-after": str(config.retry_after_s)}
+    if status == 413:
+        return {"connection": "close"}
+    return {}
+
+
+UNCOUNTED = ("/healthz", "/metrics")  # answered whatever the load: monitoring must see an overloaded server
+
+
+class _Admit:
+    """ASGI middleware: at most ``config.max_in_flight`` requests handled at once (those to
+    :data:`UNCOUNTED` aside); the next get 503 with ``Retry-After`` at once, their bodies unread."""
+
+    def __init__(self, app: Any, config: ServeConfig, metrics: Metrics) -> None:
+        self.app, self.config, self.metrics = app, config, metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in UNCOUNTED:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.config.max_in_flight:
+            self.metrics.errors.labels("busy").inc()
+            err = BadRequest(503, "busy", f"the server is handling its limit of {self.config.max_in_flight} requests; "
+                             f"retry in {self.config.retry_after_s} s")
+            await JSONResponse(err.as_json(), 503, headers={**_headers_for(503, self.config), "connection": "close"})(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class _Observe:

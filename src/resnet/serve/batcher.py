@@ -33,7 +33,8 @@ class Job:
     view: Tensor | None  # uint8 [C, h, w], cropped as the network expects; None until `decode` has run
     top: int
     cam: str | None = None  # explain method, or None
-    decode: Callable[[], Tensor] | None = None  # makes the view: on the batching thread when idle, else on a decoding thread
+    decode: Callable[[], tuple[Tensor, str | None]] | None = None  # makes (view, damaged): on the batching thread when idle, else on a decoding thread
+    damaged: str | None = None  # what the decoder said, if the image decoded only with recovery
     future: Future = field(default_factory=Future)
 
 
@@ -108,7 +109,7 @@ class MicroBatcher:
         try:
             if not job.future.cancelled():
                 assert job.decode is not None
-                job.view = job.decode()
+                job.view, job.damaged = job.decode()
                 self.submit(job)
         except Exception as err:  # noqa: BLE001 - the request's own error, answered by its handler
             _fail(job, err)
@@ -188,7 +189,7 @@ def _decoded(job: Job) -> bool:
     if job.view is None and job.decode is not None and _claimed(job):
         try:
             with single_threaded():  # as on the decoding threads: a small resize gains nothing from a second core
-                job.view = job.decode()
+                job.view, job.damaged = job.decode()
         except Exception as err:  # noqa: BLE001 - a bad upload fails its own request only
             _fail(job, err)
     return job.view is not None

@@ -24,18 +24,28 @@ class ServeConfig:
     max_batch: int = 32  # images run together at most
     max_wait_ms: float = 5.0  # how long the first image of a batch waits for company
     max_bytes: int = 20 * MiB  # largest request body
-    max_pixels: int = 50_000_000  # largest image (width x height), checked before decoding
+    max_pixels: int = 25_000_000  # largest image to decode (width x height; a large JPEG at its reduced scale), checked from the header
     timeout_s: float = 30.0  # longest a request may take, upload included
     max_queue: int = 1024  # images waiting at most; more get 503
     top: int = 5  # classes returned when the request does not say
     decode_threads: int = 0  # threads decoding uploads (one intra-op thread each); 0: two per core
+    large_pixels: int = 4_000_000  # images decoding to more pixels than this queue for one thread of their own
     allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
+    # Connections (enforced by serve/http.py's protocol and the app's admission; README "Limits and bad input"):
+    max_connections: int = 512  # open connections at most; then the oldest one still sending its head is closed, else 503
+    max_in_flight: int = 128  # requests being handled at once (/healthz and /metrics aside); more get 503 at once
+    head_timeout_s: float = 5.0  # longest a request line and headers may take to arrive (slowloris); then 408, closed
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive)
+    retry_after_s: int = 1  # the Retry-After of every 503
+    strict: bool = False  # refuse damaged images (decoded only with recovery) with 422 instead of answering them marked
 
     def __post_init__(self) -> None:
         checks = {
             "max_batch": self.max_batch >= 1, "max_wait_ms": self.max_wait_ms >= 0, "max_bytes": self.max_bytes >= 1024,
-            "max_pixels": self.max_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
-            "top": self.top >= 1, "decode_threads": self.decode_threads >= 0,
+            "max_pixels": self.max_pixels >= 1, "large_pixels": self.large_pixels >= 1, "timeout_s": self.timeout_s > 0, "max_queue": self.max_queue >= 1,
+            "top": self.top >= 1, "decode_threads": self.decode_threads >= 0, "max_connections": self.max_connections >= 1,
+            "max_in_flight": self.max_in_flight >= 1, "head_timeout_s": self.head_timeout_s > 0,
+            "keep_alive_s": self.keep_alive_s > 0, "retry_after_s": self.retry_after_s >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -34,9 +34,13 @@ def load_member(
 
 def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENTATIONS[0], loop: str = EVENT_LOOPS[0],
                    **kwargs: Any) -> Any:
-    """uvicorn's settings: ``http`` (h11, or httptools) and ``loop`` (asyncio, or uvloop), request heads
-    bounded to :data:`MAX_HEAD_BYTES` by either parser, no access log (the metrics count requests);
-    ``kwargs`` go to ``uvicorn.Config`` as they are."""
+    """uvicorn's settings: ``http`` (h11, or httptools) and ``loop`` (asyncio, or uvloop) through the protocols of
+    :mod:`.http` (connections, head and body deadlines, head size from the app's :class:`ServeConfig`), keep-alive
+    from it too, no access log (the metrics count requests), repeated log lines rate-limited (:mod:`.lograte`);
+    ``kwargs`` go to ``uvicorn.Config`` as they are.
+
+    uvicorn's own ``limit_concurrency`` is not used: it counts idle connections as well as requests, so a flood
+    of idle connections would turn every real request away, and its 503 carries no ``Retry-After``."""
     import uvicorn
 
     if http not in HTTP_IMPLEMENTATIONS or loop not in EVENT_LOOPS:
@@ -45,13 +49,16 @@ def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENT
     for package in (http, loop):
         if package in ("httptools", "uvloop") and importlib.util.find_spec(package) is None:
             raise UsageError(f"{package} is not installed (pip install -r requirements.txt); or leave `http` and `loop` as they are")
-    protocol: Any = http
-    if http == "httptools":
-        from .http import BoundedHttpTools as protocol
-    options = {"log_level": "info", "access_log": False, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
-               "http": protocol, "loop": loop}
+    from .http import bounded_protocol
+    from .lograte import install
+
+    limits = getattr(getattr(app, "state", None), "config", None) or ServeConfig()
+    options = {"log_level": "info", "access_log": False, "timeout_keep_alive": limits.keep_alive_s,
+               "h11_max_incomplete_event_size": MAX_HEAD_BYTES, "http": bounded_protocol(http, limits), "loop": loop}
     options.update(kwargs)
-    return uvicorn.Config(app, host=host, port=port, **options)
+    config = uvicorn.Config(app, host=host, port=port, **options)
+    install()
+    return config
 
 
 def serve_forever(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **kwargs: Any) -> None:
