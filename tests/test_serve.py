@@ -68,6 +68,7 @@ def client(server: str) -> Iterator[httpx.Client]:
 def _healthy(client: httpx.Client) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert r.json()["engine"] == client.get("/v1/model").json()["engine"]  # the engine that runs it, on /healthz too
     assert client.post("/v1/predict", content=_png(_photo())).status_code == 200
 
 

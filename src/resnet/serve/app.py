@@ -69,7 +69,8 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
     @app.get("/healthz", response_model=None, responses=schema.HEALTH)
     async def healthz() -> JSONResponse:
         ok = batcher.alive
-        return JSONResponse({"status": "ok" if ok else "down", "queue": batcher.waiting}, status_code=200 if ok else 503)
+        return JSONResponse({"status": "ok" if ok else "down", "queue": batcher.waiting, "mode": about["mode"],
+                             "engine": about["engine"]}, status_code=200 if ok else 503)
 
     @app.get("/metrics", response_class=Response, responses=schema.METRICS)
     async def prometheus() -> Response:

@@ -30,6 +30,8 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: str  # "ok", or "down" (503)
     queue: int  # images waiting for a batch
+    mode: str  # the arithmetic served (none, fp32, bf16, int8)
+    engine: str  # what runs it, e.g. "openvino int8" (engine auto's pick) or "pytorch eager"
 
 
 
