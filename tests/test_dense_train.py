@@ -14,8 +14,8 @@ from PIL import Image
 from resnet.cli import main
 from resnet.data.pennfudan import load_pennfudan, read_sample, scan_pennfudan
 from resnet.errors import DataError
-from resnet.train.dense import DenseOptions
-from resnet.train.dense_run import train_dense
+from resnet.train import TrainOptions
+from resnet.train import train as train_dense
 from resnet.train.metrics import read_metrics
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -99,11 +99,11 @@ def test_strict_stops_at_the_first_bad_sample_with_one_line(bad_tree: Path, tmp_
     assert code == 1 and "not a Penn-Fudan folder" in err and err.count("\n") == 0
 
 
-def _options(data: Path, out: Path, task: str, **kw) -> DenseOptions:  # noqa: ANN003
-    sets = {"image_size": 64, "batch_size": 4, "test_images": 1, "log_every": 1, "warmup": 0, "hflip": "false",
-            "lr": 0.01, **kw.pop("sets", {})}
-    return DenseOptions(task=task, model="resnet18", data_dir=str(data), out=out, progress=False, tensorboard=False,
-                        limit=5, overrides={k: str(v) for k, v in sets.items()}, **kw)
+def _options(data: Path, out: Path, task: str, **kw) -> TrainOptions:  # noqa: ANN003
+    sets = {"image_size": 64, "batch_size": 4, "test_images": 1, "holdout": 0, "log_every": 1, "warmup": 0,
+            "hflip": "false", "lr": 0.01, **kw.pop("sets", {})}
+    return TrainOptions(task=task, model="resnet18", data="pennfudan", data_dir=str(data), out=out, progress=False,
+                        tensorboard=False, limit=5, overrides={k: str(v) for k, v in sets.items()}, **kw)
 
 
 def _losses(out: Path) -> list[float]:
@@ -169,8 +169,8 @@ def test_classification_weights_start_the_backbone(pennfudan_dir: Path, tmp_path
     save_weights(classifier, tmp_path / "r18.safetensors")
     out = tmp_path / "run"
     summary = train_dense(_options(pennfudan_dir, out, "segmentation", sets={"iterations": 1},
-                                   pretrained=str(tmp_path / "r18.safetensors")))
-    assert summary["pretrained"] == str(tmp_path / "r18.safetensors")
+                                   init=str(tmp_path / "r18.safetensors")))
+    assert summary["init"] == str(tmp_path / "r18.safetensors")
     weights = load_file(out / "last.safetensors")
     # trainable_layers=3: layer1 and the stem stay as the classifier left them; layer4 trained
     torch.testing.assert_close(weights["backbone.layer1.0.conv1.weight"], classifier.layer1[0].conv1.weight.detach())

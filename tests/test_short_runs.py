@@ -12,7 +12,7 @@ import pytest
 
 from resnet.cli import main
 from resnet.train import TrainOptions, train
-from resnet.train import trainer as loop_module
+from resnet.train import tasks as loop_module  # where the classification task loads its data
 from resnet.train.checkpoint import load_state
 from resnet.train.recipes import resolve_recipe
 
