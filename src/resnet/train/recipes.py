@@ -286,6 +286,11 @@ RECIPES: dict[str, Recipe] = {
 # Earlier versions of a recipe, as the fields that differ from the current one: ``--recipe cifar-fast@3``
 # trains exactly as version 3 did (and resumes a run made with it).
 EARLIER_VERSIONS: dict[tuple[str, int], dict[str, Any]] = {
+    # v1 of the dense recipes trained on every non-test photo and picked its best checkpoint on the test photos;
+    # @1 trains the same weights, and picks none (no hold-out), so the test photos stay unseen until the end.
+    **{(name, 1): dict(holdout=0, eval_share=0.0, description=f"{name} v2 trained on all 120 non-test photos, "
+                       "scored on the test photos at a quarter of the run, every time")
+       for name in ("detection", "segmentation")},
     ("cifar-fast", 3): dict(
         description="ours, for time to accuracy: 10,500 iterations (27 epochs of all 50k images), one-cycle lr (peak "
                     "0.2), Nesterov, label smoothing 0.1, wd 5e-4 without BN/bias decay, weight EMA, mirror and ±2 px "
