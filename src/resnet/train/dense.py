@@ -174,7 +174,7 @@ class Dense:
             raise UsageError(f"recipe field head must be one of {', '.join(HEADS)}, got {recipe.head!r}")
         if dense_task(recipe.head) != recipe.task:
             raise UsageError(f"recipe {recipe.name}: head {recipe.head} is a {dense_task(recipe.head)} head, not {recipe.task}")
-        self.recipe, self.device = recipe, device
+        self.recipe, self.device, self.dist = recipe, device, dist
         opts = self.opts
         train, self.test = load_pennfudan(opts.data_dir, recipe.image_size, test_images=recipe.test_images,
                                           limit=opts.limit, strict=opts.strict)
@@ -193,8 +193,11 @@ class Dense:
         return DenseStep(net, scaler, recipe, device)
 
     def batches(self, iteration: int) -> Iterator[tuple[list[DenseSample], torch.Generator]]:
+        """The batch of each iteration from ``iteration`` on; under DDP each process takes its share of it."""
+        rank, world = self.dist.rank, self.dist.world_size
         while True:
-            yield batch_samples(self.train, self.recipe, self.opts.seed, iteration)
+            samples, gen = batch_samples(self.train, self.recipe, self.opts.seed, iteration)
+            yield (samples[rank::world] if world > 1 else samples), gen
             iteration += 1
 
     def batches_per_epoch(self) -> int:
