@@ -260,3 +260,19 @@ def test_the_hold_out_is_a_fixed_part_of_the_training_photos() -> None:
     assert train.skipped == [("x.png", "unreadable")] and not held.skipped
     with pytest.raises(UsageError, match="holdout=10 leaves no training photos out of 10"):
         hold_out(DenseData(samples), 10)
+
+
+def test_the_hold_out_scores_boxes_only_and_leaves_the_mask_branch_in_place() -> None:
+    """Issue 34, item 8: selection by box mAP skips the mask branch, most of a Mask R-CNN evaluation's cost."""
+    from resnet.models.dense import create_dense_model
+    from resnet.train.dense import boxes_only
+
+    torch.manual_seed(0)
+    model = create_dense_model("maskrcnn", "resnet18", 2, min_size=64, max_size=96, box_score_thresh=0.0).eval()
+    head = model.roi_heads.mask_head
+    image = [torch.rand(3, 64, 80)]
+    with torch.no_grad(), boxes_only(model):
+        assert "masks" not in model(image)[0]
+    assert model.roi_heads.mask_head is head
+    with torch.no_grad():
+        assert "masks" in model(image)[0]

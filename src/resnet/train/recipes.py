@@ -87,8 +87,8 @@ class Recipe:
     freeze: str = ""
     backbone_lr_scale: float = 1.0
     min_crop_scale: float = 0.08  # "rrc": smallest area fraction of a random crop (torchvision's default 0.08)
-    # > 0: an evaluation that falls due is skipped while evaluating has taken more than this share of the run's wall
-    # time (the last one always runs); 0: every evaluation runs
+    # > 0: an evaluation that falls due is skipped when, with it (taken as long as the last one), evaluating would
+    # exceed this share of the run's wall time so far (the last one always runs); 0: every evaluation runs
     eval_share: float = 0.0
     # "warmup-cosine": linear warm-up from lr * warmup_factor over this many iterations, then half a cosine down to 0
     warmup: int = 0

@@ -119,7 +119,7 @@ def _timing_rows(summary: dict[str, Any], unit: str) -> list[tuple[str, str]]:
     share = f" ({evaluating:.0f} s evaluating, {100 * evaluating / seconds:.0f} %)" if evaluating and seconds else ""
     speed = summary.get("images_per_s")
     return [("wall time", f"{seconds:.0f} s{share}"),
-            ("training speed", "–" if not speed else f"{speed:.{0 if unit == 'images' else 1}f} {unit}/s")]
+            ("training speed", "–" if not speed else f"{speed:.{0 if speed >= 10 else 2}f} {unit}/s")]
 
 
 def result_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:

@@ -107,7 +107,7 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions, device: torch.device, dist: DistContext) -> None:
         self.opts, self.device, self.dist = opts, device, dist
-        self.iteration, self.best, self.elapsed_before, self.eval_seconds = 0, None, 0.0, 0.0
+        self.iteration, self.best, self.elapsed_before, self.eval_seconds, self.last_eval_seconds = 0, None, 0.0, 0.0, 0.0
         self.resumed = False
         self.stop_reason: str | None = None
         self.stop = StopFlag()
@@ -305,9 +305,10 @@ class Trainer:
 
     def _within_eval_budget(self) -> bool:
         """Whether an evaluation that falls due runs: always, unless the recipe's ``eval_share`` caps evaluating
-        and the evaluations so far took more than that share of the run's wall time (the last one always runs)."""
-        share = self.recipe.eval_share
-        return not share or self.eval_seconds <= share * self.elapsed()
+        and, with one more evaluation as long as the last one, evaluating would take more than that share of the
+        run's wall time so far (the last evaluation always runs)."""
+        share, cost = self.recipe.eval_share, self.last_eval_seconds
+        return not share or self.eval_seconds + cost <= share * (self.elapsed() + cost)
 
     def step(self, *batch: Any) -> None:
         """One optimizer step on the batch: the learning rate, the strategy's gradient, the update, the sums."""
@@ -399,7 +400,7 @@ class Trainer:
             self.log_file.write(record)
         self.say(self.task.eval_line(record, self.recipe.iterations), self.progress)
         self.save_checkpoint()
-        spent = time.monotonic() - eval_started
+        self.last_eval_seconds = spent = time.monotonic() - eval_started
         self.eval_seconds += spent
         self.window_start += spent  # evaluation time is not training time
         return True
@@ -451,9 +452,9 @@ class Trainer:
             **self.task.summary_fields(),
             "recipe": self.recipe.as_dict(), "seed": opts.seed, "processes": self.dist.world_size, "device": str(self.device),
             "steps": self.iteration, "finished": self.iteration >= self.recipe.iterations, "stop_reason": self.stop_reason,
-            "final": self.final or None, "best": self.best, "seconds": round(seconds, 1),
+            "final": {**self.final, **self.last_window} or None, "best": self.best, "seconds": round(seconds, 1),
             "eval_seconds": round(self.eval_seconds, 1),
-            "images_per_s": round(self.train_images / self.train_seconds, 1)
+            "images_per_s": round(self.train_images / self.train_seconds, 2)
             if self.train_seconds and self.train_images else None,
             "skipped_files": len(skipped),
             "weights_digest": weights_digest(self.eval_net),
