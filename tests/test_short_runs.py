@@ -133,3 +133,12 @@ def test_dense_recipes_bound_their_evaluations_by_default() -> None:
     for name in ("detection", "segmentation"):
         recipe = resolve_recipe(name)
         assert recipe.task == name and 0 < recipe.eval_share <= 0.2 and recipe.holdout > 0
+
+
+def test_a_shortened_dense_recipe_keeps_its_warm_up_in_proportion() -> None:
+    from resnet.train.schedule import LRSchedule
+
+    short = resolve_recipe("detection", {"iterations": "40"})
+    assert short.warmup == 10 and resolve_recipe("detection", {"iterations": "40", "warmup": "0"}).warmup == 0
+    lrs = [LRSchedule(short).lr(step) for step in (0, 5, 10, 40)]
+    assert lrs[0] == pytest.approx(0.02 * 0.001) and lrs[1] < lrs[2] == pytest.approx(0.02) and lrs[3] == pytest.approx(0.0)

@@ -374,8 +374,8 @@ def coerce_field(kind: str, key: str, raw: Any) -> Any:
 def resolve_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> Recipe:
     """The named recipe with ``overrides`` applied.
 
-    Overriding ``iterations`` alone rescales the milestones and the warm-up cap to the new length, so a
-    shortened run keeps the schedule's shape (the paper's 32k/48k of 64k become 50% and 75%).
+    Overriding ``iterations`` alone rescales the milestones, the warm-up cap and the warm-up iterations to the
+    new length, so a shortened run keeps the schedule's shape (the paper's 32k/48k of 64k become 50% and 75%).
     """
     base = get_recipe(name)
     overrides = dict(overrides or {})
@@ -396,6 +396,8 @@ def resolve_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> Rec
     if "iterations" in values and "milestones" not in values and base.milestones:
         scale = recipe.iterations / base.iterations
         recipe = replace(recipe, milestones=tuple(max(1, round(m * scale)) for m in base.milestones))
+    if "iterations" in values and "warmup" not in values and base.warmup:
+        recipe = replace(recipe, warmup=round(base.warmup * recipe.iterations / base.iterations))
     if "iterations" in values and "warmup_max_iterations" not in values:
         scale = recipe.iterations / base.iterations
         recipe = replace(recipe, warmup_max_iterations=max(1, round(base.warmup_max_iterations * scale)))
