@@ -14,8 +14,8 @@ from PIL import Image
 from resnet.cli import main
 from resnet.data.pennfudan import load_pennfudan, read_sample, scan_pennfudan
 from resnet.errors import DataError
-from resnet.train.dense import DenseOptions
-from resnet.train.dense_run import train_dense
+from resnet.train import TrainOptions
+from resnet.train import train as train_dense
 from resnet.train.metrics import read_metrics
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -99,11 +99,11 @@ def test_strict_stops_at_the_first_bad_sample_with_one_line(bad_tree: Path, tmp_
     assert code == 1 and "not a Penn-Fudan folder" in err and err.count("\n") == 0
 
 
-def _options(data: Path, out: Path, task: str, **kw) -> DenseOptions:  # noqa: ANN003
-    sets = {"image_size": 64, "batch_size": 4, "test_images": 1, "log_every": 1, "warmup": 0, "hflip": "false",
-            "lr": 0.01, **kw.pop("sets", {})}
-    return DenseOptions(task=task, model="resnet18", data_dir=str(data), out=out, progress=False, tensorboard=False,
-                        limit=5, overrides={k: str(v) for k, v in sets.items()}, **kw)
+def _options(data: Path, out: Path, task: str, **kw) -> TrainOptions:  # noqa: ANN003
+    sets = {"image_size": 64, "batch_size": 4, "test_images": 1, "holdout": 0, "log_every": 1, "warmup": 0,
+            "hflip": "false", "lr": 0.01, **kw.pop("sets", {})}
+    return TrainOptions(task=task, model="resnet18", data="pennfudan", data_dir=str(data), out=out, progress=False,
+                        tensorboard=False, overrides={k: str(v) for k, v in sets.items()}, **{"limit": 5, **kw})
 
 
 def _losses(out: Path) -> list[float]:
@@ -169,10 +169,110 @@ def test_classification_weights_start_the_backbone(pennfudan_dir: Path, tmp_path
     save_weights(classifier, tmp_path / "r18.safetensors")
     out = tmp_path / "run"
     summary = train_dense(_options(pennfudan_dir, out, "segmentation", sets={"iterations": 1},
-                                   pretrained=str(tmp_path / "r18.safetensors")))
-    assert summary["pretrained"] == str(tmp_path / "r18.safetensors")
+                                   init=str(tmp_path / "r18.safetensors")))
+    assert summary["init"] == str(tmp_path / "r18.safetensors")
     weights = load_file(out / "last.safetensors")
     # trainable_layers=3: layer1 and the stem stay as the classifier left them; layer4 trained
     torch.testing.assert_close(weights["backbone.layer1.0.conv1.weight"], classifier.layer1[0].conv1.weight.detach())
     torch.testing.assert_close(weights["backbone.bn1.running_mean"], classifier.bn1.running_mean)
     assert not torch.equal(weights["backbone.layer4.0.conv1.weight"], classifier.layer4[0].conv1.weight.detach())
+
+
+def test_dense_runs_have_the_time_limit_ema_and_exact_resume_of_every_run(pennfudan_dir: Path, tmp_path: Path) -> None:
+    """Issue 29: one trainer. Turning on EMA and a time limit for a dense run needs no dense code: it stops at the
+    limit with a checkpoint, and the resumed run ends bit for bit where an uninterrupted one does."""
+    from safetensors.torch import load_file
+
+    from resnet.train.checkpoint import load_state
+
+    sets = {"iterations": 5, "hflip": "true", "ema_decay": 0.5}
+    whole = train_dense(_options(pennfudan_dir, tmp_path / "whole", "segmentation", sets=sets))
+    split = tmp_path / "split"
+    stopped = train_dense(_options(pennfudan_dir, split, "segmentation", sets=sets, time_limit=0.0))
+    assert stopped["steps"] == 1 and stopped["stop_reason"].startswith("time limit of 0 s reached at iteration 1")
+    state = load_state(split)
+    assert state is not None and state["step"] == 1 and state["ema"] is not None
+    resumed = train_dense(_options(pennfudan_dir, split, "segmentation", sets=sets, resume=True))
+    assert resumed["finished"] and resumed["weights_digest"] == whole["weights_digest"]
+    # the saved weights are the average: they differ from the network the optimizer moved
+    averaged, raw = load_file(split / "last.safetensors"), load_state(split)["model"]
+    assert any(not torch.equal(averaged[k], raw[k]) for k in averaged if averaged[k].is_floating_point())
+
+
+def test_an_interrupted_dense_run_stops_as_every_run_does(pennfudan_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same words and the same exception as a classification run (issue 29), raised by the trainer itself."""
+    import os
+    import signal
+
+    import resnet.train.dense as dense_module
+    from resnet.train.checkpoint import load_state
+    from resnet.train.stopping import TrainingInterrupted
+
+    real = dense_module.batch_samples
+
+    def interrupting(data, recipe, seed, step):  # noqa: ANN001, ANN202 - Ctrl-C while the second batch is drawn
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(data, recipe, seed, step)
+
+    monkeypatch.setattr(dense_module, "batch_samples", interrupting)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted by SIGINT at iteration 2; checkpoint written to"):
+        train_dense(_options(pennfudan_dir, out, "segmentation", sets={"iterations": 6}))
+    state = load_state(out)
+    assert state is not None and state["step"] == 2
+
+
+def test_dense_runs_select_on_held_out_training_photos_and_score_test_once(pennfudan_dir: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """Issue 34, item 1: the best checkpoint is chosen on photos held out of the training photos; the test photos
+    are scored at the end only, and ``resnet eval RUN`` scores the chosen checkpoint on them."""
+    from resnet.models.interop import read_state_dict
+
+    out = tmp_path / "run"
+    sets = {"iterations": 4, "holdout": 1, "eval_every": 1, "eval_share": 0}
+    summary = train_dense(_options(pennfudan_dir, out, "segmentation", sets=sets, limit=6))
+    assert (summary["train_images"], summary["holdout_images"], summary["test_images"]) == (4, 1, 1)
+    evals = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [1, 2, 3, 4]
+    assert all(r.get("holdout_miou") is not None for r in evals)
+    assert [r.get("miou") is not None for r in evals] == [False, False, False, True]  # test: once, at the end
+    best = summary["best"]
+    assert best["holdout_miou"] == max(r["holdout_miou"] for r in evals) and "miou" not in {k for k in best if best["step"] != 4}
+    _, meta = read_state_dict(out / "best.safetensors")
+    assert meta["step"] == best["step"] and meta["holdout_miou"] == pytest.approx(best["holdout_miou"])
+    assert "best hold-out mean IoU" in (out / "results.md").read_text()
+    assert main(["eval", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["photos"] == 1
+
+
+def test_the_hold_out_is_a_fixed_part_of_the_training_photos() -> None:
+    from resnet.data.pennfudan import DenseData, DenseSample
+    from resnet.errors import UsageError
+    from resnet.train.dense import hold_out
+
+    samples = [DenseSample(f"p{i}", torch.zeros(3, 4, 4), torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64),
+                           torch.zeros(0, 4, 4, dtype=torch.uint8)) for i in range(10)]
+    train, held = hold_out(DenseData(samples, [("x.png", "unreadable")]), 3)
+    assert [s.name for s in held.samples] == ["p0", "p4", "p9"]
+    assert sorted(s.name for s in train.samples + held.samples) == sorted(s.name for s in samples)
+    assert train.skipped == [("x.png", "unreadable")] and not held.skipped
+    with pytest.raises(UsageError, match="holdout=10 leaves no training photos out of 10"):
+        hold_out(DenseData(samples), 10)
+
+
+def test_the_hold_out_scores_boxes_only_and_leaves_the_mask_branch_in_place() -> None:
+    """Issue 34, item 8: selection by box mAP skips the mask branch, most of a Mask R-CNN evaluation's cost."""
+    from resnet.models.dense import create_dense_model
+    from resnet.train.dense import boxes_only
+
+    torch.manual_seed(0)
+    model = create_dense_model("maskrcnn", "resnet18", 2, min_size=64, max_size=96, box_score_thresh=0.0).eval()
+    head = model.roi_heads.mask_head
+    image = [torch.rand(3, 64, 80)]
+    with torch.no_grad(), boxes_only(model):
+        assert "masks" not in model(image)[0]
+    assert model.roi_heads.mask_head is head
+    with torch.no_grad():
+        assert "masks" in model(image)[0]

@@ -12,7 +12,7 @@ import pytest
 
 from resnet.cli import main
 from resnet.train import TrainOptions, train
-from resnet.train import trainer as loop_module
+from resnet.train import tasks as loop_module  # where the classification task loads its data
 from resnet.train.checkpoint import load_state
 from resnet.train.recipes import resolve_recipe
 
@@ -90,3 +90,55 @@ def test_eval_of_a_digits_run_needs_no_data_flags(tmp_path: Path, capsys: pytest
     assert main(["eval", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["data"].startswith("digits test") and report["images"] > 100
+
+
+def test_final_training_error_is_the_last_logging_window_and_says_which(tmp_path: Path) -> None:
+    """Issue 34, item 8: not the average since the last evaluation (here the whole run)."""
+    out = tmp_path / "run"
+    summary = train(_opts(out, overrides={**TINY, "iterations": "60", "log_every": "20", "eval_every": "60"}))
+    windows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    windows = [r for r in windows if r["kind"] == "train"]
+    assert [r["step"] for r in windows] == [20, 40, 60]
+    assert summary["final"]["train_error"] == windows[-1]["error"]
+    assert summary["final"]["train_window"] == [41, 60]
+    assert "final training error (iterations 41–60)" in (out / "results.md").read_text()
+
+
+def test_evaluation_is_kept_to_its_share_of_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 34, item 8: with ``eval_share``, evaluations that fall due are skipped while evaluating has taken more
+    than that share of the wall time; the last one always runs. Each evaluation here is made to take a second."""
+    import time
+
+    real = loop_module.Classification.evaluate
+
+    def slow(self, net, split, abandon):  # noqa: ANN001, ANN202
+        time.sleep(0.5)
+        return real(self, net, split, abandon)
+
+    monkeypatch.setattr(loop_module.Classification, "evaluate", slow)
+
+    def eval_steps(out: Path) -> list[int]:
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return [r["step"] for r in records if r["kind"] == "eval"]
+
+    train(_opts(tmp_path / "all", overrides={**TINY, "iterations": "6", "eval_every": "1", "eval_share": "0"}))
+    assert eval_steps(tmp_path / "all") == [1, 2, 3, 4, 5, 6]
+    capped = train(_opts(tmp_path / "capped", overrides={**TINY, "iterations": "6", "eval_every": "1", "eval_share": "0.2"}))
+    steps = eval_steps(tmp_path / "capped")
+    assert steps[0] == 1 and steps[-1] == 6 and len(steps) <= 3, steps
+    assert capped["eval_seconds"] >= 2.0 and capped["final"]["test_error"] is not None
+
+
+def test_dense_recipes_bound_their_evaluations_by_default() -> None:
+    for name in ("detection", "segmentation"):
+        recipe = resolve_recipe(name)
+        assert recipe.task == name and 0 < recipe.eval_share <= 0.2 and recipe.holdout > 0
+
+
+def test_a_shortened_dense_recipe_keeps_its_warm_up_in_proportion() -> None:
+    from resnet.train.schedule import LRSchedule
+
+    short = resolve_recipe("detection", {"iterations": "40"})
+    assert short.warmup == 10 and resolve_recipe("detection", {"iterations": "40", "warmup": "0"}).warmup == 0
+    lrs = [LRSchedule(short).lr(step) for step in (0, 5, 10, 40)]
+    assert lrs[0] == pytest.approx(0.02 * 0.001) and lrs[1] < lrs[2] == pytest.approx(0.02) and lrs[3] == pytest.approx(0.0)

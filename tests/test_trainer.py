@@ -28,7 +28,7 @@ def _trainer(out: Path, **overrides: str) -> Trainer:
 
 
 def _batches(trainer: Trainer, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    stream = trainer.data.stream(0, 0)
+    stream = trainer.task.data.stream(0, 0)
     return [next(stream) for _ in range(n)]
 
 
@@ -95,11 +95,11 @@ def test_trainer_flip_and_shift_scores_are_the_eval_protocols(protocol: str) -> 
     ``flip`` / ``shift`` protocols (on uint8 crops, normalised afterwards) go through one averaging function,
     so on the same images and weights they give the same error and the same loss."""
     import resnet.inference.protocols as protocols
-    import resnet.train.trainer as trainer_module
+    import resnet.train.tasks as trainer_module  # the classification task scores the views
     from resnet.data.preprocess import Preprocess, normalize
     from resnet.inference.protocols import Scorer, get_protocol
     from resnet.train.data import EvalSet
-    from resnet.train.trainer import evaluate
+    from resnet.train.tasks import evaluate
 
     assert trainer_module.view_probabilities is protocols.view_probabilities
     torch.manual_seed(0)

@@ -68,7 +68,7 @@ def test_recipe_validation_and_the_trainer_whitens_on_request(tmp_path: Path) ->
     trainer = Trainer(TrainOptions(model="resnet8", data="digits", overrides=overrides, out=tmp_path / "run",
                                    progress=False, tensorboard=False), torch.device("cpu"), DistContext())
     trainer.build()
-    assert trainer.whiten_note is not None and "200 training images" in trainer.whiten_note
-    images = torch.cat([x for x, _ in (b for _, b in zip(range(7), trainer.data.stream(0, 0)))])[:200]
+    assert trainer.task.whiten_note is not None and "200 training images" in trainer.task.whiten_note
+    images = torch.cat([x for x, _ in (b for _, b in zip(range(7), trainer.task.data.stream(0, 0)))])[:200]
     expected = whitening_filters(images, trainer.model.conv1.out_channels, 3)
     assert torch.allclose(trainer.model.conv1.weight.float(), expected.to(memory_format=torch.channels_last), atol=1e-5)

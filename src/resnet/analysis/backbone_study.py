@@ -10,8 +10,7 @@ from typing import Any, Sequence
 
 from ..errors import UsageError
 from ..train.checkpoint import LAST_WEIGHTS
-from ..train.dense import MAIN_METRIC, DenseOptions
-from ..train.dense_report import METRIC_LABELS, save_figure
+from ..train.report import MAIN_METRIC, METRIC_LABELS, save_figure
 from ..train.metrics import METRICS_FILE, read_metrics
 from ..train.recipes import parse_overrides
 from ..utils.atomic import atomic_write_text
@@ -88,7 +87,7 @@ def pretrained_for(folder: Path | None, backbone: str) -> str | None:
 def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str], *, seed: int, device: str | None,
               progress: ProgressFn, pretrained: Path | None = None) -> list[dict[str, Any]]:
     """Train (or resume, or keep a finished) run per backbone; returns their summaries."""
-    from ..train.dense_run import train_dense
+    from ..train import TrainOptions, train
 
     weights = {run.backbone: pretrained_for(pretrained, run.backbone) for run in runs}  # all checked before training
 
@@ -100,10 +99,10 @@ def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str]
             summaries.append(json.loads(done.read_text()))
             continue
         progress(f"{run.task} {run.backbone}: training -> {run.folder}")
-        opts = DenseOptions(task=run.task, model=run.backbone, data_dir=data_dir, overrides=dict(overrides),
-                            out=run.folder, seed=seed, device=device, resume=True, progress=False, tensorboard=False,
-                            pretrained=weights[run.backbone])
-        summaries.append(train_dense(opts))
+        opts = TrainOptions(task=run.task, model=run.backbone, data="pennfudan", data_dir=data_dir,
+                            overrides=dict(overrides), out=run.folder, seed=seed, device=device, resume=True,
+                            progress=False, tensorboard=False, init=weights[run.backbone])
+        summaries.append(train(opts))
         progress(f"{run.task} {run.backbone}: {_headline(summaries[-1])}")
     return summaries
 
@@ -146,7 +145,7 @@ def study_markdown(rows: Sequence[dict[str, Any]], setup: str, command: str, wal
 
 
 def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
-    """Training loss (left) and the test metric (right) against iterations, one line per backbone:
+    """Training loss (left) and the hold-out metric (right) against iterations, one line per backbone:
     dashed = plain, solid = ResNet, one colour per depth."""
     import matplotlib
 
@@ -159,6 +158,8 @@ def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
         records = read_metrics(run.folder / METRICS_FILE)
         train = [r for r in records if r.get("kind") == "train"]
         key = MAIN_METRIC[run.task]
+        if any(r.get(f"holdout_{key}") is not None for r in records):  # since v2: scored on hold-out photos in training
+            key = f"holdout_{key}"
         evals = [(r["step"], r[key]) for r in records if r.get("kind") == "eval" and r.get(key) is not None]
         depth = int("".join(c for c in run.backbone if c.isdigit()))
         style = dict(color=f"C{depths.index(depth)}", ls="-" if run.residual else "--", label=f"{run.task} {run.backbone}")
@@ -167,7 +168,7 @@ def plot_study(runs: Sequence[StudyRun], path: Path, title: str) -> Path:
         if evals:
             ax_metric.plot(*zip(*evals), marker="o", ms=3, lw=1.5, **style)
     ax_loss.set(xlabel="iteration", ylabel="training loss (smoothed)")
-    ax_metric.set(xlabel="iteration", ylabel="test score (%)")
+    ax_metric.set(xlabel="iteration", ylabel="hold-out (earlier runs: test) score (%)")
     ax_metric.set_ylim(bottom=0)
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)

@@ -130,7 +130,7 @@ class BackboneStudyConfig:
 
     data_dir: str
     depths: tuple[int, ...] = TABLE2_DEPTHS
-    tasks: tuple[str, ...] = ("segmentation",)  # segmentation and/or detection (resnet.train.dense.TASKS)
+    tasks: tuple[str, ...] = ("segmentation",)  # segmentation and/or detection (resnet.train.recipes.TASKS)
     overrides: tuple[str, ...] = ()  # recipe fields, KEY=VALUE, for every run
     seed: int = 0
     device: str | None = None  # None: CUDA when available

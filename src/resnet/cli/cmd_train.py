@@ -64,49 +64,24 @@ def run(args: argparse.Namespace) -> int:
     from ..train import RECIPES, TrainOptions, parse_overrides, train
 
     if args.list_recipes:
-        from ..train.dense import DENSE_RECIPES
-
         for recipe in RECIPES.values():
-            print(f"{recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}\n")
-        for dense in DENSE_RECIPES.values():
-            print(f"{dense.name} v{dense.version} (--task {dense.task}): {dense.description}\n{dense.as_dict()}\n")
+            task = "" if recipe.task == "classification" else f" (--task {recipe.task})"
+            print(f"{recipe.name} v{recipe.version}{task}: {recipe.description}\n{recipe.describe()}\n")
         return 0
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
     if args.data is None:
         args.data = "digits" if args.task == "classification" else "pennfudan"
-    if args.task != "classification":
-        return _run_dense(args)
-    if args.pretrained:
+    dense = args.task != "classification"
+    if args.pretrained and not dense:
         raise UsageError("--pretrained is the dense tasks' old spelling of --init; use --init")
     opts = TrainOptions(
         model=args.model or args.model_pos, data=args.data, data_dir=args.data_dir, recipe=args.recipe,
         overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
         resume=args.resume, overwrite=args.overwrite, deterministic=args.deterministic, progress=not args.no_progress,
         strict=args.strict, tensorboard=not args.no_tensorboard, stop_after=args.stop_after, time_limit=args.time_limit,
-        init=args.init,
+        init=args.init or (args.pretrained if dense else None), task=args.task,
         command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
     )
     summary = train(opts)
-    return 0 if summary["finished"] or summary.get("stop_reason") else 1
-
-
-def _run_dense(args: argparse.Namespace) -> int:
-    from ..train import parse_overrides
-    from ..train.dense import DenseOptions
-    from ..train.dense_run import train_dense
-
-    opts = DenseOptions(
-        task=args.task, model=args.model or args.model_pos or "resnet18", data=args.data, data_dir=args.data_dir,
-        recipe=args.recipe, overrides=parse_overrides(args.overrides), out=args.out, seed=args.seed, device=args.device,
-        pretrained=args.init or args.pretrained, resume=args.resume, overwrite=args.overwrite, strict=args.strict,
-        progress=not args.no_progress, tensorboard=not args.no_tensorboard, stop_after=args.stop_after,
-        time_limit=args.time_limit, command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
-    )
-    summary = train_dense(opts)
-    if (summary.get("stop_reason") or "").startswith("interrupted"):
-        from ..train.stopping import TrainingInterrupted
-
-        raise TrainingInterrupted(f"{summary['stop_reason']}; checkpoint written to {opts.out or 'the run folder'}; "
-                                  "continue with the same command plus --resume")
     return 0 if summary["finished"] or summary.get("stop_reason") else 1

@@ -12,7 +12,7 @@ from .common import console, print_json
 
 def run_dense_eval(args: argparse.Namespace) -> int:
     from ..evaluate.dense import evaluate_dense_source
-    from ..train.dense_report import METRIC_LABELS
+    from ..train.report import METRIC_LABELS
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be a positive integer, got {args.limit}")

@@ -88,7 +88,7 @@ class EvalProtocol:
 
 def view_probabilities(logits: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
     """The softmax of ``logits`` averaged over ``views``: how every protocol but multiscale, and the trainer's
-    flip / shift evaluation (:func:`resnet.train.trainer.evaluate`), turn test views into one score."""
+    flip / shift evaluation (:func:`resnet.train.tasks.evaluate`), turn test views into one score."""
     total: Tensor | None = None
     for view in views:
         p = torch.softmax(logits(view).float(), dim=1)

@@ -8,10 +8,12 @@ if TYPE_CHECKING:
     from .precision import autocast_dtype
     from .recipes import RECIPES, Recipe, get_recipe, parse_overrides, resolve_recipe
     from .stopping import TrainingDiverged, TrainingInterrupted
-    from .trainer import Trainer, TrainOptions, default_model, default_recipe, evaluate, train
+    from .tasks import Task, default_model, default_recipe, evaluate, make_task
+    from .trainer import Trainer, TrainOptions, train
 
 _EXPORTS = exports({
-    "trainer": ["TrainOptions", "Trainer", "train", "evaluate", "default_recipe", "default_model"],
+    "trainer": ["TrainOptions", "Trainer", "train"],
+    "tasks": ["Task", "make_task", "evaluate", "default_recipe", "default_model"],
     "precision": ["autocast_dtype"],
     "stopping": ["TrainingDiverged", "TrainingInterrupted"],
     "recipes": ["RECIPES", "Recipe", "get_recipe", "resolve_recipe", "parse_overrides"],

@@ -1,142 +1,37 @@
-"""Training detectors and segmenters on our backbones: ``resnet train --task detection|segmentation``.
+"""Detection and segmentation on our backbones: the :class:`Dense` task of the one trainer
+(:mod:`resnet.train.trainer`), and its recipes' model, batches and loss.
 
 The run folder is the one every training has (``recipe.json``, ``metrics.jsonl``, ``last.safetensors`` +
-``last.state.pt``, ``best.safetensors``, ``summary.json``, ``curves.png``, ``results.md``), written with
-the same atomic checkpoint, metrics and report helpers as the classification loop. Batches are drawn
-from a permutation fixed by (seed, epoch), so a resumed run continues exactly where it stopped.
+``last.state.pt``, ``best.safetensors``, ``summary.json``, ``curves.png``, ``results.md``). Batches are
+drawn from a permutation fixed by (seed, epoch), so a resumed run continues exactly where it stopped. The
+best checkpoint is chosen on ``holdout`` photos taken from the training photos; the test photos are scored
+once, at the end (and by ``resnet eval`` on the run).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-import math
-from dataclasses import dataclass, field, replace
+import contextlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..inference.dense import normalize
 from ..data.pennfudan import DenseData, DenseSample
 from ..errors import UsageError
+from ..inference.dense import evaluate_dense, normalize
 from ..models.dense import HEADS, create_dense_model, dense_task
-from .recipes import coerce_field
+from .distributed import DistContext
+from .optim import GroupPlan, group_plan
+from .recipes import Recipe
+from .report import MAIN_METRIC
 
-TASKS = ("detection", "segmentation")
 DENSE_DATASETS = ("pennfudan",)
-# The metric each task selects its best checkpoint by (higher is better).
-MAIN_METRIC = {"detection": "box_map", "segmentation": "miou"}
 
 
-@dataclass(frozen=True)
-class DenseRecipe:
-    name: str
-    version: int
-    description: str
-    head: str  # fasterrcnn, maskrcnn, retinanet (detection); deeplabv3, fcn (segmentation)
-    image_size: int = 160  # shorter side of every photo, pixels (longer side at most twice that)
-    batch_size: int = 4
-    lr: float = 0.02
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    iterations: int = 400
-    warmup: int = 50  # linear warm-up iterations, then cosine decay to 0
-    grad_clip: float = 10.0  # 0 = off
-    eval_every: int = 0  # 0: a quarter of the run
-    log_every: int = 10
-    test_images: int = 50  # photos kept for testing: a fixed split, the same for every run
-    output_stride: int = 16  # segmentation heads: 8 or 16 (dilated last stages)
-    trainable_layers: int = 3  # stages trained from layer4 down, with pretrained weights (from scratch: all)
-    hflip: bool = True
-    # R-CNN heads, sized down from torchvision's (2000/1000 proposals, 512 RoIs, 100 detections) for a CPU
-    proposals: int = 300  # RPN proposals kept after NMS, in training and at test
-    rois_per_image: int = 128  # RoIs sampled per photo for the box / mask losses
-    detections_per_image: int = 20
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def task(self) -> str:
-        return dense_task(self.head)
-
-    @property
-    def evaluation_interval(self) -> int:
-        return self.eval_every or max(1, self.iterations // 4)
-
-    def validate(self) -> "DenseRecipe":
-        if self.head not in HEADS:
-            raise UsageError(f"recipe field head must be one of {', '.join(HEADS)}, got {self.head!r}")
-        for key in ("image_size", "batch_size", "iterations", "log_every", "proposals", "rois_per_image",
-                    "detections_per_image"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"recipe field {key} must be at least 1, got {getattr(self, key)}")
-        if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0 or self.test_images < 0:
-            raise UsageError("recipe fields lr must be positive, and warmup, grad_clip, test_images non-negative")
-        if self.output_stride not in (8, 16, 32):
-            raise UsageError(f"recipe field output_stride must be 8, 16 or 32, got {self.output_stride}")
-        return self
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-DENSE_RECIPES: dict[str, DenseRecipe] = {
-    r.name: r
-    for r in (
-        DenseRecipe("detection", 1, "Mask R-CNN (torchvision) on our FPN backbone, sized for a CPU: 160 px photos, "
-                    "300 proposals, 200 iterations of 4, SGD lr 0.02 with 50 warm-up iterations and cosine decay",
-                    head="maskrcnn", iterations=200),
-        DenseRecipe("segmentation", 1, "DeepLabV3 (torchvision) on our dilated backbone (output stride 16), pedestrian "
-                    "vs background, sized for a CPU: 128 px (square training crops), 800 iterations of 4, SGD lr 0.02 "
-                    "with 50 warm-up iterations and cosine decay", head="deeplabv3", image_size=128, iterations=800),
-    )
-}
-_FIELD_TYPES = typing.get_type_hints(DenseRecipe)  # in field order
-
-
-def resolve_dense_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> DenseRecipe:
-    if name not in DENSE_RECIPES:
-        raise UsageError(f"unknown recipe {name!r} for a dense task; choose one of {', '.join(DENSE_RECIPES)}")
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(_FIELD_TYPES) - {"extra", "name", "version", "description"})
-    if unknown:
-        raise UsageError(f"unknown recipe field(s) {', '.join(unknown)}; fields: {', '.join(k for k in _FIELD_TYPES if k != 'extra')}")
-    if {"name", "version", "description"} & set(overrides):
-        raise UsageError("name, version and description identify the recipe and cannot be overridden")
-    values = {k: coerce_field(_FIELD_TYPES[k], k, v) for k, v in overrides.items()}
-    recipe = replace(DENSE_RECIPES[name], **values)
-    if values:
-        recipe = replace(recipe, extra={"overrides": {k: overrides[k] for k in values}})
-    return recipe.validate()
-
-
-@dataclass
-class DenseOptions:
-    task: str
-    model: str = "resnet18"  # the backbone
-    data: str = "pennfudan"
-    data_dir: str | None = None
-    recipe: str | None = None  # default: the task's recipe
-    overrides: dict[str, str] = field(default_factory=dict)
-    out: Path | None = None
-    seed: int = 0
-    device: str | None = None
-    pretrained: str | None = None  # classification weights for the backbone (a path)
-    resume: bool = False
-    overwrite: bool = False
-    strict: bool = False
-    progress: bool = True
-    tensorboard: bool = True
-    stop_after: int | None = None
-    time_limit: float | None = None
-    limit: int | None = None  # use the first N photos only (quick runs, tests)
-    command: str = ""
-    backbone_overrides: dict[str, Any] = field(default_factory=dict)
-
-
-def head_options(recipe: DenseRecipe) -> dict[str, Any]:
+def head_options(recipe: Recipe) -> dict[str, Any]:
     """Keyword arguments of :func:`create_dense_model` that the recipe decides (saved with the weights)."""
     if recipe.task == "segmentation":
         return {"output_stride": recipe.output_stride}
@@ -150,7 +45,7 @@ def head_options(recipe: DenseRecipe) -> dict[str, Any]:
     return out
 
 
-def build_dense_model(recipe: DenseRecipe, backbone_name: str, num_classes: int, *, pretrained: str | None = None,
+def build_dense_model(recipe: Recipe, backbone_name: str, num_classes: int, *, pretrained: str | None = None,
                       backbone_overrides: Mapping[str, Any] | None = None) -> nn.Module:
     """The recipe's head on ``backbone_name``, with the input sizes of the recipe."""
     from ..weights import resolve_pretrained  # a path, or named weights NAME:TAG fetched into the cache
@@ -195,7 +90,7 @@ def segmentation_batch(samples: list[DenseSample], size: int, gen: torch.Generat
     return torch.stack(images), torch.stack(labels)
 
 
-def batch_samples(data: DenseData, recipe: DenseRecipe, seed: int, step: int) -> tuple[list[DenseSample], torch.Generator]:
+def batch_samples(data: DenseData, recipe: Recipe, seed: int, step: int) -> tuple[list[DenseSample], torch.Generator]:
     """The samples of iteration ``step`` (a permutation fixed by seed and epoch) and a generator for its augmentation."""
     n = len(data.samples)
     per_epoch = max(1, n // recipe.batch_size)
@@ -209,7 +104,7 @@ def batch_samples(data: DenseData, recipe: DenseRecipe, seed: int, step: int) ->
     return samples, gen
 
 
-def training_loss(model: nn.Module, samples: list[DenseSample], recipe: DenseRecipe, gen: torch.Generator,
+def training_loss(model: nn.Module, samples: list[DenseSample], recipe: Recipe, gen: torch.Generator,
                   device: torch.device) -> tuple[Tensor, dict[str, float]]:
     if recipe.task == "detection":
         images, targets = detection_batch(samples, recipe.head == "maskrcnn")
@@ -224,9 +119,170 @@ def training_loss(model: nn.Module, samples: list[DenseSample], recipe: DenseRec
     return loss, {}
 
 
-def dense_lr(recipe: DenseRecipe, step: int) -> float:
-    """Linear warm-up from lr/1000 over ``warmup`` iterations, then cosine decay to 0."""
-    if step < recipe.warmup:
-        return recipe.lr * (0.001 + 0.999 * step / recipe.warmup)
-    span = max(1, recipe.iterations - recipe.warmup)
-    return 0.5 * recipe.lr * (1 + math.cos(math.pi * min(1.0, (step - recipe.warmup) / span)))
+def hold_out(data: DenseData, count: int) -> tuple[DenseData, DenseData]:
+    """(training, hold-out): ``count`` photos spread evenly over ``data`` (by name; the same for every seed)."""
+    n = len(data.samples)
+    if not 0 <= count < n:
+        raise UsageError(f"holdout={count} leaves no training photos out of {n}; lower the recipe field holdout")
+    picked = set(np.linspace(0, n - 1, count).round().astype(int).tolist()) if count else set()
+    keep = [s for i, s in enumerate(data.samples) if i not in picked]
+    held = [s for i, s in enumerate(data.samples) if i in picked]
+    return DenseData(keep, data.skipped, data.classes), DenseData(held, [], data.classes)
+
+
+@contextlib.contextmanager
+def boxes_only(model: nn.Module) -> Iterator[None]:
+    """Mask R-CNN without its mask branch for a while (torchvision's RoIHeads skips it when ``mask_roi_pool`` is
+    ``None``): choosing the best checkpoint by box mAP needs no masks, which cost most of a photo's evaluation."""
+    heads = getattr(model, "roi_heads", None)
+    if heads is None or getattr(heads, "mask_roi_pool", None) is None:
+        yield
+        return
+    saved = heads.mask_roi_pool, heads.mask_head, heads.mask_predictor
+    heads.mask_roi_pool = heads.mask_head = heads.mask_predictor = None
+    try:
+        yield
+    finally:
+        heads.mask_roi_pool, heads.mask_head, heads.mask_predictor = saved
+
+
+class DenseStep:
+    """The step strategy of dense tasks: the batch's loss through the network, then its backward."""
+
+    def __init__(self, net: nn.Module, scaler: torch.amp.GradScaler, recipe: Recipe, device: torch.device) -> None:
+        self.net, self.scaler, self.recipe, self.device = net, scaler, recipe, device
+
+    def forward_backward(self, samples: list[DenseSample], gen: torch.Generator, *, amp: torch.dtype | None,
+                         label_smoothing: float) -> tuple[Tensor, dict[str, float]]:
+        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            loss, parts = training_loss(self.net, samples, self.recipe, gen, self.device)
+        self.scaler.scale(loss).backward()
+        return loss.detach(), parts
+
+
+class Dense:
+    """Detection or segmentation on Penn-Fudan (:data:`DENSE_DATASETS`): the recipe's head on ``model`` as backbone,
+    started from classification weights with ``init``."""
+
+    selection_key = ""
+    lower_is_better = False
+    interim_splits = ("holdout",)  # the 50 test photos are scored once, at the end
+
+    def __init__(self, opts: Any) -> None:
+        self.opts, self.name = opts, opts.task
+        self.selection_key = f"holdout_{MAIN_METRIC[opts.task]}"
+        if opts.data not in DENSE_DATASETS:
+            raise UsageError(f"`task` {opts.task} trains on {', '.join(DENSE_DATASETS)}, not {opts.data!r}")
+        if opts.data_dir is None:
+            raise UsageError("`task` detection/segmentation needs `data_dir`: the Penn-Fudan folder (PNGImages/, PedMasks/)")
+
+    def resolve(self, opts: Any, recipe: Recipe, dist: DistContext) -> str:
+        self.model_name = opts.model or "resnet18"
+        self.depth = None
+        return self.model_name
+
+    def default_out(self, model_name: str, recipe: Recipe) -> Path:
+        return Path("runs") / f"{recipe.head}-{model_name}-{self.opts.data}"
+
+    def load_data(self, recipe: Recipe, device: torch.device, dist: DistContext, amp: torch.dtype | None) -> None:
+        from ..data.pennfudan import load_pennfudan
+
+        if recipe.head not in HEADS:
+            raise UsageError(f"recipe field head must be one of {', '.join(HEADS)}, got {recipe.head!r}")
+        if dense_task(recipe.head) != recipe.task:
+            raise UsageError(f"recipe {recipe.name}: head {recipe.head} is a {dense_task(recipe.head)} head, not {recipe.task}")
+        self.recipe, self.device, self.dist = recipe, device, dist
+        opts = self.opts
+        train, self.test = load_pennfudan(opts.data_dir, recipe.image_size, test_images=recipe.test_images,
+                                          limit=opts.limit, strict=opts.strict)
+        self.train, self.holdout = hold_out(train, recipe.holdout)
+        self.classes = train.classes
+
+    def build_model(self, recipe: Recipe, device: torch.device) -> nn.Module:
+        return build_dense_model(recipe, self.model_name, len(self.classes), pretrained=self.opts.init,
+                                 backbone_overrides=self.opts.model_overrides).to(device)
+
+    def group_plan(self, model: nn.Module, recipe: Recipe) -> list[GroupPlan]:
+        return group_plan(model, recipe, pretrained=False, split_head=False)
+
+    def strategy(self, net: nn.Module, model: nn.Module, scaler: torch.amp.GradScaler, recipe: Recipe,
+                 device: torch.device, dist: DistContext) -> DenseStep:
+        return DenseStep(net, scaler, recipe, device)
+
+    def batches(self, iteration: int) -> Iterator[tuple[list[DenseSample], torch.Generator]]:
+        """The batch of each iteration from ``iteration`` on; under DDP each process takes its share of it."""
+        rank, world = self.dist.rank, self.dist.world_size
+        while True:
+            samples, gen = batch_samples(self.train, self.recipe, self.opts.seed, iteration)
+            yield (samples[rank::world] if world > 1 else samples), gen
+            iteration += 1
+
+    def batches_per_epoch(self) -> int:
+        return max(1, len(self.train.samples) // self.recipe.batch_size)
+
+    def batch_len(self, batch: tuple[Any, ...]) -> int:
+        return len(batch[0])
+
+    def train_stats(self, loss: Tensor, out: dict[str, float], batch: tuple[Any, ...]) -> dict[str, Tensor]:
+        n = float(len(batch[0]))
+        stats = {"loss": loss.detach().double() * n, "n": torch.tensor(n, dtype=torch.float64, device=loss.device)}
+        for key, value in out.items():
+            stats[f"loss_{key.removeprefix('loss_')}"] = torch.tensor(value * n, dtype=torch.float64, device=loss.device)
+        return stats
+
+    def window_record(self, sums: dict[str, float]) -> dict[str, Any]:
+        return {key: value / sums["n"] for key, value in sums.items() if key != "n"}
+
+    def eval_interval(self, recipe: Recipe) -> int:
+        return recipe.eval_every or max(1, recipe.iterations // 4)
+
+    def evaluate(self, net: nn.Module, split: str, abandon: Callable[[], bool] | None) -> dict[str, Any] | None:
+        data = self.holdout if split == "holdout" else self.test
+        if not data.samples:
+            return {}
+        with boxes_only(net) if split == "holdout" else contextlib.nullcontext():  # selection: box mAP or mean IoU
+            metrics = evaluate_dense(net, data, self.name, self.device)
+        prefix = "holdout_" if split == "holdout" else ""  # test scores keep the names ``resnet eval`` prints
+        return {prefix + k: v for k, v in metrics.items() if not isinstance(v, list)}
+
+    def eval_line(self, record: dict[str, Any], total: int) -> str:
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in record.items()
+                          if k not in ("kind", "step", "elapsed") and isinstance(v, float))
+        return f"iteration {record['step']}/{total}: {shown or 'no hold-out or test photos'}"
+
+    def metadata(self) -> dict[str, Any]:
+        """What :func:`resnet.models.dense.dense_model_from_checkpoint` rebuilds the model from."""
+        opts, recipe = self.opts, self.recipe
+        return {"task": recipe.task, "dense": {"head": recipe.head, "backbone": self.model_name,
+                "num_classes": len(self.classes), "image_size": recipe.image_size, "head_options": head_options(recipe),
+                "backbone_overrides": dict(opts.model_overrides)},
+                "classes": list(self.classes), "dataset": opts.data, "recipe": recipe.name,
+                "recipe_version": recipe.version, "seed": opts.seed}
+
+    def header(self) -> dict[str, Any]:
+        return {"head": self.recipe.head, "init": self.opts.init, "limit": self.opts.limit}
+
+    def identity(self) -> dict[str, Any]:
+        return {"limit": self.opts.limit}
+
+    def announce(self, model_name: str, out: Path) -> str:
+        return (f"resnet train: {self.recipe.head} on {model_name} ({self.start_label()}), {self.opts.data}: "
+                f"{len(self.train.samples)} training / {len(self.holdout.samples)} hold-out / {len(self.test.samples)} "
+                f"test photos at {self.recipe.image_size} px -> {out}")
+
+    def start_label(self) -> str:
+        return "from " + self.opts.init if self.opts.init else "from scratch"
+
+    def notes(self, optimizer: torch.optim.Optimizer) -> list[str]:
+        return []
+
+    def skipped(self) -> list[Any]:
+        return list(self.train.skipped) + list(self.test.skipped)
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {"head": self.recipe.head, "init": self.opts.init, "train_images": len(self.train.samples),
+                "holdout_images": len(self.holdout.samples), "test_images": len(self.test.samples),
+                "skipped": self.skipped()[:50]}
+
+    def close(self) -> None:
+        pass

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 from ..errors import UsageError
 from ..models.data_config import IMAGENET_DATA_CONFIG
 
-SCHEDULES = ("step", "onecycle", "linear", "plateau", "cosine")
+SCHEDULES = ("step", "onecycle", "linear", "plateau", "cosine", "warmup-cosine")
+TASKS = ("classification", "detection", "segmentation")  # what a recipe trains (train/tasks.py)
 AUGMENTS = ("crop-flip", "flip", "none", "imagenet", "rrc")  # rrc: RandomResizedCrop + flip (photo folders)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -27,6 +28,7 @@ class Recipe:
     name: str
     version: int
     description: str
+    task: str = "classification"  # classification, detection or segmentation (train/tasks.py)
     batch_size: int = 128  # total over all processes
     lr: float = 0.1
     momentum: float = 0.9
@@ -87,6 +89,21 @@ class Recipe:
     freeze: str = ""
     backbone_lr_scale: float = 1.0
     min_crop_scale: float = 0.08  # "rrc": smallest area fraction of a random crop (torchvision's default 0.08)
+    # > 0: an evaluation that falls due is skipped when, with it (taken as long as the last one), evaluating would
+    # exceed this share of the run's wall time so far (the last one always runs); 0: every evaluation runs
+    eval_share: float = 0.0
+    # "warmup-cosine": linear warm-up from lr * warmup_factor over this many iterations, then half a cosine down to 0
+    warmup: int = 0
+    # detection / segmentation (train/dense.py): torchvision's head on our backbone
+    head: str = ""  # maskrcnn, fasterrcnn, retinanet (detection); deeplabv3, fcn (segmentation)
+    test_images: int = 50  # photos kept for testing: a fixed split, the same for every run
+    output_stride: int = 16  # segmentation heads: 8 or 16 (dilated last stages)
+    trainable_layers: int = 3  # stages trained from layer4 down, with pretrained weights (from scratch: all)
+    hflip: bool = True  # mirror each training photo by a coin
+    # R-CNN heads, sized down from torchvision's (2000/1000 proposals, 512 RoIs, 100 detections) for a CPU
+    proposals: int = 300  # RPN proposals kept after NMS, in training and at test
+    rois_per_image: int = 128  # RoIs sampled per photo for the box / mask losses
+    detections_per_image: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "Recipe":
@@ -141,9 +158,25 @@ class Recipe:
             problems.append(f"freeze takes a comma-separated list of stem, layer1, layer2, ... or all, got {', '.join(bad)}")
         if self.padding < 0 or self.workers < 0 or self.patience < 1 or self.grad_clip < 0:
             problems.append("padding, workers and grad_clip must be >= 0 and patience >= 1")
+        problems += self._dense_problems()
         if problems:
             raise UsageError(f"recipe {self.name}: " + "; ".join(problems))
         return self
+
+    def _dense_problems(self) -> list[str]:
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        elif self.task != "classification" and not self.head:
+            problems.append(f"task {self.task} needs a head")
+        for key in ("image_size", "proposals", "rois_per_image", "detections_per_image"):
+            if getattr(self, key) < 1:
+                problems.append(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.warmup < 0 or self.test_images < 0 or not 0 <= self.eval_share < 1:
+            problems.append("warmup and test_images must be >= 0 and eval_share in [0, 1)")
+        if self.output_stride not in (8, 16, 32):
+            problems.append(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
+        return problems
 
     @property
     def evaluation_interval(self) -> int:
@@ -166,8 +199,27 @@ class Recipe:
         return d
 
     def describe(self) -> str:
-        return "\n".join(f"  {k:<22} {json.dumps(v)}" for k, v in self.as_dict().items())
+        """Every field that acts on this recipe's task, one per line."""
+        unused = CLASSIFICATION_ONLY if self.task != "classification" else DENSE_ONLY
+        return "\n".join(f"  {k:<22} {json.dumps(v)}" for k, v in self.as_dict().items() if k not in unused)
 
+
+# Fields that only one kind of task reads (the others are left out of :meth:`Recipe.describe`).
+DENSE_ONLY = frozenset({"head", "test_images", "output_stride", "trainable_layers", "hflip", "proposals", "rois_per_image",
+                        "detections_per_image"})
+CLASSIFICATION_ONLY = frozenset({
+    "nesterov", "decay_bn_and_bias", "milestones", "gamma", "warmup_min_depth", "warmup_until_error", "warmup_max_iterations",
+    "pct_start", "patience", "label_smoothing", "lookahead_k", "lookahead_alpha", "test_flip", "test_shift", "augment",
+    "alternate_flip", "padding", "whiten_stem", "precision", "channels_last", "compile", "core_replicas", "compile_mode",
+    "sync_bn", "zero_init_residual", "workers", "freeze", "backbone_lr_scale", "min_crop_scale"})
+
+
+# What the dense recipes share (version 1 selected its best checkpoint on the test photos).
+_DENSE_COMMON: dict[str, Any] = dict(
+    image_size=160, batch_size=4, lr=0.02, momentum=0.9, weight_decay=1e-4, iterations=200, milestones=(),
+    schedule="warmup-cosine", warmup=50, warmup_factor=0.001, grad_clip=10.0, log_every=10, holdout=20, eval_share=0.2,
+    precision="fp32", channels_last=False, core_replicas=1, workers=0, augment="none",
+)
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -215,6 +267,20 @@ RECIPES: dict[str, Recipe] = {
             iterations=600, milestones=(), holdout=150, eval_every=100, log_every=20, augment="crop-flip",
             padding=2, label_smoothing=0.0, pct_start=0.2, warmup_factor=0.1,
         ),
+        Recipe(
+            "detection", 2,
+            "Mask R-CNN (torchvision) on our FPN backbone, sized for a CPU: 160 px photos, 300 proposals, 200 iterations "
+            "of 4, SGD lr 0.02 with 50 warm-up iterations and cosine decay; the best checkpoint chosen on 20 held-out "
+            "training photos, evaluations kept under a fifth of the run",
+            task="detection", head="maskrcnn", **_DENSE_COMMON,
+        ),
+        Recipe(
+            "segmentation", 2,
+            "DeepLabV3 (torchvision) on our dilated backbone (output stride 16), pedestrian vs background, sized for a "
+            "CPU: 128 px (square training crops), 800 iterations of 4, SGD lr 0.02 with 50 warm-up iterations and cosine "
+            "decay; the best checkpoint chosen on 20 held-out training photos, evaluations kept under a fifth of the run",
+            task="segmentation", head="deeplabv3", **{**_DENSE_COMMON, "image_size": 128, "iterations": 800},
+        ),
     )
 }
 
@@ -222,6 +288,11 @@ RECIPES: dict[str, Recipe] = {
 # Earlier versions of a recipe, as the fields that differ from the current one: ``--recipe cifar-fast@3``
 # trains exactly as version 3 did (and resumes a run made with it).
 EARLIER_VERSIONS: dict[tuple[str, int], dict[str, Any]] = {
+    # v1 of the dense recipes trained on every non-test photo and picked its best checkpoint on the test photos;
+    # @1 trains the same weights, and picks none (no hold-out), so the test photos stay unseen until the end.
+    **{(name, 1): dict(holdout=0, eval_share=0.0, description=f"{name} v2 trained on all 120 non-test photos, "
+                       "scored on the test photos at a quarter of the run, every time")
+       for name in ("detection", "segmentation")},
     ("cifar-fast", 3): dict(
         description="ours, for time to accuracy: 10,500 iterations (27 epochs of all 50k images), one-cycle lr (peak "
                     "0.2), Nesterov, label smoothing 0.1, wd 5e-4 without BN/bias decay, weight EMA, mirror and ±2 px "
@@ -328,8 +399,8 @@ def _type_words(kind: Any) -> str:
 def resolve_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> Recipe:
     """The named recipe with ``overrides`` applied.
 
-    Overriding ``iterations`` alone rescales the milestones and the warm-up cap to the new length, so a
-    shortened run keeps the schedule's shape (the paper's 32k/48k of 64k become 50% and 75%).
+    Overriding ``iterations`` alone rescales the milestones, the warm-up cap and the warm-up iterations to the
+    new length, so a shortened run keeps the schedule's shape (the paper's 32k/48k of 64k become 50% and 75%).
     """
     base = get_recipe(name)
     overrides = dict(overrides or {})
@@ -350,6 +421,8 @@ def resolve_recipe(name: str, overrides: Mapping[str, Any] | None = None) -> Rec
     if "iterations" in values and "milestones" not in values and base.milestones:
         scale = recipe.iterations / base.iterations
         recipe = replace(recipe, milestones=tuple(max(1, round(m * scale)) for m in base.milestones))
+    if "iterations" in values and "warmup" not in values and base.warmup:
+        recipe = replace(recipe, warmup=round(base.warmup * recipe.iterations / base.iterations))
     if "iterations" in values and "warmup_max_iterations" not in values:
         scale = recipe.iterations / base.iterations
         recipe = replace(recipe, warmup_max_iterations=max(1, round(base.warmup_max_iterations * scale)))

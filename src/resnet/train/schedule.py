@@ -30,6 +30,11 @@ class LRSchedule:
             return r.lr * r.gamma ** sum(step >= m for m in r.milestones)
         if r.schedule == "plateau":
             return r.lr * r.gamma**self.plateau_drops
+        if r.schedule == "warmup-cosine":  # linear warm-up over `warmup` iterations, then half a cosine down to 0
+            if step < r.warmup:
+                return r.lr * (r.warmup_factor + (1.0 - r.warmup_factor) * step / r.warmup)
+            span = max(1, r.iterations - r.warmup)
+            return 0.5 * r.lr * (1.0 + math.cos(math.pi * min(1.0, (step - r.warmup) / span)))
         t = min(step / r.iterations, 1.0)
         if r.schedule == "linear":
             return r.lr * (1.0 - t)

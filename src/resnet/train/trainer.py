@@ -1,12 +1,14 @@
-"""The trainer: :func:`train` (the CLI, the experiments and torchrun call it) runs one :class:`Trainer`.
+"""The trainer: :func:`train` (the CLI, the experiments and torchrun call it) runs one :class:`Trainer`, whatever
+the task (classification, detection, segmentation: :mod:`resnet.train.tasks`).
 
-In the spirit of fb.resnet.torch's ``train.lua``: :meth:`Trainer.build` sets the run up (weights to start
-from, recipe, run folder, data, network, optimizer, a checkpoint to :meth:`~Trainer.restore`), then every
-batch is one :meth:`~Trainer.step`, followed when due by :meth:`~Trainer.log` and
-:meth:`~Trainer.evaluate` (which checkpoints :meth:`~Trainer.state_dict`), until
-:meth:`~Trainer.should_stop`; :meth:`~Trainer.finish` writes the summary, curves and results table.
-How a step computes the gradient (whole batch, DDP, per-core replicas) is a strategy
-(:mod:`resnet.train.strategy`); the update after it is one code path.
+In the spirit of fb.resnet.torch's ``train.lua``: :meth:`Trainer.build` sets the run up (task, recipe, run
+folder, data, network, optimizer, a checkpoint to :meth:`~Trainer.restore`), then every batch is one
+:meth:`~Trainer.step`, followed when due by :meth:`~Trainer.log` and :meth:`~Trainer.evaluate` (which
+checkpoints :meth:`~Trainer.state_dict`), until :meth:`~Trainer.should_stop`; :meth:`~Trainer.finish`
+writes the summary, curves and results table. The task builds the network, its batches and loss, and scores
+it; how a step computes the gradient (whole batch, DDP, per-core replicas) is a strategy
+(:mod:`resnet.train.strategy`) the task picks; the update after it, EMA, the stop rules, the time limit, the
+evaluation budget and the checkpoints are one code path here.
 """
 
 from __future__ import annotations
@@ -19,45 +21,42 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from ..inference.protocols import view_probabilities
-from ..inference.views import eval_views
 from ..utils.atomic import atomic_write_text
 from ..utils.device import resolve_device
 from ..utils.runlock import run_lock, weights_digests
 from . import checkpoint as ckpt
-from . import finetune
-from .console import Progress, Say, eval_line
-from .data import ALL_DATASETS, EvalSet, load_train_data
+from .console import Progress, Say
 from .distributed import DistContext, from_environment
 from .metrics import MetricsLog, read_metrics
-from .optim import build_optimizer, group_plan
-from .photos import photo_preprocess
+from .optim import build_optimizer
 from .precision import autocast_dtype, configure_backends
 from .recipes import resolve_recipe
-from .replicas import CoreReplicas, replica_count
 from .report import plot_curves, print_results, write_results_markdown
 from .run_folder import check_resumable, prepare_folder, saved_recipe, storage_error
 from .schedule import LRSchedule
 from .stopping import StopFlag, TrainingDiverged, TrainingInterrupted
-from .strategy import StepStrategy, WholeBatch
-from .whiten import whiten_stem
+from .strategy import StepStrategy
+from .tasks import Task, default_model, default_recipe, evaluate, make_task
+
+__all__ = ["TrainOptions", "Trainer", "train", "evaluate", "default_model", "default_recipe", "weights_digest"]
 
 
 @dataclass
 class TrainOptions:
-    model: str | None = None  # default: resnet20 for small images, resnet50 for ImageNet-layout data
-    data: str = "digits"
+    """One run, whatever its task."""
+
+    model: str | None = None  # default: resnet20 for small images, resnet50 for ImageNet-layout data, resnet18 as backbone
+    data: str = "digits"  # detection / segmentation: pennfudan
     data_dir: str | None = None
-    recipe: str | None = None  # default: by data set (digits, cifar-paper, imagenet-paper)
+    recipe: str | None = None  # default: by task and data set (digits, cifar-paper, imagenet-paper, detection, ...)
     overrides: dict[str, str] = field(default_factory=dict)
-    out: Path | None = None  # default: runs/<model>-<data>
+    out: Path | None = None  # default: runs/<model>-<data> (dense tasks: runs/<head>-<model>-<data>)
     seed: int = 0
     device: str | None = None  # default: cuda when available
     resume: bool = False
@@ -69,91 +68,30 @@ class TrainOptions:
     stop_after: int | None = None  # leave the run unfinished (resumable) after this many iterations
     time_limit: float | None = None  # seconds; stop at the next iteration past it, checkpoint, exit
     command: str = ""
-    init: str | None = None  # fine-tune from NAME[:TAG], a weights file or a run folder (train/finetune.py)
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-
-
-def default_recipe(data: str) -> str:
-    return {"digits": "digits", "imagenet": "imagenet-paper"}.get(data, "cifar-paper")
-
-
-def default_model(data: str) -> str:
-    return "resnet50" if data == "imagenet" else "resnet20"
-
-
-def default_out(opts: TrainOptions, model_name: str | None = None) -> Path:
-    """``opts.out``, else ``runs/<model>-<data>``."""
-    if opts.out is not None:
-        return Path(opts.out)
-    return Path("runs") / f"{model_name or opts.model or default_model(opts.data)}-{opts.data}"
+    # classification: fine-tune from NAME[:TAG], a weights file or a run folder (train/finetune.py);
+    # detection / segmentation: classification weights for the backbone (a path or NAME:TAG)
+    init: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the network (the backbone)
+    task: str = "classification"  # classification, detection, segmentation (train/tasks.py)
+    limit: int | None = None  # dense tasks: use the first N photos only (quick runs, tests)
 
 
 def train(opts: TrainOptions) -> dict[str, Any]:
     """Train per ``opts``; returns the run summary (also written to ``summary.json``)."""
-    if opts.data not in ALL_DATASETS:
-        raise UsageError(f"unknown data set {opts.data!r}; choose one of {', '.join(ALL_DATASETS)}")
     device = resolve_device(opts.device)
     dist = from_environment(opts.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    trainer = Trainer(opts, device, dist)
+    trainer = None
     try:
-        with trainer.held:  # the run folder's lock (taken in build), released however the run ends
+        trainer = Trainer(opts, device, dist)
+        with trainer.held:  # the run folder's lock (taken in _prepare_out), released however the run ends
             return trainer.run()
     except OSError as err:  # disk full, quota, read-only or vanished folder: say so, and what survived
-        raise storage_error(err, default_out(opts)) from None
+        out = getattr(trainer, "out", None) or Path(opts.out or "runs")
+        raise storage_error(err, out) from None
     finally:
         dist.close()
-
-
-# -- evaluation -------------------------------------------------------------------------------------
-def _log_probs(net: nn.Module, x: Tensor, *, flip: bool, shift: int, fill: float | Tensor, amp: torch.dtype | None,
-               device: torch.device) -> Tensor:
-    """Log of the softmax averaged over the test views of ``x`` (the log-softmax itself for one view): the views
-    and the average of ``resnet eval``'s ``flip`` / ``shift`` protocols (:func:`~resnet.inference.views.eval_views`,
-    :func:`~resnet.inference.protocols.view_probabilities`)."""
-    views = eval_views(x, flip=flip, shift=shift, fill=fill)
-    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        if len(views) == 1:
-            return net(x).float().log_softmax(1)
-        probs = view_probabilities(net, views)
-    return probs.clamp_min(1e-12).log()
-
-
-@torch.no_grad()
-def evaluate(net: nn.Module, evalset: EvalSet, *, flip: bool, amp: torch.dtype | None, device: torch.device,
-             dist: DistContext, cores: CoreReplicas | None = None, shift: int = 0,
-             fill: Tensor | None = None, abandon: Callable[[], bool] | None = None) -> tuple[float, float] | None:
-    """Top-1 error (%) and mean cross-entropy over the whole set (every rank's share summed).
-
-    ``abandon`` is asked before every batch; when it says so the evaluation stops and returns ``None``
-    (Ctrl-C: the run stops within a batch instead of after the whole set).
-
-    ``flip`` / ``shift`` average the softmax over the mirror and over copies moved ``shift`` pixels
-    diagonally both ways (:func:`resnet.inference.views.eval_views`), the border set to ``fill`` (per channel:
-    the normalised value of a black pixel, which is what zero padding gives in training). With ``cores``,
-    each batch is split over the CPU cores, one thread per slice (eval mode is stateless).
-    """
-    was_training = net.training
-    net.eval()
-    fill_value: float | Tensor = 0.0 if fill is None else fill.to(device).view(-1, 1, 1)
-
-    def log_probs_of(x: Tensor) -> Tensor:
-        return _log_probs(net, x, flip=flip, shift=shift, fill=fill_value, amp=amp, device=device)
-
-    totals = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in evalset:
-        if abandon is not None and abandon():
-            net.train(was_training)
-            return None
-        log_probs = cores.map(log_probs_of, x) if cores is not None else log_probs_of(x)
-        totals[0] += (log_probs.argmax(1) != y).sum()
-        totals[1] += F.nll_loss(log_probs, y, reduction="sum")
-        totals[2] += len(y)
-    net.train(was_training)
-    dist.all_reduce_sum(totals)
-    wrong, loss, n = totals.tolist()
-    return 100.0 * wrong / max(n, 1), loss / max(n, 1)
 
 
 def weights_digest(net: nn.Module) -> str:
@@ -172,7 +110,7 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions, device: torch.device, dist: DistContext) -> None:
         self.opts, self.device, self.dist = opts, device, dist
-        self.iteration, self.best, self.elapsed_before = 0, None, 0.0
+        self.iteration, self.best, self.elapsed_before, self.eval_seconds, self.last_eval_seconds = 0, None, 0.0, 0.0, 0.0
         self.resumed = False
         self.stop_reason: str | None = None
         self.stop = StopFlag()
@@ -196,15 +134,18 @@ class Trainer:
         from ..models import get_spec
 
         opts = self.opts
-        self.init = finetune.resolve_init_ranked(opts.init, opts.model, self.dist) if opts.init else None
-        self.model_name = opts.model or (self.init.model_name if self.init is not None else default_model(opts.data))
+        self.task: Task = make_task(opts.task, opts)
+        default = "finetune" if opts.init and opts.data == "folder" and opts.task == "classification" else None
+        self.recipe = resolve_recipe(opts.recipe or default or default_recipe(opts.data, opts.task), opts.overrides)
+        if self.recipe.task != opts.task:
+            raise UsageError(f"recipe {self.recipe.name} trains {self.recipe.task}, but `task` is {opts.task}; pick a "
+                             f"{opts.task} recipe (default: {default_recipe(opts.data, opts.task)})")
+        self.model_name = self.task.resolve(opts, self.recipe, self.dist)
         try:  # before the name becomes part of a folder name: "../x" must not create folders anywhere
             get_spec(self.model_name)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        name = opts.recipe or ("finetune" if opts.init and opts.data == "folder" else default_recipe(opts.data))
-        self.recipe = resolve_recipe(name, opts.overrides)
-        self.out = default_out(opts, self.model_name)
+        self.out = Path(opts.out) if opts.out is not None else self.task.default_out(self.model_name, self.recipe)
         self.say = Say(self.dist.is_main and opts.progress)
         if opts.seed < 0:
             raise UsageError(f"`seed` must be >= 0, got {opts.seed}")
@@ -213,6 +154,7 @@ class Trainer:
         configure_backends(opts.deterministic, self.device)
 
     def _prepare_out(self) -> None:
+        """The one place the run folder is opened (created, cleaned of stale temporaries, checked for a run)."""
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.held.enter_context(run_lock(self.out))  # one writer per folder (resnet.utils.runlock)
@@ -222,38 +164,15 @@ class Trainer:
         self.dist.barrier()
 
     def _load_data(self) -> None:
-        opts, recipe = self.opts, self.recipe
-        self.amp = autocast_dtype(recipe.precision, self.device)
-        photo_pre = photo_preprocess(recipe, self.init.preprocess if self.init else None, "image_size" in opts.overrides) \
-            if recipe.augment == "rrc" else None
-        self.data = load_train_data(opts.data, opts.data_dir, recipe, seed=opts.seed, device=self.device, dist=self.dist,
-                                    dtype=torch.float32, strict=opts.strict, preprocess=photo_pre)
-        self.black = -torch.tensor(self.data.mean) / torch.tensor(self.data.std)  # a zero (padding) pixel, normalised
+        self.amp = autocast_dtype(self.recipe.precision, self.device)
+        self.task.load_data(self.recipe, self.device, self.dist, self.amp)
 
     def _build_model(self) -> None:
-        from ..models import create_model
-
-        opts, recipe, data = self.opts, self.recipe, self.data
-        torch.manual_seed(opts.seed)
-        try:
-            model = create_model(self.model_name, num_classes=data.num_classes, in_chans=data.in_chans,
-                                 **({"zero_init_residual": True} if recipe.zero_init_residual else {}), **opts.model_overrides)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-        depth = model.spec.depth if hasattr(model.spec, "depth") else None
-        self.init_note = finetune.apply_init(model, self.init, data.classes) if self.init is not None else None
-        if recipe.whiten_stem and self.init is not None:
-            raise UsageError("whiten_stem starts the first layer afresh, which would undo the pretrained weights "
-                             "of init; set whiten_stem=0")
-        self.whiten_note = whiten_stem(model, data.stream(0, 0), recipe.whiten_stem) if recipe.whiten_stem else None
-        self.frozen = finetune.freeze(model, recipe.freeze)
-        model.to(self.device)
-        if recipe.channels_last:
-            model.to(memory_format=torch.channels_last)
-        fine_tune = self.init is not None or self.frozen > 0
-        self.optimizer = build_optimizer(group_plan(model, recipe, pretrained=self.init is not None, split_head=fine_tune),
-                                         recipe)
-        self.schedule = LRSchedule(recipe, depth if isinstance(depth, int) else None)
+        recipe = self.recipe
+        torch.manual_seed(self.opts.seed)
+        model = self.task.build_model(recipe, self.device)
+        self.optimizer = build_optimizer(self.task.group_plan(model, recipe), recipe)
+        self.schedule = LRSchedule(recipe, self.task.depth)
         self.ema = None
         if recipe.ema_decay:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -270,48 +189,39 @@ class Trainer:
         if recipe.compile:
             net = torch.compile(net, mode=None if recipe.compile_mode == "default" else recipe.compile_mode)
         self.train_net: nn.Module = net
-        self.replicas = replica_count(recipe.core_replicas, recipe.batch_size, device=self.device, distributed=dist.enabled,
-                                      compiled=recipe.compile)
-        self.cores = CoreReplicas(self.model, self.replicas) if self.replicas > 1 else None
-        self.strategy: StepStrategy = self.cores if self.cores is not None else WholeBatch(net, self.scaler)
+        self.strategy: StepStrategy = self.task.strategy(net, self.model, self.scaler, recipe, self.device, dist)
         self.eval_net: nn.Module = self.ema.module if self.ema is not None else self.model
 
     def _announce(self) -> None:
-        opts, recipe, data, out, say = self.opts, self.recipe, self.data, self.out, self.say
+        opts, recipe, out, say = self.opts, self.recipe, self.out, self.say
         precision = str(self.amp or torch.float32).replace("torch.", "")
         if self.dist.is_main:
-            header = {"model": self.model_name, "data": opts.data, "data_dir": opts.data_dir, "seed": opts.seed,
-                      "device": str(self.device), "processes": self.dist.world_size, "core_replicas": self.replicas,
-                      "precision": precision, "recipe": recipe.as_dict()}
+            header = {"task": recipe.task, "model": self.model_name, "data": opts.data, "data_dir": opts.data_dir,
+                      "seed": opts.seed, "device": str(self.device), "processes": self.dist.world_size,
+                      **self.task.header(), "precision": precision, "recipe": recipe.as_dict()}
             atomic_write_text(out / "recipe.json", json.dumps(header, indent=2) + "\n")
-            say(f"resnet train: {self.model_name} on {opts.data} ({data.train_size} training images, {data.num_classes} "
-                f"classes, {data.image_size}px) -> {out}")
-            start = 'resuming at iteration ' + str(self.iteration) if self.resumed else \
-                ('from ' + self.init.label if self.init else 'from scratch')
+            say(self.task.announce(self.model_name, out))
+            replicas = getattr(self.task, "replicas", 1)
+            start = 'resuming at iteration ' + str(self.iteration) if self.resumed else self.task.start_label()
             say(f"device {self.device}, {self.dist.world_size} process(es)"
-                f"{f', {self.replicas} core replicas' if self.replicas > 1 else ''}, compute {precision}, {start}")
+                f"{f', {replicas} core replicas' if replicas > 1 else ''}, compute {precision}, {start}")
             say(f"recipe {recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}")
-            for note in finetune.notes(self.init_note, self.frozen, recipe, self.optimizer):
+            for note in self.task.notes(self.optimizer):
                 say(note)
-            if self.whiten_note:
-                say(self.whiten_note)
         self.log_file = MetricsLog(out, resume_step=self.iteration if self.resumed else None,
                                    tensorboard=opts.tensorboard) if self.dist.is_main else None
-        self.meta = {"classes": data.classes, "preprocess": data.preprocess.as_dict(), "dataset": data.name,
-                     "data_dir": str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None,
-                     "recipe": recipe.name, "recipe_version": recipe.version, "seed": opts.seed,
-                     **({"init": self.init.label} if self.init is not None else {})}
-        eval_images = sum(s.size for s in (data.holdout, data.test) if s is not None)
-        self.eval_every = recipe.evaluation_interval_for(eval_images)
+        self.meta = self.task.metadata()
+        self.eval_every = self.task.eval_interval(recipe)
 
     def _open_windows(self) -> None:
         """Running sums of the current log and evaluation windows, kept on the device so a step never waits."""
-        self.log_sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss*n, wrong, n
-        self.eval_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self.log_sums: dict[str, Tensor] = {}
+        self.eval_sums: dict[str, Tensor] = {}
         self.progress = Progress(self.dist.is_main and self.opts.progress, self.recipe.iterations, self.iteration)
         self.final: dict[str, Any] = {}
+        self.last_window: dict[str, Any] = {}
         self.lr = 0.0
-        self.window_start, self.window_images = time.monotonic(), 0
+        self.window_start, self.window_images, self.window_first = time.monotonic(), 0, self.iteration
         self.train_seconds, self.train_images = 0.0, 0
         self.run_start = time.monotonic()
 
@@ -326,17 +236,20 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "schedule": self.schedule.state_dict(), "rng": rng, "best": self.best, "recipe": self.recipe.as_dict(),
             "model_name": self.model_name, "data": self.opts.data, "seed": self.opts.seed,
-            "world_size": self.dist.world_size, "elapsed": self.elapsed(),
+            "world_size": self.dist.world_size, "elapsed": self.elapsed(), "eval_seconds": self.eval_seconds,
+            **self.task.identity(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (a checkpoint of the same settings, else a one-line error)."""
         check_resumable(self.out, saved_recipe(state), self.recipe.as_dict(), (
             ("model", state.get("model_name"), self.model_name), ("data", state.get("data"), self.opts.data),
-            ("seed", state.get("seed"), self.opts.seed), ("processes", state.get("world_size"), self.dist.world_size)))
+            ("seed", state.get("seed"), self.opts.seed), ("processes", state.get("world_size"), self.dist.world_size),
+            *((key, state.get(key), value) for key, value in self.task.identity().items())))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
+        if state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         if self.scaler.is_enabled() and state.get("scaler"):
@@ -346,6 +259,7 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.iteration, self.best = int(state["step"]), state.get("best")
         self.elapsed_before, self.resumed = float(state.get("elapsed", 0.0)), True
+        self.eval_seconds = float(state.get("eval_seconds", 0.0))
 
     def save_checkpoint(self) -> None:
         """Weights first: a kill between the two files then leaves weights at least as new as the state,
@@ -371,11 +285,9 @@ class Trainer:
         if after is not None and start >= after and start < recipe.iterations:
             self.stop_reason = f"the run is at iteration {start}, already past --stop-after {after}; nothing to do"
         with self.stop, self.progress:
-            epoch, batch = divmod(self.iteration, self.data.batches_per_epoch)
             self.train_net.train()
-            while self.iteration < recipe.iterations and self.stop_reason is None:
-                self._epoch(epoch, batch)
-                epoch, batch = epoch + 1, 0
+            if self.iteration < recipe.iterations and self.stop_reason is None:
+                self._loop()
             if self.stop_reason is not None and self.iteration != start:
                 self.dist.broadcast_buffers(self.eval_net)
                 self.save_checkpoint()
@@ -383,26 +295,34 @@ class Trainer:
             self.train_images += self.window_images
         return self.finish()
 
-    def _epoch(self, epoch: int, batch: int) -> None:
-        """The batches of one epoch from ``batch`` on, until the run stops."""
-        for x, y in self.data.stream(epoch, batch):
-            self.step(x, y)
-            if self.iteration % self.recipe.log_every == 0 or self.iteration == self.recipe.iterations:
+    def _loop(self) -> None:
+        """The task's batches from the current iteration on, until the run stops."""
+        total = self.recipe.iterations
+        for batch in self.task.batches(self.iteration):
+            self.step(*batch)
+            if self.iteration % self.recipe.log_every == 0 or self.iteration == total:
                 self.log()
-            if self.iteration % self.eval_every == 0 or self.iteration == self.recipe.iterations:
-                if not self.evaluate():
+            if self.iteration == total or (self.iteration % self.eval_every == 0 and self._within_eval_budget()):
+                if not self.evaluate(final=self.iteration == total):
                     return
             if self.should_stop():
                 return
 
-    def step(self, x: Tensor, y: Tensor) -> None:
+    def _within_eval_budget(self) -> bool:
+        """Whether an evaluation that falls due runs: always, unless the recipe's ``eval_share`` caps evaluating
+        and, with one more evaluation as long as the last one, evaluating would take more than that share of the
+        run's wall time so far (the last evaluation always runs)."""
+        share, cost = self.recipe.eval_share, self.last_eval_seconds
+        return not share or self.eval_seconds + cost <= share * (self.elapsed() + cost)
+
+    def step(self, *batch: Any) -> None:
         """One optimizer step on the batch: the learning rate, the strategy's gradient, the update, the sums."""
         recipe, optimizer, scaler = self.recipe, self.optimizer, self.scaler
         self.lr = lr = self.schedule.lr(self.iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         optimizer.zero_grad(set_to_none=True)
-        loss, logits = self.strategy.forward_backward(x, y, amp=self.amp, label_smoothing=recipe.label_smoothing)
+        loss, out = self.strategy.forward_backward(*batch, amp=self.amp, label_smoothing=recipe.label_smoothing)
         if recipe.grad_clip:
             scaler.unscale_(optimizer)  # nothing to undo unless float16 scaled the loss
             nn.utils.clip_grad_norm_(self.model.parameters(), recipe.grad_clip)
@@ -411,87 +331,100 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         self.iteration += 1
-        self._count(loss, logits, y)
+        self._count(loss, out, batch)
         self.progress.advance()
 
-    def _count(self, loss: Tensor, logits: Tensor, y: Tensor) -> None:
-        n = len(y)
-        self.window_images += n * self.dist.world_size
-        stats = torch.stack([loss.detach().double() * n, (logits.detach().argmax(1) != y).sum().double(),
-                             torch.tensor(float(n), dtype=torch.float64, device=self.device)])
-        self.log_sums += stats
-        self.eval_sums += stats
+    def _count(self, loss: Tensor, out: Any, batch: tuple[Any, ...]) -> None:
+        self.window_images += self.task.batch_len(batch) * self.dist.world_size
+        stats = self.task.train_stats(loss, out, batch)
+        for sums in (self.log_sums, self.eval_sums):
+            for key, value in stats.items():
+                sums[key] = sums[key] + value if key in sums else value.clone()
         if self.device.type == "cpu" and not math.isfinite(float(loss.detach())):
             self._diverged(loss)
-        if self.schedule.warming_up:
+        if self.schedule.warming_up and "wrong" in stats:
             # The paper's warm-up for very deep nets ends on a measurement, so look at every step.
-            err = 100.0 * float(stats[1] / stats[2])
+            err = 100.0 * float(stats["wrong"] / stats["n"])
             if self.schedule.observe_training_error(self.iteration, err):
                 self.say(f"iteration {self.iteration}: training error {err:.1f}% < {self.recipe.warmup_until_error:g}%, "
                          f"warm-up over, lr {self.recipe.lr:g}")
 
+    def _reduce(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        """A window's sums over every rank, as numbers."""
+        if not sums:
+            return {}
+        keys = sorted(sums)
+        return dict(zip(keys, self.dist.all_reduce_sum(torch.stack([sums[k] for k in keys])).tolist()))
+
     def log(self) -> None:
-        """Write the training window's loss, error, lr and speed (every rank's share summed)."""
-        sums = self.dist.all_reduce_sum(self.log_sums.clone())
-        mean_loss = float(sums[0] / sums[2])
-        if not math.isfinite(mean_loss):
-            self._diverged(mean_loss)
-        train_error = 100.0 * float(sums[1] / sums[2])
+        """Write the training window's loss (error, loss parts), lr and speed (every rank's share summed); the last
+        window is what the summary calls the final training loss / error."""
+        window = self.task.window_record(self._reduce(self.log_sums))
+        if not math.isfinite(window["loss"]):
+            self._diverged(window["loss"])
         seconds = time.monotonic() - self.window_start
         self.train_seconds += seconds
         self.train_images += self.window_images
         rate = self.window_images / max(seconds, 1e-9)
-        record = {"kind": "train", "step": self.iteration, "epoch": round(self.iteration / self.data.batches_per_epoch, 4),
-                  "loss": mean_loss, "error": train_error, "lr": self.lr, "images_per_s": rate,
-                  "elapsed": round(self.elapsed(), 2)}
+        record = {"kind": "train", "step": self.iteration,
+                  "epoch": round(self.iteration / self.task.batches_per_epoch(), 4), **window, "lr": self.lr,
+                  "images_per_s": rate, "elapsed": round(self.elapsed(), 2)}
         if self.log_file is not None:
             self.log_file.write(record)
-        self.progress.info(f"loss {mean_loss:.3f}  err {train_error:5.2f}%  lr {self.lr:.4g}  {rate:,.0f} img/s")
-        self.log_sums.zero_()
-        self.window_start, self.window_images = time.monotonic(), 0
+        self.last_window = {f"train_{k}": v for k, v in window.items() if k in ("loss", "error")}
+        self.last_window["train_window"] = [self.window_first + 1, self.iteration]
+        error = f"  err {window['error']:5.2f}%" if "error" in window else ""
+        self.progress.info(f"loss {window['loss']:.3f}{error}  lr {self.lr:.4g}  {rate:,.0f} img/s")
+        self.log_sums = {}
+        self.window_start, self.window_images, self.window_first = time.monotonic(), 0, self.iteration
 
-    def evaluate(self) -> bool:
-        """Score the held-out and test sets, keep the best weights, checkpoint. ``False``: Ctrl-C abandoned it."""
+    def evaluate(self, final: bool = False) -> bool:
+        """Score the task's splits (both at the ``final`` evaluation), keep the best weights, checkpoint.
+        ``False``: Ctrl-C abandoned it."""
         eval_started = time.monotonic()
-        sums = self.dist.all_reduce_sum(self.eval_sums.clone())
+        window = self.task.window_record(self._reduce(self.eval_sums)) if self.eval_sums else {}
         self.dist.broadcast_buffers(self.eval_net)  # every rank evaluates (its share with) the same network
-        window_error = 100.0 * float(sums[1] / sums[2])
-        record = {"kind": "eval", "step": self.iteration, "train_error": window_error, "train_loss": float(sums[0] / sums[2])}
+        record: dict[str, Any] = {"kind": "eval", "step": self.iteration,
+                                  **{f"train_{k}": window[k] for k in ("error", "loss") if k in window}}
         abandon = None if self.dist.enabled else (lambda: self.stop.signal is not None)  # one rank may decide alone
-        for evalset, key in ((self.data.holdout, "holdout"), (self.data.test, "test")):
-            if evalset is None:
-                record[f"{key}_error"] = record[f"{key}_loss"] = None
+        for split in ("holdout", "test"):
+            if not final and split not in self.task.interim_splits:
                 continue
-            scores = evaluate(self.eval_net, evalset, flip=self.recipe.test_flip, amp=self.amp, device=self.device,
-                              dist=self.dist, cores=self.cores, shift=self.recipe.test_shift, fill=self.black, abandon=abandon)
+            scores = self.task.evaluate(self.eval_net, split, abandon)
             if scores is None:  # Ctrl-C: the checkpoint after the loop records this finished step
                 name = signal.Signals(self.stop.signal or signal.SIGINT).name
                 self.stop_reason = f"interrupted by {name} at iteration {self.iteration}"
                 return False
-            record[f"{key}_error"], record[f"{key}_loss"] = scores
+            record.update(scores)
         record["elapsed"] = round(self.elapsed(), 2)
-        self.eval_sums.zero_()
+        self.eval_sums = {}
         self._keep_best(record)
-        self.final = {"train_error": window_error, "holdout_error": record["holdout_error"], "test_error": record["test_error"]}
+        self.final = {**self.last_window, **{k: v for k, v in record.items()
+                                             if k not in ("kind", "step", "elapsed", "train_error", "train_loss")}}
         if self.log_file is not None:
             self.log_file.write(record)
-        self.say(eval_line(record, self.recipe.iterations), self.progress)
+        self.say(self.task.eval_line(record, self.recipe.iterations), self.progress)
         self.save_checkpoint()
-        self.window_start += time.monotonic() - eval_started  # evaluation time is not training time
+        self.last_eval_seconds = spent = time.monotonic() - eval_started
+        self.eval_seconds += spent
+        self.window_start += spent  # evaluation time is not training time
         return True
 
     def _keep_best(self, record: dict[str, Any]) -> None:
-        """The lowest held-out error so far steers the schedule and is saved as ``best.safetensors``."""
+        """The best held-out score so far (the task's selection key) steers the schedule and is saved as
+        ``best.safetensors``; the test set never selects."""
         from ..models.interop import save_weights
 
-        if record["holdout_error"] is None:
+        key, lower = self.task.selection_key, self.task.lower_is_better
+        value = record.get(key)
+        if value is None:
             return
-        self.schedule.observe_holdout_error(record["holdout_error"])
-        if self.best is None or record["holdout_error"] < self.best["holdout_error"]:
-            self.best = {"step": self.iteration, "holdout_error": record["holdout_error"], "test_error": record["test_error"]}
+        self.schedule.observe_holdout_error(value if lower else -value)
+        if self.best is None or (value < self.best[key] if lower else value > self.best[key]):
+            test_key = key.replace("holdout_", "test_") if lower else key.removeprefix("holdout_")
+            self.best = {"step": self.iteration, key: value, **({test_key: record[test_key]} if test_key in record else {})}
             if self.dist.is_main:
-                save_weights(self.eval_net, self.out / ckpt.BEST_WEIGHTS, {**self.meta, "step": self.iteration,
-                             "holdout_error": self.best["holdout_error"]})
+                save_weights(self.eval_net, self.out / ckpt.BEST_WEIGHTS, {**self.meta, "step": self.iteration, key: value})
 
     def should_stop(self) -> bool:
         """Whether the run ends after this step: finished, ``stop_after``, the time limit or a signal on any rank."""
@@ -518,34 +451,34 @@ class Trainer:
     # -- the end --------------------------------------------------------------------------------
     def summary(self, skipped: list[Any]) -> dict[str, Any]:
         """The run in one record (``summary.json``); ``skipped``: the unreadable files left out."""
-        opts, data = self.opts, self.data
+        opts, seconds = self.opts, self.elapsed()
         return {
-            "model": self.model_name, "data": opts.data, "data_dir": opts.data_dir, "train_images": data.train_size,
+            "task": self.recipe.task, "model": self.model_name, "data": opts.data, "data_dir": opts.data_dir,
+            **self.task.summary_fields(),
             "recipe": self.recipe.as_dict(), "seed": opts.seed, "processes": self.dist.world_size, "device": str(self.device),
             "steps": self.iteration, "finished": self.iteration >= self.recipe.iterations, "stop_reason": self.stop_reason,
-            "final": self.final or None, "best": self.best, "seconds": round(self.elapsed(), 1),
-            "images_per_s": round(self.train_images / self.train_seconds, 1)
+            "final": {**self.final, **self.last_window} or None, "best": self.best, "seconds": round(seconds, 1),
+            "eval_seconds": round(self.eval_seconds, 1),
+            "images_per_s": round(self.train_images / self.train_seconds, 2)
             if self.train_seconds and self.train_images else None,
             "skipped_files": len(skipped),
             "weights_digest": weights_digest(self.eval_net),
-            **({"init": self.init.label, "init_note": self.init_note} if self.init is not None else {}),
         }
 
     def finish(self) -> dict[str, Any]:
         """Close the run: summary, curves and results table (main process), the stop said once."""
-        if self.cores is not None:
-            self.cores.close()
+        self.task.close()
         if self.log_file is not None:
             self.log_file.close()
-        skipped = self.data.skipped() if self.data.skipped else []
+        skipped = self.task.skipped()
         summary, out, opts, reason = self.summary(skipped), self.out, self.opts, self.stop_reason
         if self.dist.is_main:
-            summary["files"] = weights_digests(out)  # what eval / predict hold the folder to
-            atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+            self._write_summary(summary)
             plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png",
-                        f"{self.model_name} on {opts.data} ({self.recipe.name})")
+                        f"{self.model_name} on {opts.data} ({self.recipe.name})", task=self.recipe.task)
+            task = "" if self.recipe.task == "classification" else f" --task {self.recipe.task}"
             write_results_markdown(summary, out / "results.md",
-                                   opts.command or f"resnet train --model {self.model_name} --data {opts.data}")
+                                   opts.command or f"resnet train{task} --model {self.model_name} --data {opts.data}")
             if opts.progress:
                 print_results(summary)
                 for path, why in skipped[:10]:
@@ -557,3 +490,9 @@ class Trainer:
             raise TrainingInterrupted(f"{reason}; checkpoint written to {out / ckpt.STATE_FILE}; "
                                       "continue with the same command plus `resume`")
         return summary
+
+    def _write_summary(self, summary: dict[str, Any]) -> None:
+        """The one place ``summary.json`` is written, with the sha256 of ``best`` / ``last`` (what eval and predict
+        hold the folder to, :mod:`resnet.utils.runlock`)."""
+        summary["files"] = weights_digests(self.out)
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
