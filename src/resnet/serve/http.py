@@ -177,12 +177,3 @@ class BoundedH11(_Bounds, H11Protocol):
             state = self.conn.their_state
             pending = state is h11.IDLE and bool(self.conn.trailing_data[0])
             self._enter("body" if state is h11.SEND_BODY else "head" if pending else None)
-
-
-def bounded_protocol(http: str, config: ServeConfig) -> type:
-    """The protocol class for uvicorn's ``http`` setting, holding ``config``'s limits (one class per server)."""
-    if http == "httptools":
-        from .http_tools import BoundedHttpTools as base  # needs httptools: imported only when asked for
-    else:
-        base = BoundedH11
-    return type(base.__name__, (base,), {"limits": config, "heads": {}})

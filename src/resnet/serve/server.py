@@ -49,7 +49,6 @@ def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENT
     for package in (http, loop):
         if package in ("httptools", "uvloop") and importlib.util.find_spec(package) is None:
             raise UsageError(f"{package} is not installed (pip install -r requirements.txt); or leave `http` and `loop` as they are")
-    from .http import bounded_protocol
     from .lograte import install
 
     limits = getattr(getattr(app, "state", None), "config", None) or ServeConfig()
@@ -101,3 +100,12 @@ class BackgroundServer:
         self.server.should_exit = True
         self._thread.join(timeout=30)
         self._socket.close()
+
+
+def bounded_protocol(http: str, config: ServeConfig) -> type:
+    """The protocol class for uvicorn's ``http`` setting, holding ``config``'s limits (one class per server)."""
+    if http == "httptools":
+        from .http_tools import BoundedHttpTools as base  # needs httptools: imported only when asked for
+    else:
+        from .http import BoundedH11 as base
+    return type(base.__name__, (base,), {"limits": config, "heads": {}})

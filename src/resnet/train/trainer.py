@@ -283,7 +283,7 @@ class Trainer:
         start = self.iteration
         recipe, after = self.recipe, self.opts.stop_after
         if after is not None and start >= after and start < recipe.iterations:
-            self.stop_reason = f"the run is at iteration {start}, already past --stop-after {after}; nothing to do"
+            self.stop_reason = f"the run is at iteration {start}, already past `stop_after` {after}; nothing to do"
         with self.stop, self.progress:
             self.train_net.train()
             if self.iteration < recipe.iterations and self.stop_reason is None:
@@ -430,7 +430,7 @@ class Trainer:
         """Whether the run ends after this step: finished, ``stop_after``, the time limit or a signal on any rank."""
         opts, it, total = self.opts, self.iteration, self.recipe.iterations
         if opts.stop_after is not None and it >= opts.stop_after and it < total:
-            self.stop_reason = f"stopped after iteration {it} as asked (--stop-after)"
+            self.stop_reason = f"stopped after iteration {it} as asked (`stop_after`)"
         elif opts.time_limit is not None and self.elapsed() - self.elapsed_before >= opts.time_limit and it < total:
             self.stop_reason = f"time limit of {opts.time_limit:g} s reached at iteration {it}"
         if self.dist.any_true(self.stop.signal is not None, self.device) and self.stop_reason is None and it < total:
@@ -476,15 +476,14 @@ class Trainer:
             self._write_summary(summary)
             plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png",
                         f"{self.model_name} on {opts.data} ({self.recipe.name})", task=self.recipe.task)
-            task = "" if self.recipe.task == "classification" else f" --task {self.recipe.task}"
-            write_results_markdown(summary, out / "results.md",
-                                   opts.command or f"resnet train{task} --model {self.model_name} --data {opts.data}")
+            write_results_markdown(summary, out / "results.md", opts.command or (
+                f"resnet.train.train(TrainOptions(task={self.recipe.task!r}, model={self.model_name!r}, data={opts.data!r}))"))
             if opts.progress:
                 print_results(summary)
                 for path, why in skipped[:10]:
                     self.say(f"skipped {path}: {why}")
                 if reason and not reason.startswith("interrupted"):  # an interruption is reported once, below
-                    self.say(f"{reason}; checkpoint in {out / ckpt.STATE_FILE}. Continue with the same command plus --resume")
+                    self.say(f"{reason}; checkpoint in {out / ckpt.STATE_FILE}. continue with the same command plus `resume`")
         self.dist.barrier()
         if reason is not None and reason.startswith("interrupted"):
             raise TrainingInterrupted(f"{reason}; checkpoint written to {out / ckpt.STATE_FILE}; "
