@@ -70,8 +70,8 @@ def test_engine_flags_that_would_be_ignored_are_refused(run: tuple[Path, list[Pa
     assert rc == 2 and "--calibration applies to --optimize int8, or to --engine other than ours" in one_line(err)
     rc, out, err = run_cli(["predict", str(ckpt), str(photos[0]), "--optimize", "bf16", "--engine", "onnxruntime"], capsys)
     assert rc == 2 and "--engine onnxruntime runs modes fp32 and int8, not bf16" in one_line(err)
-    rc, out, err = run_cli(["serve", str(ckpt), "--mode", "none", "--engine", "onnxruntime", "--port", "0"], capsys)
-    assert rc == 2 and "add --mode fp32 or int8" in one_line(err)
+    rc, out, err = run_cli(["serve", str(ckpt), "--optimize", "none", "--engine", "onnxruntime", "--port", "0"], capsys)
+    assert rc == 2 and "add --optimize fp32 or int8" in one_line(err)
 
 
 def test_float_engines_are_checked_on_random_inputs_without_images_and_int8_still_needs_them(

@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "finetune with --init); NAME@N for an earlier version, e.g. cifar-fast@3")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set lr=0.05 --set iterations=2000 (repeatable)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="images per step, over all processes (default: the recipe's; same as --set batch_size=N)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<data>)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation (default 0)")
     add_device(p, default=None)
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
+    _batch_size_as_override(args)
     if args.data is None:
         args.data = "digits" if args.task == "classification" else "pennfudan"
     if args.task != "classification":
@@ -89,6 +92,19 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = train(opts)
     return 0 if summary["finished"] or summary.get("stop_reason") else 1
+
+
+def _batch_size_as_override(args: argparse.Namespace) -> None:
+    """``--batch-size N`` is ``--set batch_size=N`` (the spelling eval, predict and bench use)."""
+    from ..errors import UsageError
+
+    if args.batch_size is None:
+        return
+    if any(item.partition("=")[0].strip().replace("-", "_") == "batch_size" for item in args.overrides):
+        raise UsageError("--batch-size and --set batch_size=... both given; give one")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    args.overrides.append(f"batch_size={args.batch_size}")
 
 
 def _run_dense(args: argparse.Namespace) -> int:

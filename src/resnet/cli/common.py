@@ -45,6 +45,26 @@ def hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs: Any
     p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
+class _RenamedFlag(argparse.Action):
+    """An old spelling that still works and says once, on stderr, what the flag is called now."""
+
+    def __init__(self, option_strings: list[str], dest: str, new_flag: str = "", **kwargs: Any) -> None:
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: note: {option_string} is now spelled {self.new_flag} (as in every command); "
+              f"{option_string} still works", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def renamed_flag(p: argparse.ArgumentParser, flag: str, dest: str, new_flag: str, **kwargs: Any) -> None:
+    """A hidden old spelling of ``new_flag`` that notes the new one when used (``serve --mode`` → ``--optimize``)."""
+    p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, action=_RenamedFlag,
+                   new_flag=new_flag, **kwargs)
+
+
 def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: str = "") -> None:
     from ..utils.device import DEVICE_CHOICES
 

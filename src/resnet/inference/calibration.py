@@ -82,7 +82,7 @@ def calibration_batch(member: Network, images: str | os.PathLike[str] | None = N
         if record is None:
             raise DataError(
                 f"{member.source} records no training data to calibrate int8 on, and the images under test must not "
-                "be used; name calibration images (an image file or a folder of training images)"
+                "be used; pass `calibration` images (an image file or a folder of training images)"
             )
         raw = _from_record(record, pre.channels, n)
     return normalize(center_view(raw, pre), pre)
@@ -104,11 +104,11 @@ def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | 
             data = open_arrays(record.dataset, "train", record.data_dir)
         except DataError as err:
             raise DataError(f"cannot read the training data recorded with the network ({record.describe()}) to "
-                            f"calibrate int8: {err}; name calibration images instead") from None
+                            f"calibrate int8: {err}; pass `calibration` images instead") from None
         index = torch.tensor(spread_indices(len(data), min(n, len(data))), dtype=torch.int64)
         return match_channels(data.images[index], channels, f"the recorded training data ({record.describe()})")
     if record.data_dir is None or not Path(record.data_dir).is_dir():
         raise DataError(f"the training folder recorded with the network ({record.describe()}) is not here; "
-                        "name calibration images instead")
+                        "pass `calibration` images instead")
     root = split_folder(record.data_dir, "train", fallback=False, classes_at_root=True)
     return _from_path(root, channels, n)

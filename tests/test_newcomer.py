@@ -1,0 +1,87 @@
+"""Issue 34: what a newcomer met in the first hour with the README — one spelling per idea, eval of any run
+with no flags, experiments that judge their evidence, untrained weights refused, one answer per photo,
+inputs recognised by their content, offline detected at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet.cli import build_parser, main
+from test_cli_consistency import subparsers
+from test_no_silent_wrong_answers import CLASSES, one_line, run_cli, upright, write_ckpt, write_tree
+
+
+# -- 7: one spelling per idea ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path,parser", subparsers(build_parser()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_no_parser_completes_abbreviated_flags(path: tuple[str, ...], parser: argparse.ArgumentParser) -> None:
+    assert parser.allow_abbrev is False, path
+
+
+def test_eval_mode_is_not_taken_for_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(tmp_path / "x"), "--mode", "fp32"])
+    assert info.value.code == 2 and "unrecognized arguments: --mode fp32" in capsys.readouterr().err
+
+
+def shown_flags(command: str) -> set[str]:
+    (sub,) = [p for path, p in subparsers(build_parser()) if path == (command,)]
+    return {s for a in sub._actions if a.help != argparse.SUPPRESS for s in a.option_strings}
+
+
+def test_every_command_spells_the_optimised_mode_optimize_and_serve_takes_a_device(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("eval", "predict", "serve"):
+        assert "--optimize" in shown_flags(command) and "--mode" not in shown_flags(command), command
+    assert "--device" in shown_flags("serve") and "--batch-size" in shown_flags("train")
+    parser = build_parser()
+    assert parser.parse_args(["serve", "x", "--optimize", "int8"]).optimize == "int8"
+    assert parser.parse_args(["serve", "x"]).optimize == "fp32"
+    args = parser.parse_args(["serve", "x", "--mode", "bf16"])  # the old spelling still works, with a note
+    assert args.optimize == "bf16" and "--mode is now spelled --optimize" in capsys.readouterr().err
+    assert parser.parse_args(["serve", "x", "--device", "cpu"]).device == "cpu"
+
+
+def test_train_batch_size_is_the_recipe_batch_size() -> None:
+    from resnet.cli.cmd_train import _batch_size_as_override
+    from resnet.errors import UsageError
+
+    args = build_parser().parse_args(["train", "resnet8", "--batch-size", "32"])
+    _batch_size_as_override(args)
+    assert args.overrides == ["batch_size=32"]
+    args = build_parser().parse_args(["train", "resnet8", "--batch-size", "32", "--set", "batch_size=64"])
+    with pytest.raises(UsageError, match="both given"):
+        _batch_size_as_override(args)
+
+
+def test_the_10crop_hint_names_flags_with_sizes_that_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_ckpt(tmp_path / "net.safetensors")
+    Image.fromarray(upright()).save(tmp_path / "a.png")
+    rc, _, err = run_cli(["predict", str(ckpt), str(tmp_path / "a.png"), "--protocol", "10crop", "--resize", "32"], capsys)
+    assert rc == 2 and "--resize 32 --crop 28" in one_line(err)
+
+
+@pytest.mark.shared
+def test_the_10crop_hint_lowers_the_akamaster_error(akamaster_dir: Path, cifar10_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ckpt,) = akamaster_dir.glob("resnet20-*.th")
+    common = [str(ckpt), "--data-dir", str(cifar10_dir), "--limit", "1000", "--batch-size", "500", "--json"]
+    rc, out, err = run_cli(["eval", *common, "--protocol", "10crop"], capsys)
+    assert rc == 2 and "--resize 32 --crop 28" in one_line(err)
+    errors = {}
+    for name, extra in (("center", []), ("10crop", ["--protocol", "10crop", "--resize", "32", "--crop", "28"])):
+        rc, out, err = run_cli(["eval", *common, *extra], capsys)
+        assert rc == 0, err
+        errors[name] = json.loads(out)["members"][0]["top1_err"]
+    assert errors["10crop"] < errors["center"]
+
+
+def test_the_int8_error_names_the_calibration_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_ckpt(tmp_path / "net.safetensors")  # records no training data
+    Image.fromarray(upright()).save(tmp_path / "a.png")
+    rc, _, err = run_cli(["predict", str(ckpt), str(tmp_path / "a.png"), "--optimize", "int8"], capsys)
+    assert rc == 1 and "--calibration" in one_line(err)
