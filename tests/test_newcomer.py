@@ -85,3 +85,70 @@ def test_the_int8_error_names_the_calibration_flag(tmp_path: Path, capsys: pytes
     Image.fromarray(upright()).save(tmp_path / "a.png")
     rc, _, err = run_cli(["predict", str(ckpt), str(tmp_path / "a.png"), "--optimize", "int8"], capsys)
     assert rc == 1 and "--calibration" in one_line(err)
+
+
+# -- 6: inputs recognised by their content --------------------------------------------------------------
+def tiny_onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph, producer_name="pytorch"), str(path))
+    return path
+
+
+def test_file_kinds_are_read_off_the_first_bytes(tmp_path: Path) -> None:
+    from test_no_silent_wrong_answers import tiny_net
+
+    from resnet.models.interop import save_weights
+    from resnet.utils.filekind import file_kind
+
+    Image.fromarray(upright()).save(tmp_path / "a.png")
+    Image.fromarray(upright()).save(tmp_path / "a.jpg")
+    Image.fromarray(upright()).save(tmp_path / "a.webp")
+    Image.fromarray(upright()).save(tmp_path / "renamed.pth", format="JPEG")  # the name says nothing
+    net = tiny_net()
+    torch.save(net.state_dict(), tmp_path / "w.pth")
+    torch.save(net.state_dict(), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 32, 32)), tmp_path / "ts.pt")
+    save_weights(net, tmp_path / "w.safetensors", {"classes": CLASSES})
+    kinds = {name: file_kind(tmp_path / name) for name in ("a.png", "a.jpg", "a.webp", "renamed.pth", "w.pth", "legacy.pth",
+                                                            "ts.pt", "w.safetensors")}
+    kinds["net.onnx"] = file_kind(tiny_onnx(tmp_path / "net.onnx"))
+    assert kinds == {"a.png": "image", "a.jpg": "image", "a.webp": "image", "renamed.pth": "image", "w.pth": "pytorch-zip",
+                     "legacy.pth": "pickle", "ts.pt": "torchscript", "w.safetensors": "safetensors", "net.onnx": "onnx"}
+
+
+def test_swapped_arguments_and_exports_are_named_not_called_corrupt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_no_silent_wrong_answers import tiny_net
+
+    ckpt = write_ckpt(tmp_path / "run" / "best.safetensors")
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(upright()).save(photo)
+    rc, _, err = run_cli(["predict", str(photo), str(tmp_path / "run")], capsys)
+    line = one_line(err)
+    assert rc == 1 and "is an image" in line and "did you swap the arguments? `resnet predict RUN PHOTO...`" in line
+    assert "corrupt" not in line
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(upright()).save(tmp_path / "photos" / "b.png")
+    rc, _, err = run_cli(["predict", str(tmp_path / "photos"), str(ckpt)], capsys)
+    assert rc == 1 and "folder of images" in one_line(err) and "did you swap" in one_line(err)
+    rc, _, err = run_cli(["predict", str(tiny_onnx(tmp_path / "net.onnx")), str(photo)], capsys)
+    line = one_line(err)
+    assert rc == 1 and "is an ONNX model" in line and "reads checkpoints, run folders and weight names" in line
+    assert "ONNX Runtime" in line and "corrupt" not in line
+    torch.jit.save(torch.jit.trace(tiny_net(), torch.zeros(1, 3, 32, 32)), tmp_path / "net.pt")
+    rc, _, err = run_cli(["eval", str(tmp_path / "net.pt"), "--data-dir", str(tmp_path / "photos")], capsys)
+    assert rc == 1 and "is a TorchScript export" in one_line(err) and "torch.jit.load (they carry code" in one_line(err)
+
+
+def test_the_library_names_the_kind_and_leaves_the_advice_to_the_command_line(tmp_path: Path) -> None:
+    from resnet.errors import WrongFileKind
+    from resnet.inference.load import load_network
+
+    Image.fromarray(upright()).save(tmp_path / "photo.png")
+    with pytest.raises(WrongFileKind) as info:
+        load_network(str(tmp_path / "photo.png"))
+    assert info.value.kind == "image" and "photo.png is an image" in str(info.value) and "swap" not in str(info.value)

@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with one_line_warnings(args.command, flags):
             return int(args.func(args) or 0)
     except ResNetError as err:
-        print(f"resnet {args.command}: error: {as_flags(str(err), flags)}", file=sys.stderr)
+        from .common import wrong_kind_hint
+
+        print(f"resnet {args.command}: error: {as_flags(str(err), flags)}{wrong_kind_hint(err, args.command)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"resnet {args.command}: interrupted", file=sys.stderr)

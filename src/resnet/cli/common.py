@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ResNetError, UsageError, WrongFileKind
 from ..utils.modes import DEFAULT_ENGINE, ENGINES, NONE, OURS, checks_on_images, is_eager, needs_images
 
 
@@ -112,3 +112,23 @@ def console():  # noqa: ANN201 - rich.console.Console
 
     # Piped output (CI logs, files) gets a wide fixed width so tables are never truncated.
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def wrong_kind_hint(err: ResNetError, command: str) -> str:
+    """What to do when a file of another kind stood where weights belong (:class:`WrongFileKind`), for ``command``."""
+    from ..utils.filekind import IMAGE, ONNX, TORCHSCRIPT
+
+    if not isinstance(err, WrongFileKind):
+        return ""
+    reads = f"`resnet {command}` reads checkpoints, run folders and weight names (NAME:TAG)"
+    if err.kind == IMAGE and command == "predict":
+        return "; did you swap the arguments? `resnet predict RUN PHOTO...` (the run folder or checkpoint first, then the photos)"
+    if err.kind == IMAGE and command == "eval":
+        return f"; {reads}: the images go in --data-dir (`resnet eval RUN --data-dir PHOTOS`)"
+    if err.kind == ONNX:
+        return (f"; {reads}; run ONNX files with ONNX Runtime (onnxruntime.InferenceSession('{err.path}')), or pass the "
+                "checkpoint or run folder it was exported from")
+    if err.kind == TORCHSCRIPT:
+        return (f"; {reads}; run TorchScript exports with PyTorch's torch.jit.load (they carry code: only files you "
+                "trust), or pass the checkpoint or run folder it was exported from")
+    return f"; {reads}"

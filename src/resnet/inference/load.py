@@ -25,7 +25,7 @@ from torch import nn
 
 from ..data.preprocess import Preprocess
 from ..data.registry import dataset_stats
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError, UsageError, WrongFileKind
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..reference import IMAGENET_MEAN, IMAGENET_STD
 from ..weights.registry import find, split_name
@@ -96,6 +96,12 @@ def weights_file(path: Path) -> Path:
     for candidate in ("best.safetensors", "last.safetensors", "model.safetensors"):
         if (path / candidate).is_file():
             return path / candidate
+    from ..data.scan import find_images
+    from ..utils.filekind import IMAGE
+
+    if find_images([path]):
+        raise WrongFileKind(f"{path} is a folder of images, not a run folder (it holds no best.safetensors or "
+                            "last.safetensors)", str(path), IMAGE)
     raise CheckpointError(f"{path} is a folder without best.safetensors or last.safetensors; pass a run folder or a weights file")
 
 

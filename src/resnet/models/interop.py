@@ -28,8 +28,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, WrongFileKind
 from ..utils.atomic import atomic_write_bytes
+from ..utils.filekind import DESCRIPTIONS, IMAGE, ONNX, TORCHSCRIPT, ZIP, file_kind
 
 SOURCES = ("auto", "resnet", "torchvision", "timm", "akamaster")
 METADATA_KEY = "resnet"
@@ -52,11 +53,20 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise CheckpointError(f"{p} is a folder with no best/last/model.safetensors in it; pass a weights file")
     if p.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {p} is empty (0 bytes); it was probably cut off while being written, use another copy")
+    refuse_other_kinds(p)
     with open(p, "rb") as fh:
         head = fh.read(8)
     if _looks_like_safetensors(p, head):
         return _read_safetensors(p)
     return _read_torch(p)
+
+
+def refuse_other_kinds(p: Path) -> None:
+    """:class:`WrongFileKind` when ``p``'s first bytes say it is no weights file at all (an image, an ONNX or
+    TorchScript export, another zip): such files were called corrupt, which sent users after another copy."""
+    kind = file_kind(p)
+    if kind in (IMAGE, ONNX, TORCHSCRIPT, ZIP):
+        raise WrongFileKind(f"{p} is {DESCRIPTIONS[kind]}, not a checkpoint (read by its content)", str(p), kind)
 
 
 def _looks_like_safetensors(p: Path, head: bytes) -> bool:
