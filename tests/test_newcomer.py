@@ -99,6 +99,15 @@ def tiny_onnx(path: Path) -> Path:
     return path
 
 
+def torchscript(net: torch.nn.Module, path: Path) -> Path:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices: the files still exist in the wild
+        torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 32, 32)), path)
+    return path
+
+
 def test_file_kinds_are_read_off_the_first_bytes(tmp_path: Path) -> None:
     from test_no_silent_wrong_answers import tiny_net
 
@@ -112,7 +121,7 @@ def test_file_kinds_are_read_off_the_first_bytes(tmp_path: Path) -> None:
     net = tiny_net()
     torch.save(net.state_dict(), tmp_path / "w.pth")
     torch.save(net.state_dict(), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
-    torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 32, 32)), tmp_path / "ts.pt")
+    torchscript(net, tmp_path / "ts.pt")
     save_weights(net, tmp_path / "w.safetensors", {"classes": CLASSES})
     kinds = {name: file_kind(tmp_path / name) for name in ("a.png", "a.jpg", "a.webp", "renamed.pth", "w.pth", "legacy.pth",
                                                             "ts.pt", "w.safetensors")}
@@ -139,7 +148,7 @@ def test_swapped_arguments_and_exports_are_named_not_called_corrupt(tmp_path: Pa
     line = one_line(err)
     assert rc == 1 and "is an ONNX model" in line and "reads checkpoints, run folders and weight names" in line
     assert "ONNX Runtime" in line and "corrupt" not in line
-    torch.jit.save(torch.jit.trace(tiny_net(), torch.zeros(1, 3, 32, 32)), tmp_path / "net.pt")
+    torchscript(tiny_net(), tmp_path / "net.pt")
     rc, _, err = run_cli(["eval", str(tmp_path / "net.pt"), "--data-dir", str(tmp_path / "photos")], capsys)
     assert rc == 1 and "is a TorchScript export" in one_line(err) and "torch.jit.load (they carry code" in one_line(err)
 
