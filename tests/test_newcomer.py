@@ -161,3 +161,66 @@ def test_the_library_names_the_kind_and_leaves_the_advice_to_the_command_line(tm
     with pytest.raises(WrongFileKind) as info:
         load_network(str(tmp_path / "photo.png"))
     assert info.value.kind == "image" and "photo.png is an image" in str(info.value) and "swap" not in str(info.value)
+
+
+# -- 4: untrained weights are refused everywhere -------------------------------------------------------
+@pytest.fixture()
+def refusing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet.inference.load import ALLOW_UNTRAINED_ENV
+
+    monkeypatch.delenv(ALLOW_UNTRAINED_ENV, raising=False)
+
+
+def trained_looking(net: torch.nn.Module) -> torch.nn.Module:
+    """Batch-norm statistics and scales moved as training moves them (the answers stay meaningless, but nothing
+    in the file says so)."""
+    g = torch.Generator().manual_seed(1)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+    return net
+
+
+@pytest.mark.usefixtures("refusing")
+def test_a_saved_untrained_torchvision_network_is_refused_naming_the_file_and_the_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet18-untrained.pth")
+    photo = tmp_path / "a.png"
+    Image.fromarray(upright()).save(photo)
+    rc, out, err = run_cli(["predict", str(tmp_path / "resnet18-untrained.pth"), str(photo)], capsys)
+    line = one_line(err)
+    assert rc == 1 and out == "" and "resnet18-untrained.pth holds untrained weights" in line
+    assert "initial running statistics (mean 0, variance 1)" in line and "--allow-untrained" in line
+    rc, out, err = run_cli(["predict", str(tmp_path / "resnet18-untrained.pth"), str(photo), "--allow-untrained"], capsys)
+    assert rc == 0 and out.startswith(str(photo)), err
+
+
+@pytest.mark.usefixtures("refusing")
+def test_weights_equal_to_a_fresh_initialisation_are_refused_in_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_no_silent_wrong_answers import PRE, tiny_net
+
+    from resnet.errors import CheckpointError
+    from resnet.models.interop import save_weights
+    from resnet.serve import load_member
+
+    fresh = write_ckpt(tmp_path / "fresh" / "best.safetensors")
+    net = tiny_net().train()
+    with torch.no_grad():  # statistics moved by forward passes, but no optimiser step: scales 1, shifts 0
+        net(torch.randn(4, 3, 32, 32))
+    save_weights(net.eval(), tmp_path / "stats-only.safetensors", {"classes": CLASSES, "preprocess": PRE})
+    data = write_tree(tmp_path / "data", CLASSES)
+    for ckpt, check in ((tmp_path / "fresh", "initial running statistics"), (tmp_path / "stats-only.safetensors", "scale and shift")):
+        rc, _, err = run_cli(["eval", str(ckpt), "--data-dir", str(data)], capsys)
+        assert rc == 1 and "holds untrained weights" in one_line(err) and check in one_line(err), err
+        with pytest.raises(CheckpointError, match="`allow_untrained`"):
+            load_member(str(ckpt), "none")
+        rc, _, err = run_cli(["export", str(ckpt), "--out", str(tmp_path / "x.pt")], capsys)
+        assert rc == 1 and "holds untrained weights" in one_line(err)
+    assert load_member(str(fresh), "none", allow_untrained=True).num_classes == 3
+    save_weights(trained_looking(tiny_net()), tmp_path / "trained.safetensors", {"classes": CLASSES, "preprocess": PRE})
+    rc, _, err = run_cli(["eval", str(tmp_path / "trained.safetensors"), "--data-dir", str(data), "--json"], capsys)
+    assert rc == 0, err

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
 from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
-from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
+from .common import add_allow_untrained, add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate N images spread evenly over the data (every len/N-th), for quick runs")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
     add_origin(p)
+    add_allow_untrained(p)
     add_device(p, note="; the CPU with --optimize")
     p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     add_engine(p, "--optimize")
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     protocol = get_protocol(args.protocol, scales, args.shift)
-    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source).place(run_device(args.device, args.optimize))
+    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source,
+                              allow_untrained=args.allow_untrained).place(run_device(args.device, args.optimize))
                for s in args.sources]
     channels = members[0].preprocess.channels
     data_name, data_dir = _data_or_recorded(args.data, args.data_dir, members[0])

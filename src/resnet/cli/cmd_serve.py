@@ -8,7 +8,7 @@ import sys
 from ..errors import UsageError
 from ..utils.modes import OPTIMIZE_MODES
 from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MiB, ServeConfig
-from .common import add_device, add_engine, add_origin, check_optimize_flags, examples, renamed_flag, run_device
+from .common import add_allow_untrained, add_device, add_engine, add_origin, check_optimize_flags, examples, renamed_flag, run_device
 
 _DEFAULTS = ServeConfig()
 
@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the training data the run recorded; never requests)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     add_origin(p)
+    add_allow_untrained(p)
     p.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch, help=f"images run together at most (default {_DEFAULTS.max_batch})")
     p.add_argument("--max-wait-ms", type=float, default=_DEFAULTS.max_wait_ms,
                    help=f"how long a request waits for others to batch with (default {_DEFAULTS.max_wait_ms:g} ms)")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     member = load_member(args.source, args.optimize, calibration=args.calibration, model_name=args.model,
                          checkpoint_source=args.checkpoint_source, engine=args.engine, batch=config.max_batch,
-                         device=run_device(args.device, args.optimize))
+                         device=run_device(args.device, args.optimize), allow_untrained=args.allow_untrained)
     names = flag_names(build_parser(), args)  # error replies name this command's flags, as before
     app = create_app(member, config, mode=args.optimize, wording=lambda text: as_flags(text, names))
     engine = member.metadata.get("engine", "pytorch eager")

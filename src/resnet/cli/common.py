@@ -102,6 +102,13 @@ def add_origin(p: argparse.ArgumentParser) -> None:
     hidden_alias(p, "--source", "checkpoint_source", choices=IMPORT_SOURCES)
 
 
+def add_allow_untrained(p: argparse.ArgumentParser) -> None:
+    """``--allow-untrained``: let weights that were never trained through (their answers mean nothing)."""
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="accept weights that look untrained (batch-norm statistics or scales still at their initial values), "
+                        "which are refused otherwise: their answers mean nothing")
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
