@@ -224,3 +224,62 @@ def test_weights_equal_to_a_fresh_initialisation_are_refused_in_every_command(tm
     save_weights(trained_looking(tiny_net()), tmp_path / "trained.safetensors", {"classes": CLASSES, "preprocess": PRE})
     rc, _, err = run_cli(["eval", str(tmp_path / "trained.safetensors"), "--data-dir", str(data), "--json"], capsys)
     assert rc == 0, err
+
+
+# -- 9: offline is detected once, at once ----------------------------------------------------------------
+PUBLISHERS = ("resnet18:tv_in1k_v1", "resnet18:timm:a1_in1k", "resnet20:akamaster_cifar10")
+
+
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, int]]:
+    """Empty caches, every publisher pointed at an address nothing answers, sleeping (retry back-off) an error."""
+    import time
+
+    from resnet.weights import download
+
+    monkeypatch.setenv("RESNET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "_reachable", {})
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s: a retry back-off while offline")
+
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    probes: list[tuple[str, int]] = []
+    return probes
+
+
+def test_an_unreachable_network_is_probed_once_and_every_publisher_says_so_in_one_line(
+        no_network: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from resnet.weights import download
+
+    def probe(host: str, port: int, timeout: float) -> bool:  # no real network: the answer of a black hole
+        assert timeout <= 2.0
+        no_network.append((host, port))
+        return False
+
+    monkeypatch.setattr(download, "_probe", probe)
+    monkeypatch.setenv("RESNET_WEIGHTS_MIRROR", "http://192.0.2.1:9/weights")
+    monkeypatch.setenv("HF_ENDPOINT", "http://192.0.2.1:9")
+    for name in PUBLISHERS:
+        rc, out, err = run_cli(["weights", "download", name], capsys)
+        line = one_line(err)
+        assert rc == 1 and "no network (192.0.2.1 did not answer within 2 s)" in line and "resnet weights import" in line, name
+        assert "Retrying" not in err
+    assert no_network == [("192.0.2.1", 9)]  # one probe for the whole process
+
+
+def test_a_closed_loopback_port_fails_each_publisher_in_one_line_without_retries(
+        no_network: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RESNET_WEIGHTS_MIRROR", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    for name in PUBLISHERS:
+        rc, out, err = run_cli(["weights", "download", name], capsys)
+        line = one_line(err)
+        assert rc == 1 and "no network (127.0.0.1 did not answer" in line and name in line, name
