@@ -283,3 +283,65 @@ def test_a_closed_loopback_port_fails_each_publisher_in_one_line_without_retries
         rc, out, err = run_cli(["weights", "download", name], capsys)
         line = one_line(err)
         assert rc == 1 and "no network (127.0.0.1 did not answer" in line and name in line, name
+
+
+# -- 5: one answer per photo, whatever else is passed -----------------------------------------------------
+@pytest.fixture(scope="module")
+def photos_and_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    from test_no_silent_wrong_answers import PRE, tiny_net
+
+    from resnet.models.interop import save_weights
+
+    root = tmp_path_factory.mktemp("one-answer")
+    train = write_tree(root / "data", CLASSES, splits=("train",), per_class=4)
+    ckpt = root / "run" / "best.safetensors"
+    ckpt.parent.mkdir()
+    save_weights(trained_looking(tiny_net(3)), ckpt, {"classes": CLASSES, "dataset": "imagenet", "data_dir": str(train),
+                                                       "preprocess": PRE})
+    rng = np.random.default_rng(5)
+    photos = []
+    for i in range(32):
+        path = root / "photos" / f"p{i:02d}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(40 + i, 48, 3), dtype=np.uint8)).save(path)
+        photos.append(path)
+    return ckpt, photos
+
+
+def test_auto_chooses_at_the_command_batch_size_not_at_the_number_of_files(
+        photos_and_run: tuple[Path, list[Path]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    prepare_module = importlib.import_module("resnet.inference.prepare")  # the package exports a function of that name
+    ckpt, photos = photos_and_run
+    batches: list[int | None] = []
+    real = prepare_module.prepare
+
+    def spy(network, mode, **kwargs):  # noqa: ANN001, ANN202
+        batches.append(kwargs.get("batch"))
+        return real(network, mode, **{**kwargs, "engine": "ours"})  # ours: nothing measured, the test stays short
+
+    monkeypatch.setattr(prepare_module, "prepare", spy)
+    for files in (photos[:1], photos):
+        rc, _, err = run_cli(["predict", str(ckpt), *map(str, files), "--optimize", "fp32"], capsys)
+        assert rc == 0, err
+    assert batches == [64, 64]  # --batch-size's default, both times (it was 1, then 32: two engines, two answers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["auto", "ours", "onnxruntime", "openvino"])
+@pytest.mark.parametrize("mode", ["int8", "fp32"])
+def test_a_photo_gets_the_same_printed_answer_alone_and_among_32_files(
+        photos_and_run: tuple[Path, list[Path]], engine: str, mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt, photos = photos_and_run
+
+    def printed(files: list[Path]) -> tuple[str, str]:
+        rc, out, err = run_cli(["predict", str(ckpt), *map(str, files), "--optimize", mode, "--engine", engine, "--top", "3"], capsys)
+        assert rc == 0, err
+        engine_line = next(line for line in err.splitlines() if "runs on" in line)
+        return next(line for line in out.splitlines() if line.startswith(str(files[0]))), engine_line
+
+    alone, alone_engine = printed(photos[:1])
+    among, among_engine = printed(photos)
+    assert alone_engine == among_engine  # one engine per invocation, whatever the number of files
+    assert alone == among

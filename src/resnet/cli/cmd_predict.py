@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        prepare(member, args.optimize, engine=args.engine, calibration=args.calibration, batch=min(args.batch_size, len(paths)))
+        # chosen at --batch-size, never at the number of files: a photo's answer must not depend on what else is passed
+        prepare(member, args.optimize, engine=args.engine, calibration=args.calibration, batch=args.batch_size)
         print(f"resnet predict: --optimize {args.optimize} runs on {member.metadata['engine']}", file=sys.stderr)
 
     protocol = get_protocol(args.protocol)
