@@ -345,3 +345,54 @@ def test_a_photo_gets_the_same_printed_answer_alone_and_among_32_files(
     among, among_engine = printed(photos)
     assert alone_engine == among_engine  # one engine per invocation, whatever the number of files
     assert alone == among
+
+
+# -- 2: eval of any run folder with no flags; per-class accuracy in training and eval --------------------
+def photo_folder(root: Path, classes: list[str] = CLASSES) -> Path:
+    """Photos of many sizes (as a phone folder has), train/ and val/."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 3)):
+        for ci, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                a = rng.integers(0, 60, size=(int(rng.integers(40, 90)), int(rng.integers(40, 90)), 3), dtype=np.uint8)
+                a[..., ci % 3] += 150
+                Image.fromarray(a).save(folder / f"{i}.jpg")
+    return root
+
+
+def test_eval_of_a_photo_fine_tune_needs_no_flags_and_both_report_per_class_accuracy(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    rc, out, err = run_cli(["train", "resnet8", "--data", "folder", "--data-dir", str(photos), "--recipe", "finetune",
+                            "--set", "iterations=4", "--set", "image_size=32", "--batch-size", "6", "--out", str(run),
+                            "--no-tensorboard"], capsys)
+    assert rc == 0, err
+    assert "per-class accuracy" in out and all(c in out for c in CLASSES)
+    summary = json.loads((run / "summary.json").read_text())
+    assert list(summary["per_class_accuracy"]) == CLASSES and summary["per_class_split"] == "val"
+    rc, out, err = run_cli(["eval", str(run)], capsys)  # no flags: the photos the run recorded, its preprocessing
+    assert rc == 0, err
+    assert "per-class accuracy" in out and "image folder" in out and str(photos / "val") in out
+    rc, out, err = run_cli(["eval", str(run), "--json"], capsys)
+    report = json.loads(out)
+    assert report["images"] == 9 and list(report["members"][0]["per_class_acc"]) == CLASSES
+
+
+def test_a_mixed_size_small_image_folder_names_flags_not_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    rc, _, err = run_cli(["train", "resnet8", "--data", "folder", "--data-dir", str(photos), "--set", "iterations=2",
+                          "--out", str(tmp_path / "run"), "--no-tensorboard"], capsys)
+    line = one_line(err)
+    assert rc == 1 and "--recipe finetune" in line and "ImageFolderDataset" not in line
+
+
+def test_eval_prints_per_class_accuracy_up_to_100_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    classes = [f"c{i:02d}" for i in range(60)]
+    ckpt = write_ckpt(tmp_path / "net.safetensors", classes=classes)
+    data = write_tree(tmp_path / "data", classes, per_class=1)
+    rc, out, err = run_cli(["eval", str(ckpt), "--data-dir", str(data)], capsys)
+    assert rc == 0, err
+    assert "hardest" not in out and all(c in out for c in classes)

@@ -114,13 +114,11 @@ def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tu
 
     if name is not None or data_dir is not None:
         return name, data_dir
-    from ..evaluate.data import ARRAY_DATASETS
-
     record = recorded_data(member)
     if record is None:
         return None, None  # nothing usable recorded: open_eval_data asks for the data
-    if record.dataset not in ARRAY_DATASETS:
-        return None, record.data_dir  # an image folder (imagenet layout)
+    if record.image_folder:  # imagenet layout, or the photos of a fine-tune: read per image, the run's preprocessing
+        return None, record.data_dir
     return record.dataset, record.data_dir
 
 
@@ -168,7 +166,9 @@ def _print_report(report: Any, plots: list[Any]) -> None:
         per_class.add_column(r.name, justify="right")
     accs = [r.metrics.per_class_accuracy() for r in results]
     rows = list(range(len(report.classes)))
-    if len(rows) > 50:  # a 1000-class table helps no one: show the 25 hardest classes of the last result
+    from ..inference.per_class import PER_CLASS_PRINTED
+
+    if len(rows) > PER_CLASS_PRINTED:  # a 1000-class table helps no one: show the 25 hardest classes of the last result
         last = accs[-1]
         rows = sorted((i for i in rows if last[i] is not None), key=lambda i: last[i])[:25]  # type: ignore[arg-type,return-value]
         per_class.title = "per-class accuracy %, 25 hardest classes"

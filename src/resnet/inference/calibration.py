@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..data.decode import read_image
 from ..data.preprocess import match_channels, normalize
-from ..data.registry import ARRAY_DATASETS, open_arrays
+from ..data.registry import ARRAY_DATASETS, IMAGE_FOLDER, open_arrays
 from ..data.scan import find_images, split_folder
 from ..data.split import spread_indices
 from ..errors import DataError
@@ -38,6 +38,13 @@ class RecordedData:
 
     def describe(self) -> str:
         return self.dataset + (f" in {self.data_dir}" if self.data_dir else "")
+
+    @property
+    def image_folder(self) -> bool:
+        """Whether the data is an image folder read image by image (``data_dir``): a folder data set, or the
+        ``folder`` data set, whose photos may be of any size (a fine-tune on photos records it; small images of
+        one size read the same way)."""
+        return self.data_dir is not None and (self.dataset not in ARRAY_DATASETS or self.dataset == IMAGE_FOLDER)
 
 
 def recorded_data(member: Network) -> RecordedData | None:
@@ -99,7 +106,7 @@ def _from_path(path: Path, channels: int, n: int) -> list[Tensor] | Tensor:
 
 
 def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | Tensor:
-    if record.dataset in ARRAY_DATASETS:
+    if not record.image_folder:
         try:
             data = open_arrays(record.dataset, "train", record.data_dir)
         except DataError as err:

@@ -510,6 +510,22 @@ class Trainer:
         )
 
     # -- the end --------------------------------------------------------------------------------
+    def per_class(self, reason: str | None) -> dict[str, Any]:
+        """Per-class accuracy (%) of the final network on the test set (else the held-out one), scored as
+        :func:`evaluate` scores it, for the report and ``summary.json``; nothing after an interruption."""
+        from ..inference.per_class import confusion_of, per_class_dict
+
+        evalset = self.data.test or self.data.holdout
+        if evalset is None or not self.final or (reason or "").startswith("interrupted"):
+            return {}
+        self.eval_net.eval()  # the run is over: the network stays in evaluation mode
+        fill = 0.0 if self.black is None else self.black.to(self.device).view(-1, 1, 1)
+        confusion = confusion_of(lambda x: _log_probs(self.eval_net, x, flip=self.recipe.test_flip, shift=self.recipe.test_shift,
+                                                      fill=fill, amp=self.amp, device=self.device),
+                                 evalset, len(self.data.classes),
+                                 reduce=lambda c: c.copy_(self.dist.all_reduce_sum(c.to(self.device)).cpu()))
+        return {"per_class_accuracy": per_class_dict(confusion, self.data.classes), "per_class_split": evalset.name}
+
     def summary(self, skipped: list[Any]) -> dict[str, Any]:
         """The run in one record (``summary.json``); ``skipped``: the unreadable files left out."""
         opts, data = self.opts, self.data
@@ -533,6 +549,7 @@ class Trainer:
             self.log_file.close()
         skipped = self.data.skipped() if self.data.skipped else []
         summary, out, opts, reason = self.summary(skipped), self.out, self.opts, self.stop_reason
+        summary.update(self.per_class(reason))
         if self.dist.is_main:
             atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
             plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png",
