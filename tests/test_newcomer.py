@@ -396,3 +396,43 @@ def test_eval_prints_per_class_accuracy_up_to_100_classes(tmp_path: Path, capsys
     rc, out, err = run_cli(["eval", str(ckpt), "--data-dir", str(data)], capsys)
     assert rc == 0, err
     assert "hardest" not in out and all(c in out for c in classes)
+
+
+# -- 3: experiments judge their own evidence ----------------------------------------------------------------
+def curve(depth: int, residual: bool, train: float, *, tail: tuple[float, ...] = (), classes: int = 10, seed: int = 0) -> dict:
+    points = [[10 * (i + 1), e] for i, e in enumerate((*tail, train))]
+    return {"name": f"{'resnet' if residual else 'plain'}{depth}", "depth": depth, "residual": residual, "seed": seed,
+            "status": "done", "iterations": 100, "steps": 100, "train": points, "test": [[100, train + 2]],
+            "final_train_error": train, "final_test_error": train + 2, "classes": classes}
+
+
+def test_plain_nets_at_chance_are_inconclusive_not_reproduced() -> None:
+    from resnet.analysis.experiments import claim_checks, degradation_verdict
+
+    at_chance = [curve(8, False, 89.6), curve(14, False, 90.4), curve(8, True, 80.0), curve(14, True, 78.0)]
+    verdict = degradation_verdict(at_chance)
+    assert verdict.startswith("degradation: inconclusive (plain-8 sits at 89.60 % training error, near chance (90.0 % for 10 classes)")
+    assert "reproduced" not in claim_checks(at_chance)[0].replace("not reproduced", "")
+
+
+def test_a_gap_within_the_noise_is_inconclusive_and_one_beyond_it_is_reproduced() -> None:
+    from resnet.analysis.experiments import degradation_verdict
+
+    noisy = (30.0, 36.0, 29.0, 35.0)  # ±3 points from one log to the next
+    assert "within the noise" in degradation_verdict([curve(8, False, 30.0, tail=noisy), curve(14, False, 32.0, tail=noisy)])
+    assert degradation_verdict([curve(8, False, 30.0, tail=noisy), curve(14, False, 45.0, tail=noisy)]).startswith(
+        "degradation: reproduced (the deeper plain net trains worse (+15.00 points")
+    seeds = [curve(8, False, e, seed=s) for s, e in enumerate((20.0, 28.0))] + [curve(14, False, 27.0)]
+    assert "within the noise" in degradation_verdict(seeds)  # the seeds' spread (5.7 points) is the noise
+
+
+def test_paper_figures_appear_only_beside_results_on_the_paper_data_set() -> None:
+    from resnet.analysis.experiments import degradation_markdown, depth_table_markdown, depth_table_rows
+
+    curves = [curve(20, False, 10.0), curve(56, False, 14.0), curve(20, True, 9.0), curve(56, True, 8.0)]
+    assert "8.75" in degradation_markdown(curves, "setup", "cifar10") and "paper ResNet test" in degradation_markdown(curves, "setup", "cifar10")
+    digits = degradation_markdown(curves, "setup", "digits")
+    assert "paper ResNet test" not in digits and "8.75" not in digits and "trained on digits" in digits
+    assert all(r["paper"] is None for r in depth_table_rows(curves, data="digits"))
+    assert "6.97" not in depth_table_markdown(depth_table_rows(curves, data="digits"), "setup")
+    assert [r["paper"] for r in depth_table_rows(curves, data="cifar10") if r["residual"]] == [8.75, 6.97]

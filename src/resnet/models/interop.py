@@ -82,6 +82,19 @@ def _looks_like_safetensors(p: Path, head: bytes) -> bool:
     return False
 
 
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Our metadata of a safetensors file without reading its tensors (``{}`` when it has none or cannot be read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(METADATA_KEY)
+        meta = json.loads(raw) if raw else {}
+    except (SafetensorError, OSError, ValueError, RuntimeError, RecursionError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         tensors = load_file(str(p), device="cpu")
