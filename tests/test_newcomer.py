@@ -35,15 +35,21 @@ def shown_flags(command: str) -> set[str]:
     return {s for a in sub._actions if a.help != argparse.SUPPRESS for s in a.option_strings}
 
 
-def test_every_command_spells_the_optimised_mode_optimize_and_serve_takes_a_device(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_spells_the_optimised_mode_optimize_and_serve_takes_a_device(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     for command in ("eval", "predict", "serve"):
         assert "--optimize" in shown_flags(command) and "--mode" not in shown_flags(command), command
     assert "--device" in shown_flags("serve") and "--batch-size" in shown_flags("train")
     parser = build_parser()
     assert parser.parse_args(["serve", "x", "--optimize", "int8"]).optimize == "int8"
     assert parser.parse_args(["serve", "x"]).optimize == "fp32"
-    args = parser.parse_args(["serve", "x", "--mode", "bf16"])  # the old spelling still works, with a note
-    assert args.optimize == "bf16" and "--mode is now spelled --optimize" in capsys.readouterr().err
+    args = parser.parse_args(["serve", "x", "--mode", "bf16"])  # the old spelling still works, quietly in scripts
+    assert args.optimize == "bf16" and capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # on a terminal it says the new name
+    parser.parse_args(["serve", "x", "--mode", "bf16"])
+    assert "--mode is now spelled --optimize" in capsys.readouterr().err
     assert parser.parse_args(["serve", "x", "--device", "cpu"]).device == "cpu"
 
 
@@ -436,3 +442,11 @@ def test_paper_figures_appear_only_beside_results_on_the_paper_data_set() -> Non
     assert all(r["paper"] is None for r in depth_table_rows(curves, data="digits"))
     assert "6.97" not in depth_table_markdown(depth_table_rows(curves, data="digits"), "setup")
     assert [r["paper"] for r in depth_table_rows(curves, data="cifar10") if r["residual"]] == [8.75, 6.97]
+
+
+def test_messages_name_the_current_spelling_not_a_hidden_alias() -> None:
+    from resnet.cli.options import flag_names
+
+    parser = build_parser()
+    names = flag_names(parser, parser.parse_args(["serve", "x"]))
+    assert names["optimize"] == "--optimize" and names["checkpoint_source"] == "--origin"

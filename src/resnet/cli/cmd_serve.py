@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a network over HTTP (JSON API, web page at /, /metrics)",
         description="Serve SOURCE (run folder, checkpoint file or NAME:TAG of named weights) over HTTP: POST /v1/predict, GET /v1/model, "
-        "GET /healthz, GET /metrics and a page at /. Binds to loopback; put a reverse proxy in front to serve others.",
+        "GET /healthz, GET /metrics and a page at /. Binds to loopback; put a reverse proxy in front to serve others. "
+        "--optimize was --mode in earlier versions (still accepted).",
         epilog=examples("resnet serve runs/r20 --port 8000", "resnet serve resnet56:akamaster_cifar10 --optimize int8 --max-batch 64"),
     )
     p.add_argument("source", metavar="SOURCE", help="run folder, checkpoint file or NAME:TAG (as for predict)")

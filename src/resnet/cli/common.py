@@ -46,7 +46,8 @@ def hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs: Any
 
 
 class _RenamedFlag(argparse.Action):
-    """An old spelling that still works and says once, on stderr, what the flag is called now."""
+    """An old spelling that still works and, on a terminal, says what the flag is called now (scripts and
+    their logs stay as they were)."""
 
     def __init__(self, option_strings: list[str], dest: str, new_flag: str = "", **kwargs: Any) -> None:
         self.new_flag = new_flag
@@ -54,8 +55,9 @@ class _RenamedFlag(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
-        print(f"{parser.prog}: note: {option_string} is now spelled {self.new_flag} (as in every command); "
-              f"{option_string} still works", file=sys.stderr)
+        if sys.stderr.isatty():
+            print(f"{parser.prog}: note: {option_string} is now spelled {self.new_flag} (as in every command); "
+                  f"{option_string} still works", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 
