@@ -450,3 +450,13 @@ def test_messages_name_the_current_spelling_not_a_hidden_alias() -> None:
     parser = build_parser()
     names = flag_names(parser, parser.parse_args(["serve", "x"]))
     assert names["optimize"] == "--optimize" and names["checkpoint_source"] == "--origin"
+
+
+@pytest.mark.usefixtures("refusing")
+def test_fine_tuning_from_untrained_weights_is_refused_with_the_train_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fresh = write_ckpt(tmp_path / "fresh.safetensors")
+    photos = photo_folder(tmp_path / "photos")
+    rc, _, err = run_cli(["train", "--init", str(fresh), "--data", "folder", "--data-dir", str(photos), "--recipe", "finetune",
+                          "--set", "iterations=1", "--out", str(tmp_path / "run"), "--no-tensorboard"], capsys)
+    line = one_line(err)
+    assert rc == 1 and "fresh.safetensors holds untrained weights" in line and "--allow-untrained" in line

@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune: start from named weights (resnet50, resnet50:timm:a1_in1k; `resnet weights list`), a "
                    "weights file or a run folder; the classifier is replaced when the classes differ. With --data folder "
                    "use --recipe finetune (photos in PHOTOS/train/<class>/, optional val/)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="with --init: accept weights that look untrained (batch-norm statistics or scales at their initial "
+                        "values), refused otherwise")
     p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits, finetune (default: by data set; "
                    "finetune with --init); NAME@N for an earlier version, e.g. cifar-fast@3")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -76,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
     _batch_size_as_override(args)
+    if args.allow_untrained:  # read where --init is loaded (resnet.inference.load.refuse_untrained), in every process
+        import os
+
+        from ..inference.load import ALLOW_UNTRAINED_ENV
+
+        os.environ[ALLOW_UNTRAINED_ENV] = "1"
     if args.data is None:
         args.data = "digits" if args.task == "classification" else "pennfudan"
     if args.task != "classification":
