@@ -460,3 +460,22 @@ def test_fine_tuning_from_untrained_weights_is_refused_with_the_train_flag(tmp_p
                           "--set", "iterations=1", "--out", str(tmp_path / "run"), "--no-tensorboard"], capsys)
     line = one_line(err)
     assert rc == 1 and "fresh.safetensors holds untrained weights" in line and "--allow-untrained" in line
+
+
+def test_eval_of_a_fine_tune_without_val_scores_the_photos_its_training_held_out(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    photos = photo_folder(tmp_path / "photos")
+    shutil.rmtree(photos / "val")  # train/ only: training validates on a stratified fifth of it
+    run = tmp_path / "run"
+    rc, out, err = run_cli(["train", "resnet8", "--data", "folder", "--data-dir", str(photos), "--recipe", "finetune",
+                            "--set", "iterations=2", "--set", "image_size=32", "--batch-size", "6", "--out", str(run),
+                            "--no-tensorboard", "--no-progress"], capsys)
+    assert rc == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    rc, out, err = run_cli(["eval", str(run), "--json"], capsys)
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["images"] == 4 and "held out in training" in report["data"]  # 20 % of 18 photos
+    assert report["members"][0]["per_class_acc"] == summary["per_class_accuracy"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
@@ -65,7 +66,6 @@ def parse_scales(values: list[str] | None) -> list[int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import get_protocol, resolve_source
-    from ..evaluate.data import open_eval_data
     from ..evaluate.dense import dense_task_of
 
     if len(args.sources) == 1 and dense_task_of(args.sources[0]):
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                for s in args.sources]
     channels = members[0].preprocess.channels
     data_name, data_dir = _data_or_recorded(args.data, args.data_dir, members[0])
-    data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)
+    data = _open_data(data_name, data_dir, args, members[0], channels)
     for m in members:
         apply_sizes(m, args.resize, args.crop)
     check_optimize_flags(args.optimize, args.engine, args.calibration)
@@ -106,6 +106,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_report(report, plots)
     return 0
+
+
+def _open_data(name: str | None, data_dir: str | None, args: argparse.Namespace, member: Any, channels: int) -> Any:
+    """The evaluation data; a photo fine-tune's folder without val/ or test/: the photos its training held out."""
+    from ..data.registry import IMAGE_FOLDER
+    from ..evaluate.data import has_eval_split, open_eval_data, open_photo_holdout
+
+    recorded = args.data is None and args.data_dir is None and data_dir is not None
+    if recorded and name is None and args.split is None and member.metadata.get("dataset") == IMAGE_FOLDER \
+            and Path(data_dir).is_dir() and not has_eval_split(data_dir):
+        return open_photo_holdout(data_dir, limit=args.limit, channels=channels)
+    return open_eval_data(name, data_dir, args.split, limit=args.limit, channels=channels)
 
 
 def _data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tuple[str | None, str | None]:

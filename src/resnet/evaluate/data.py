@@ -19,7 +19,7 @@ from torch import Tensor
 from ..data.decode import read_image
 from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir, open_arrays
 from ..data.scan import scan_folder, split_folder
-from ..data.split import spread_indices
+from ..data.split import PHOTO_HOLDOUT_FRACTION, photo_holdout, spread_indices
 from ..errors import DataError, UsageError
 from ..inference.protocols import ImageBatch, stack_or_list
 
@@ -96,6 +96,23 @@ def open_eval_data(
     if limit is not None and limit < len(data):
         data = _take(data, limit)
     return data
+
+
+def open_photo_holdout(data_dir: str | Path, *, limit: int | None = None, channels: int = 3) -> EvalData:
+    """The photos a fine-tune on ``data_dir`` validated on when the folder has no ``val/`` or ``test/``: the same
+    stratified share of ``train/`` (:func:`~resnet.data.split.photo_holdout`), never its training photos."""
+    root = Path(data_dir)
+    scan = scan_folder(split_folder(root, "train", fallback=False))
+    _, held = photo_holdout(torch.tensor([label for _, label in scan.samples]), len(scan.classes))
+    data: EvalData = FileEvalData([scan.samples[i] for i in held.tolist()], scan.classes,
+                                  f"image folder {scan.root}, the {PHOTO_HOLDOUT_FRACTION:.0%} held out in training",
+                                  channels)
+    return _take(data, limit) if limit is not None and limit < len(data) else data
+
+
+def has_eval_split(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` has a ``test/`` or ``val/`` folder (else a fine-tune held photos out of ``train/``)."""
+    return any((Path(data_dir) / split).is_dir() for split in ("test", "val"))
 
 
 def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
