@@ -58,7 +58,7 @@ def test_predict_runs_on_the_engine_asked_for_and_says_which(run: tuple[Path, li
     assert _top1(ours) == _top1(ort) == _top1(eager)
     entries = json.loads((ckpt.parents[1] / "cache" / "engines.json").read_text()).values()
     (entry,) = [e for e in entries if e["key"]["mode"] == "int8"]
-    assert entry["engine"] == auto["engine"] and entry["key"]["shape"][0] == 2  # measured at predict's batch: both photos
+    assert entry["engine"] == auto["engine"] and entry["key"]["shape"][0] == 64  # at --batch-size, not the 2 photos (issue 34)
 
 
 def test_engine_flags_that_would_be_ignored_are_refused(run: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str]) -> None:
