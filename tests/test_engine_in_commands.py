@@ -58,7 +58,7 @@ def test_predict_runs_on_the_engine_asked_for_and_says_which(run: tuple[Path, li
     assert _top1(ours) == _top1(ort) == _top1(eager)
     entries = json.loads((ckpt.parents[1] / "cache" / "engines.json").read_text()).values()
     (entry,) = [e for e in entries if e["key"]["mode"] == "int8"]
-    assert entry["engine"] == auto["engine"] and entry["key"]["shape"][0] == 2  # measured at predict's batch: both photos
+    assert entry["engine"] == auto["engine"] and entry["key"]["shape"][0] == 64  # at --batch-size, not the 2 photos (issue 34)
 
 
 def test_engine_flags_that_would_be_ignored_are_refused(run: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,8 +70,8 @@ def test_engine_flags_that_would_be_ignored_are_refused(run: tuple[Path, list[Pa
     assert rc == 2 and "--calibration applies to --optimize int8, or to --engine other than ours" in one_line(err)
     rc, out, err = run_cli(["predict", str(ckpt), str(photos[0]), "--optimize", "bf16", "--engine", "onnxruntime"], capsys)
     assert rc == 2 and "--engine onnxruntime runs modes fp32 and int8, not bf16" in one_line(err)
-    rc, out, err = run_cli(["serve", str(ckpt), "--mode", "none", "--engine", "onnxruntime", "--port", "0"], capsys)
-    assert rc == 2 and "add --mode fp32 or int8" in one_line(err)
+    rc, out, err = run_cli(["serve", str(ckpt), "--optimize", "none", "--engine", "onnxruntime", "--port", "0"], capsys)
+    assert rc == 2 and "add --optimize fp32 or int8" in one_line(err)
 
 
 def test_float_engines_are_checked_on_random_inputs_without_images_and_int8_still_needs_them(

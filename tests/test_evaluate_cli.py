@@ -179,7 +179,7 @@ def test_bad_options_are_usage_errors(tmp_path: Path, ckpt: Path, tree: Path, ca
     rc, _, err = run_cli(["eval", str(ckpt), "--data-dir", str(tree), "--protocol", "multiscale", "--scales", "64,abc"], capsys)
     assert rc == 2 and "--scales" in one_line_error(err)
     rc, _, err = run_cli(["eval", str(ckpt), "--data-dir", str(tree), "--protocol", "10crop", "--resize", "64"], capsys)
-    assert rc == 2 and "resize 72 with crop 64" in one_line_error(err)
+    assert rc == 2 and "--resize 64 --crop 56" in one_line_error(err)
     unknown = tmp_path / "mystery.pth"
     torch.save(create_model("resnet8").state_dict(), unknown)
     rc, _, err = run_cli(["eval", str(unknown), "--data-dir", str(tree), "--split", "val"], capsys)

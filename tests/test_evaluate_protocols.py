@@ -137,7 +137,7 @@ def test_multiscale_averages_scales_and_handles_mixed_sizes() -> None:
 
 
 def test_ten_crop_without_room_to_crop_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="set the resize above the crop, e.g. resize 36 with crop 32"):
+    with pytest.raises(UsageError, match="`resize` 32 `crop` 28"):
         TenCrop().views(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), PLAIN)
 
 

@@ -310,17 +310,19 @@ def _curve(depth: int, residual: bool, train: float, test: float, *, seed: int =
     return {"name": f"{'resnet' if residual else 'plain'}{depth}", "depth": depth, "residual": residual, "seed": seed,
             "status": status, "iterations": 100, "steps": 100 if status == "done" else 50,
             "train": [[50, train + 10], [100, train]], "test": [[50, test + 10], [100, test]],
-            "final_train_error": train, "final_test_error": test}
+            "final_train_error": train, "final_test_error": test, "classes": 10}
 
 
 def test_degradation_table_reports_what_the_runs_show(tmp_path: Path) -> None:
     curves = [_curve(20, False, 10.0, 12.0), _curve(56, False, 14.0, 16.0), _curve(20, True, 9.0, 11.0),
               _curve(56, True, 11.0, 12.5, status="partial")]
     checks = claim_checks(curves)
-    assert checks[0] == "- plain-56 vs plain-20: training error 14.00 % vs 10.00 %; higher for the deeper plain net: degradation reproduced."
-    assert checks[1].startswith("- ResNet-56 vs ResNet-20: training error 11.00 % vs 9.00 %; the deeper ResNet trains worse")
+    assert checks[0].startswith("- plain-56 vs plain-20: training error 14.00 % vs 10.00 %; degradation: reproduced (the deeper "
+                                "plain net trains worse (+4.00 points")
+    assert checks[1].startswith("- ResNet-56 vs ResNet-20: training error 11.00 % vs 9.00 %; deeper ResNets train at least as "
+                                "well: not reproduced (the deeper ResNet trains worse")
     assert "- depth 56: ResNet training error 11.00 % vs plain 14.00 % (lower with shortcuts)." in checks
-    text = degradation_markdown(curves, "setup line")
+    text = degradation_markdown(curves, "setup line", "cifar10")
     assert "| 20 | 10.00 | 12.00 | 9.00 | 11.00 | 8.75 | 100 / 100 |" in text
     assert "| 56 | 14.00 | 16.00 | 11.00 | 12.50 | 6.97 | 100 / 50 of 100 (unfinished) |" in text
     assert plot_degradation(curves, tmp_path / "fig.png").stat().st_size > 10_000

@@ -298,7 +298,7 @@ def test_library_errors_name_no_flag_the_command_lacks(tmp_path: Path, capsys: p
     Image.fromarray(upright()).save(tmp_path / "a.png")
     rc, _, err = run_cli(["predict", str(ckpt), str(tmp_path / "a.png"), "--protocol", "10crop", "--resize", "32"], capsys)
     line = one_line(err)
-    assert rc == 2 and "resize 36 with crop 32" in line
+    assert rc == 2 and "--resize 32 --crop 28" in line
     from resnet.data import load_arrays
     from resnet.errors import DataError
 

@@ -316,8 +316,8 @@ def test_serve_command_refuses_bad_settings(checkpoint: Path, capsys: pytest.Cap
 
     assert main(["serve", str(checkpoint), "--max-batch", "0"]) == 2
     assert "--max-batch" in capsys.readouterr().err
-    assert main(["serve", str(checkpoint), "--mode", "int8"]) == 1  # no recorded training data, none named
-    assert "name calibration images" in capsys.readouterr().err
+    assert main(["serve", str(checkpoint), "--optimize", "int8"]) == 1  # no recorded training data, none named
+    assert "pass --calibration images" in capsys.readouterr().err
     assert main(["serve", "/no/such/file.safetensors"]) == 2
     assert "no/such" in capsys.readouterr().err
 

@@ -24,3 +24,13 @@ class CheckpointError(ResNetError):
 
 class DataError(ResNetError):
     """Missing, empty or unreadable data."""
+
+
+class WrongFileKind(CheckpointError):
+    """A file of another kind where weights were expected (an image, an ONNX or TorchScript export): the message
+    names the file and what it is; ``kind`` (:mod:`resnet.utils.filekind`) lets the CLI add the fix for its command."""
+
+    def __init__(self, message: str, path: str, kind: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind

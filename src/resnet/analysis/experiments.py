@@ -132,9 +132,70 @@ def _net(depth: int, residual: bool) -> str:
     return f"{'ResNet' if residual else 'plain'}-{depth}"
 
 
+#: The data set the paper's CIFAR figures (Fig. 6, Table 6) are for: shown beside results on it only.
+PAPER_CIFAR_DATA = "cifar10"
+#: A net "learnt" when its training error is at most this share of the chance error (60 % for 10 classes).
+WELL_BELOW_CHANCE = 2 / 3
+#: Training-error points at the end of a curve whose spread is its noise (one seed per net).
+NOISE_POINTS = 5
+
+
+def chance_error(classes: int | None) -> float | None:
+    """Top-1 error (%) of guessing among ``classes`` classes."""
+    return None if not classes else 100.0 * (1 - 1 / classes)
+
+
+def _noise(curves: Sequence[dict[str, Any]]) -> float:
+    """The spread (points) of a final training error, the largest over ``curves``: the sample std of the final errors
+    of the seeds of one net, and of each curve's last :data:`NOISE_POINTS` logged training errors about their trend
+    (the std of successive differences over √2, which a steady decrease does not inflate)."""
+    spreads = []
+    groups: dict[tuple[int, bool], list[float]] = {}
+    for c in curves:
+        value = _final(c, "train")
+        if value is not None:
+            groups.setdefault((int(c["depth"]), bool(c["residual"])), []).append(value)
+        tail = [float(e) for _, e in (c.get("train") or [])[-NOISE_POINTS:] if e is not None]
+        steps = [b - a for a, b in zip(tail, tail[1:])]
+        if len(steps) > 1:
+            spreads.append(statistics.stdev(steps) / math.sqrt(2))
+    spreads += [statistics.stdev(v) for v in groups.values() if len(v) > 1]
+    return max(spreads, default=0.0)
+
+
+def judge_depths(shallow: dict[str, Any], deep: dict[str, Any], noise: float) -> tuple[str, str]:
+    """(``reproduced`` | ``not reproduced`` | ``inconclusive``, why) for the paper's claim on one kind of net:
+    the deeper plain net trains worse (degradation); the deeper ResNet trains at least as well. Judged only
+    when both nets learnt (training error well below chance) and against twice the noise."""
+    residual = bool(deep["residual"])
+    a, b = _final(shallow, "train"), _final(deep, "train")
+    assert a is not None and b is not None
+    chance = chance_error(deep.get("classes") or shallow.get("classes"))
+    if chance is None:
+        return "inconclusive", "the number of classes (the chance level) is unknown"
+    for c, err in ((shallow, a), (deep, b)):
+        if err > WELL_BELOW_CHANCE * chance:
+            return "inconclusive", (f"{_net(c['depth'], residual)} sits at {err:.2f} % training error, near chance "
+                                    f"({chance:.1f} % for {deep.get('classes') or shallow.get('classes')} classes): it has not "
+                                    "learnt enough at this budget to compare depths; train longer")
+    margin = 2 * noise
+    gap = b - a  # > 0: the deeper net trains worse
+    if abs(gap) <= margin:
+        if residual:
+            return "reproduced", f"the deeper ResNet trains as well, within the noise (gap {gap:+.2f} points, noise ±{margin:.2f})"
+        return "inconclusive", f"the gap {gap:+.2f} points is within the noise (±{margin:.2f}: twice the spread of the final errors)"
+    if residual:
+        return ("reproduced", f"the deeper ResNet trains better ({gap:+.2f} points, beyond the noise ±{margin:.2f})") if gap < 0 else \
+               ("not reproduced", f"the deeper ResNet trains worse ({gap:+.2f} points, beyond the noise ±{margin:.2f})")
+    return ("reproduced", f"the deeper plain net trains worse ({gap:+.2f} points, beyond the noise ±{margin:.2f})") if gap > 0 else \
+           ("not reproduced", f"the deeper plain net trains better ({gap:+.2f} points, beyond the noise ±{margin:.2f})")
+
+
 def claim_checks(curves: Sequence[dict[str, Any]]) -> list[str]:
-    """Plain-language verdicts on the paper's two statements, from the final training errors."""
+    """Plain-language verdicts on the paper's two statements, from the final training errors, each with its reason:
+    "reproduced" only when the nets learnt and the gap is beyond the noise (:func:`judge_depths`)."""
     lines = []
+    noise = _noise(curves)
     for residual in (False, True):
         finished = sorted((c for c in curves if bool(c["residual"]) == residual and _final(c, "train") is not None), key=lambda c: c["depth"])
         if len(finished) < 2:
@@ -142,26 +203,36 @@ def claim_checks(curves: Sequence[dict[str, Any]]) -> list[str]:
         shallow, deep = finished[0], finished[-1]
         a, b = _final(shallow, "train"), _final(deep, "train")
         assert a is not None and b is not None
-        names = f"{_net(deep['depth'], residual)} vs {_net(shallow['depth'], residual)}: training error {b:.2f} % vs {a:.2f} %"
-        if not residual:
-            verdict = "higher for the deeper plain net: degradation reproduced" if b > a else "not higher for the deeper plain net: degradation not seen at this budget"
-        else:
-            verdict = "the deeper ResNet trains at least as well: reproduced" if b <= a else "the deeper ResNet trains worse: not reproduced at this budget"
-        lines.append(f"- {names}; {verdict}.")
+        claim = "degradation" if not residual else "deeper ResNets train at least as well"
+        verdict, why = judge_depths(shallow, deep, noise)
+        lines.append(f"- {_net(deep['depth'], residual)} vs {_net(shallow['depth'], residual)}: training error {b:.2f} % vs "
+                     f"{a:.2f} %; {claim}: {verdict} ({why}).")
     by_key = {(c["depth"], bool(c["residual"])): c for c in curves}
     for depth in sorted({c["depth"] for c in curves}):
         p, r = by_key.get((depth, False)), by_key.get((depth, True))
         if p and r and _final(p, "train") is not None and _final(r, "train") is not None:
             pt, rt = _final(p, "train"), _final(r, "train")
             assert pt is not None and rt is not None
-            word = "lower" if rt < pt else "not lower"
+            word = "within the noise" if abs(rt - pt) <= 2 * noise else "lower" if rt < pt else "not lower"
             lines.append(f"- depth {depth}: ResNet training error {rt:.2f} % vs plain {pt:.2f} % ({word} with shortcuts).")
     return lines
 
 
-def degradation_markdown(curves: Sequence[dict[str, Any]], setup: str) -> str:
+def degradation_verdict(curves: Sequence[dict[str, Any]]) -> str:
+    """One line for the terminal: what the run shows about degradation, and why when it shows nothing."""
+    plain = sorted((c for c in curves if not c["residual"] and _final(c, "train") is not None), key=lambda c: c["depth"])
+    if len(plain) < 2:
+        return "degradation: inconclusive (fewer than two finished plain nets)"
+    verdict, why = judge_depths(plain[0], plain[-1], _noise(curves))
+    return f"degradation: {verdict} ({why})"
+
+
+def degradation_markdown(curves: Sequence[dict[str, Any]], setup: str, data: str | None = None) -> str:
+    """The table of final errors and the verdicts; the paper's ResNet test errors only beside results on
+    :data:`PAPER_CIFAR_DATA` (the paper's figures are CIFAR-10's)."""
     from ..reference import PAPER_CIFAR_ERR
 
+    paper = data == PAPER_CIFAR_DATA
     depths = sorted({int(c["depth"]) for c in curves})
     by_key = {(int(c["depth"]), bool(c["residual"])): c for c in curves}
     lines = [
@@ -172,21 +243,24 @@ def degradation_markdown(curves: Sequence[dict[str, Any]], setup: str) -> str:
         "Final errors (%) at the last evaluation: training error = mean top-1 error of the (augmented) mini-batches of the "
         "last evaluation interval, test error = the whole test set.",
         "",
-        "| depth | plain train | plain test | ResNet train | ResNet test | paper ResNet test | iterations (plain / ResNet) |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| depth | plain train | plain test | ResNet train | ResNet test |" + (" paper ResNet test |" if paper else "")
+        + " iterations (plain / ResNet) |",
+        "|---:|---:|---:|---:|---:|" + ("---:|" if paper else "") + "---|",
     ]
     for d in depths:
         p, r = by_key.get((d, False)), by_key.get((d, True))
         cells = [str(d)]
         for c in (p, r):
             cells += [_fmt(_final(c, "train"), 2), _fmt(_final(c, "test"), 2)] if c else ["-", "-"]
-        cells.append(f"{PAPER_CIFAR_ERR[d]:.2f}" if d in PAPER_CIFAR_ERR else "-")
+        if paper:
+            cells.append(f"{PAPER_CIFAR_ERR[d]:.2f}" if d in PAPER_CIFAR_ERR else "-")
         cells.append(" / ".join(_iters(c) for c in (p, r)))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "The paper gives plain-net results on CIFAR-10 only as curves (Fig. 6, left: plain-20/32/44/56 training error "
-        "rises with depth), no numbers; its ResNet test errors are from Table 6 (64k iterations).",
+        ("The paper gives plain-net results on CIFAR-10 only as curves (Fig. 6, left: plain-20/32/44/56 training error "
+         "rises with depth), no numbers; its ResNet test errors are from Table 6 (64k iterations)." if paper else
+         f"The paper's figures are for CIFAR-10; this run trained on {data or 'another data set'}, so none are shown beside it."),
         "",
         "## What this run shows",
         "",
@@ -202,7 +276,7 @@ def _iters(c: dict[str, Any] | None) -> str:
     return text if c.get("status") == "done" else f"{c.get('steps', '?')} of {text} (unfinished)"
 
 
-def depth_table_rows(curves: Sequence[dict[str, Any]], *, imagenet: bool = False) -> list[dict[str, Any]]:
+def depth_table_rows(curves: Sequence[dict[str, Any]], *, imagenet: bool = False, data: str | None = PAPER_CIFAR_DATA) -> list[dict[str, Any]]:
     """One row per (kind, depth): test errors of its finished runs, mean, std (sample, as the paper's ±) and best.
 
     ``paper``: Table 6 (CIFAR-10 ResNets), or with ``imagenet`` the 10-crop top-1 errors of Table 2
@@ -225,9 +299,9 @@ def depth_table_rows(curves: Sequence[dict[str, Any]], *, imagenet: bool = False
         row["best"] = min(errs) if errs else None
         if imagenet:
             row["paper"] = (PAPER_IMAGENET_10CROP_TOP1_ERR if residual else PAPER_PLAIN_10CROP_TOP1_ERR).get(depth)
-        else:
-            row["paper"] = PAPER_CIFAR_ERR.get(depth) if residual else None
-        if residual and depth == 110 and not imagenet:
+        else:  # the paper's CIFAR-10 figures, beside results on CIFAR-10 only
+            row["paper"] = PAPER_CIFAR_ERR.get(depth) if residual and data == PAPER_CIFAR_DATA else None
+        if residual and depth == 110 and not imagenet and data == PAPER_CIFAR_DATA:
             row["paper_mean_std"] = list(PAPER_CIFAR_110_MEAN_STD)
         rows.append(row)
     return rows

@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..utils.device import resolve_device
 from .configs import (DegradationConfig, DepthTableConfig, ExperimentResult, TrainingExperiment,
                       check_positive)
-from .experiments import degradation_markdown, depth_table_markdown, depth_table_rows, write_json, write_text
+from .experiments import degradation_markdown, degradation_verdict, depth_table_markdown, depth_table_rows, write_json, write_text
 from .plots import plot_degradation, plot_depth_table
 from .runs import RunOutcome, RunPlan, TrainSettings, budget_settings, describe_settings, execute, plan_runs, read_curves
 from .runs import settings_from_markers
@@ -28,10 +28,10 @@ def run_degradation(config: DegradationConfig, *, progress: ProgressFn | None = 
     outcomes = _train_all(config, plans, settings, progress)
     curves = _curves(config, plans)
     data_name = settings.data if settings is not None else config.data
-    data = {"setup": setup, "settings": _settings_dict(settings), "curves": curves}
+    data = {"setup": setup, "settings": _settings_dict(settings), "curves": curves, "verdict": degradation_verdict(curves)}
     files = (
         plot_degradation(curves, config.out / "degradation.png", title=_degradation_title(data_name, curves)),
-        write_text(config.out / "degradation.md", degradation_markdown(curves, setup)),
+        write_text(config.out / "degradation.md", degradation_markdown(curves, setup, data_name)),
         write_json(config.out / "degradation.json", data),
     )
     return ExperimentResult(files, data, _unfinished(outcomes))
@@ -45,7 +45,7 @@ def run_depth_table(config: DepthTableConfig, *, progress: ProgressFn | None = N
     settings, setup = _training_setup(config, plans)
     outcomes = _train_all(config, plans, settings, progress)
     curves = _curves(config, plans)
-    rows = depth_table_rows(curves, imagenet=imagenet)
+    rows = depth_table_rows(curves, imagenet=imagenet, data=settings.data if settings is not None else config.data)
     title = "ImageNet-layout data: validation error against depth (paper Table 2)" if imagenet else ""
     data = {"setup": setup, "settings": _settings_dict(settings), "rows": rows, "curves": curves}
     files = (

@@ -31,6 +31,7 @@ class _Formatter(argparse.HelpFormatter):
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        kwargs["allow_abbrev"] = False  # `eval --mode fp32` must not become --model fp32: one spelling per flag
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -67,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with one_line_warnings(args.command, flags):
             return int(args.func(args) or 0)
     except ResNetError as err:
-        print(f"resnet {args.command}: error: {as_flags(str(err), flags)}", file=sys.stderr)
+        from .common import wrong_kind_hint
+
+        print(f"resnet {args.command}: error: {as_flags(str(err), flags)}{wrong_kind_hint(err, args.command)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"resnet {args.command}: interrupted", file=sys.stderr)

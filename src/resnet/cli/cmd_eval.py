@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
 from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
-from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
+from .common import add_allow_untrained, add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate N images spread evenly over the data (every len/N-th), for quick runs")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
     add_origin(p)
+    add_allow_untrained(p)
     add_device(p, note="; the CPU with --optimize")
     p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     add_engine(p, "--optimize")
@@ -64,7 +65,7 @@ def parse_scales(values: list[str] | None) -> list[int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import get_protocol, resolve_source
-    from ..evaluate.data import data_or_recorded, open_eval_data
+    from ..evaluate.data import data_or_recorded, open_scored_data
     from ..evaluate.dense import dense_task_of
 
     if len(args.sources) == 1 and dense_task_of(args.sources[0]):
@@ -80,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     protocol = get_protocol(args.protocol, scales, args.shift)
-    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source).place(run_device(args.device, args.optimize))
+    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source,
+                              allow_untrained=args.allow_untrained).place(run_device(args.device, args.optimize))
                for s in args.sources]
     channels = members[0].preprocess.channels
     data_name, data_dir = data_or_recorded(args.data, args.data_dir, members[0])
-    data = open_eval_data(data_name, data_dir, args.split, limit=args.limit, channels=channels)
+    data = open_scored_data(data_name, data_dir, args.split, members[0], limit=args.limit, channels=channels,
+                            recorded=args.data is None and args.data_dir is None)
     for m in members:
         apply_sizes(m, args.resize, args.crop)
     check_optimize_flags(args.optimize, args.engine, args.calibration)
@@ -150,7 +153,9 @@ def _print_report(report: Any, plots: list[Any]) -> None:
         per_class.add_column(r.name, justify="right")
     accs = [r.metrics.per_class_accuracy() for r in results]
     rows = list(range(len(report.classes)))
-    if len(rows) > 50:  # a 1000-class table helps no one: show the 25 hardest classes of the last result
+    from ..inference.per_class import PER_CLASS_PRINTED
+
+    if len(rows) > PER_CLASS_PRINTED:  # a 1000-class table helps no one: show the 25 hardest classes of the last result
         last = accs[-1]
         rows = sorted((i for i in rows if last[i] is not None), key=lambda i: last[i])[:25]  # type: ignore[arg-type,return-value]
         per_class.title = "per-class accuracy %, 25 hardest classes"

@@ -233,6 +233,8 @@ def _report(result: ExperimentResult) -> int:
     """``wrote FILE`` for each file; each unfinished run on stderr; exit status 1 when any run did not finish."""
     for path in result.files:
         print(f"wrote {path}")
+    if isinstance(result.data, dict) and result.data.get("verdict"):
+        print(result.data["verdict"])
     for name, reason in result.unfinished:
         _say(f"{name} did not finish: {reason} (rerun the same command to resume it)")
     return 0 if result.finished else 1

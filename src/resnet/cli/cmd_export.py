@@ -8,7 +8,7 @@ import sys
 import warnings
 
 from ..errors import UsageError
-from .common import add_origin, examples, hidden_alias, print_json
+from .common import add_allow_untrained, add_origin, examples, hidden_alias, print_json
 
 RUNTIMES = {"pt2": "AOTInductor (torch._inductor.aoti_load_package)", "onnx": "ONNX Runtime",
             "openvino": "OpenVINO (CPU, f32)", "torchscript": "torch.jit.load"}
@@ -51,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed absolute logit difference (default 1e-4)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one (e.g. resnet50)")
     add_origin(p)
+    add_allow_untrained(p)
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.set_defaults(func=run)
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = format_for_path(args.out, args.format)
     _check(args, fmt)
     member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source,
-                            random_weights=args.random_weights)
+                            random_weights=args.random_weights, allow_untrained=args.allow_untrained)
     size = args.input_size or member.preprocess.crop_size
     example = torch.randn(args.batch, member.preprocess.channels, size, size, generator=torch.Generator().manual_seed(0))
     metadata = {"classes": member.class_names(), "preprocess": member.preprocess.as_dict(), "source_kind": member.kind,

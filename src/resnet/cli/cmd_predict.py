@@ -9,7 +9,7 @@ from ..errors import DataError, UsageError
 from ..evaluate.names import PROTOCOLS
 from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
 from ..explain import METHODS as EXPLAIN_METHODS
-from .common import add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, examples, print_json, run_device
+from .common import add_allow_untrained, add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, examples, print_json, run_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and classified together (default 64)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     add_origin(p)
+    add_allow_untrained(p)
     add_device(p, note="; the CPU with --optimize")
     p.add_argument("--optimize", default=NONE, choices=OPTIMIZE_MODES, help="run through resnet.deploy.optimize (CPU)")
     add_engine(p, "--optimize")
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
-    member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source)
+    member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source,
+                            allow_untrained=args.allow_untrained)
     member.place(run_device(args.device, args.optimize))
     apply_sizes(member, args.resize, args.crop)
     paths = find_images(args.inputs)
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     if not is_eager(args.optimize):
-        prepare(member, args.optimize, engine=args.engine, calibration=args.calibration, batch=min(args.batch_size, len(paths)))
+        # chosen at --batch-size, never at the number of files: a photo's answer must not depend on what else is passed
+        prepare(member, args.optimize, engine=args.engine, calibration=args.calibration, batch=args.batch_size)
         print(f"resnet predict: --optimize {args.optimize} runs on {member.metadata['engine']}", file=sys.stderr)
 
     protocol = get_protocol(args.protocol)

@@ -8,7 +8,7 @@ import sys
 from ..errors import UsageError
 from ..utils.modes import OPTIMIZE_MODES
 from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MiB, ServeConfig
-from .common import add_engine, add_origin, check_optimize_flags, examples
+from .common import add_allow_untrained, add_device, add_engine, add_origin, check_optimize_flags, examples, renamed_flag, run_device
 
 _DEFAULTS = ServeConfig()
 
@@ -18,19 +18,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a network over HTTP (JSON API, web page at /, /metrics)",
         description="Serve SOURCE (run folder, checkpoint file or NAME:TAG of named weights) over HTTP: POST /v1/predict, GET /v1/model, "
-        "GET /healthz, GET /metrics and a page at /. Binds to loopback; put a reverse proxy in front to serve others.",
-        epilog=examples("resnet serve runs/r20 --port 8000", "resnet serve resnet56:akamaster_cifar10 --mode int8 --max-batch 64"),
+        "GET /healthz, GET /metrics and a page at /. Binds to loopback; put a reverse proxy in front to serve others. "
+        "--optimize was --mode in earlier versions (still accepted).",
+        epilog=examples("resnet serve runs/r20 --port 8000", "resnet serve resnet56:akamaster_cifar10 --optimize int8 --max-batch 64"),
     )
     p.add_argument("source", metavar="SOURCE", help="run folder, checkpoint file or NAME:TAG (as for predict)")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--mode", default="fp32", choices=OPTIMIZE_MODES, help="resnet.deploy.optimize mode (default fp32; none = eager)")
-    add_engine(p, "--mode")
+    p.add_argument("--optimize", default="fp32", choices=OPTIMIZE_MODES,
+                   help="run through resnet.deploy.optimize (default fp32 on the CPU; none = eager, on --device)")
+    renamed_flag(p, "--mode", "optimize", "--optimize", choices=OPTIMIZE_MODES)  # serve's spelling before 0.x
+    add_engine(p, "--optimize")
+    add_device(p, note="; the CPU with --optimize other than none")
     p.add_argument("--calibration", default=None, metavar="IMAGE|DIR",
-                   help="--mode int8 and --engine other than ours: calibrate and check engines on these images (default: "
+                   help="--optimize int8 and --engine other than ours: calibrate and check engines on these images (default: "
                         "the training data the run recorded; never requests)")
     p.add_argument("--model", default=None, help="network name for checkpoints that do not carry one")
     add_origin(p)
+    add_allow_untrained(p)
     p.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch, help=f"images run together at most (default {_DEFAULTS.max_batch})")
     p.add_argument("--max-wait-ms", type=float, default=_DEFAULTS.max_wait_ms,
                    help=f"how long a request waits for others to batch with (default {_DEFAULTS.max_wait_ms:g} ms)")
@@ -85,13 +90,14 @@ def run(args: argparse.Namespace) -> int:
                 "keep_alive_s": "--keep-alive", "retry_after_s": "--retry-after"}
         message = re.sub(r"\b([a-z_]+)=", lambda m: flag.get(m.group(1), "--" + m.group(1).replace("_", "-")) + "=", str(err))
         raise UsageError(message) from None
-    check_optimize_flags(args.mode, args.engine, args.calibration, "--mode")
-    member = load_member(args.source, args.mode, calibration=args.calibration, model_name=args.model,
-                         checkpoint_source=args.checkpoint_source, engine=args.engine, batch=config.max_batch)
+    check_optimize_flags(args.optimize, args.engine, args.calibration)
+    member = load_member(args.source, args.optimize, calibration=args.calibration, model_name=args.model,
+                         checkpoint_source=args.checkpoint_source, engine=args.engine, batch=config.max_batch,
+                         device=run_device(args.device, args.optimize), allow_untrained=args.allow_untrained)
     names = flag_names(build_parser(), args)  # error replies name this command's flags, as before
-    app = create_app(member, config, mode=args.mode, wording=lambda text: as_flags(text, names))
+    app = create_app(member, config, mode=args.optimize, wording=lambda text: as_flags(text, names))
     engine = member.metadata.get("engine", "pytorch eager")
-    print(f"resnet serve: {member.model_name} ({member.name}, mode {args.mode} on {engine}) on http://{args.host}:{args.port}/ "
+    print(f"resnet serve: {member.model_name} ({member.name}, optimize {args.optimize} on {engine}) on http://{args.host}:{args.port}/ "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     serve_forever(app, args.host, args.port, http=args.http, loop=args.loop, log_level=args.log_level)
     return 0

@@ -36,10 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune: start from named weights (resnet50, resnet50:timm:a1_in1k; `resnet weights list`), a "
                    "weights file or a run folder; the classifier is replaced when the classes differ. With --data folder "
                    "use --recipe finetune (photos in PHOTOS/train/<class>/, optional val/)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="with --init: accept weights that look untrained (batch-norm statistics or scales at their initial "
+                        "values), refused otherwise")
     p.add_argument("--recipe", help="cifar-paper, imagenet-paper, cifar-fast, digits, finetune (default: by data set; "
                    "finetune with --init); NAME@N for an earlier version, e.g. cifar-fast@3")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set lr=0.05 --set iterations=2000 (repeatable)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="images per step, over all processes (default: the recipe's; same as --set batch_size=N)")
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<data>)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation (default 0)")
     add_device(p, default=None)
@@ -70,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model_pos and args.model and args.model_pos != args.model:
         raise UsageError(f"two network names given ({args.model_pos} and --model {args.model}); give one")
+    _batch_size_as_override(args)
+    if args.allow_untrained:  # read where --init is loaded (resnet.inference.load.refuse_untrained), in every process
+        import os
+
+        from ..inference.load import ALLOW_UNTRAINED_ENV
+
+        os.environ[ALLOW_UNTRAINED_ENV] = "1"
     if args.data is None:
         args.data = "digits" if args.task == "classification" else "pennfudan"
     dense = args.task != "classification"
@@ -85,3 +97,17 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = train(opts)
     return 0 if summary["finished"] or summary.get("stop_reason") else 1
+
+
+def _batch_size_as_override(args: argparse.Namespace) -> None:
+    """``--batch-size N`` is ``--set batch_size=N`` (the spelling eval, predict and bench use)."""
+    from ..errors import UsageError
+
+    if args.batch_size is None:
+        return
+    if any(item.partition("=")[0].strip().replace("-", "_") == "batch_size" for item in args.overrides):
+        raise UsageError("--batch-size and --set batch_size=... both given; give one")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    args.overrides.append(f"batch_size={args.batch_size}")
+

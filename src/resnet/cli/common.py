@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ResNetError, UsageError, WrongFileKind
 from ..utils.modes import DEFAULT_ENGINE, ENGINES, NONE, OURS, checks_on_images, is_eager, needs_images
 
 
@@ -43,6 +43,28 @@ def examples(*lines: str) -> str:
 def hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs: Any) -> None:
     """An earlier spelling of an option, still accepted (scripts keep working) but not shown by --help."""
     p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+class _RenamedFlag(argparse.Action):
+    """An old spelling that still works and, on a terminal, says what the flag is called now (scripts and
+    their logs stay as they were)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new_flag: str = "", **kwargs: Any) -> None:
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if sys.stderr.isatty():
+            print(f"{parser.prog}: note: {option_string} is now spelled {self.new_flag} (as in every command); "
+                  f"{option_string} still works", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def renamed_flag(p: argparse.ArgumentParser, flag: str, dest: str, new_flag: str, **kwargs: Any) -> None:
+    """A hidden old spelling of ``new_flag`` that notes the new one when used (``serve --mode`` → ``--optimize``)."""
+    p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, action=_RenamedFlag,
+                   new_flag=new_flag, **kwargs)
 
 
 def add_device(p: argparse.ArgumentParser, default: str | None = "auto", note: str = "") -> None:
@@ -82,6 +104,13 @@ def add_origin(p: argparse.ArgumentParser) -> None:
     hidden_alias(p, "--source", "checkpoint_source", choices=IMPORT_SOURCES)
 
 
+def add_allow_untrained(p: argparse.ArgumentParser) -> None:
+    """``--allow-untrained``: let weights that were never trained through (their answers mean nothing)."""
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="accept weights that look untrained (batch-norm statistics or scales still at their initial values), "
+                        "which are refused otherwise: their answers mean nothing")
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
@@ -92,3 +121,23 @@ def console():  # noqa: ANN201 - rich.console.Console
 
     # Piped output (CI logs, files) gets a wide fixed width so tables are never truncated.
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def wrong_kind_hint(err: ResNetError, command: str) -> str:
+    """What to do when a file of another kind stood where weights belong (:class:`WrongFileKind`), for ``command``."""
+    from ..utils.filekind import IMAGE, ONNX, TORCHSCRIPT
+
+    if not isinstance(err, WrongFileKind):
+        return ""
+    reads = f"`resnet {command}` reads checkpoints, run folders and weight names (NAME:TAG)"
+    if err.kind == IMAGE and command == "predict":
+        return "; did you swap the arguments? `resnet predict RUN PHOTO...` (the run folder or checkpoint first, then the photos)"
+    if err.kind == IMAGE and command == "eval":
+        return f"; {reads}: the images go in --data-dir (`resnet eval RUN --data-dir PHOTOS`)"
+    if err.kind == ONNX:
+        return (f"; {reads}; run ONNX files with ONNX Runtime (onnxruntime.InferenceSession('{err.path}')), or pass the "
+                "checkpoint or run folder it was exported from")
+    if err.kind == TORCHSCRIPT:
+        return (f"; {reads}; run TorchScript exports with PyTorch's torch.jit.load (they carry code: only files you "
+                "trust), or pass the checkpoint or run folder it was exported from")
+    return f"; {reads}"

@@ -27,6 +27,8 @@ def flag_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dic
                 key = getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
                 chosen = action.choices.get(key) if isinstance(key, str) else None
             elif action.option_strings and action.dest != argparse.SUPPRESS:
+                if action.help == argparse.SUPPRESS and action.dest in names:
+                    continue  # a hidden old spelling never names its option in a message (--mode, --source)
                 long = [s for s in action.option_strings if s.startswith("--")]
                 names[action.dest] = (long or action.option_strings)[0]
         current = chosen

@@ -57,8 +57,8 @@ def read_image_folder(folder: str | os.PathLike[str], *, channels: int | None = 
             h, w = array.shape[:2]
             h0, w0 = kept[0].shape[:2]
             raise DataError(
-                f"{path} is {w}x{h} but {first_kept} is {w0}x{h0}: array data sets need one image size; "
-                "resize the images or read the folder with ImageFolderDataset"
+                f"{path} is {w}x{h} but {first_kept} is {w0}x{h0}: `data` folder as small images needs one image size; "
+                "photos of any size train with `recipe` finetune (or `init`), and evaluate with `data_dir` alone"
             )
         first_kept = first_kept or path
         kept.append(array)

@@ -44,13 +44,14 @@ class DataSet:
         return self.stats
 
 
+IMAGE_FOLDER = "folder"  # the user's own folder: small images of one size as arrays, or photos of any size (fine-tuning)
 REGISTRY: dict[str, DataSet] = {
     d.name: d
     for d in (
         DataSet("cifar10", "arrays", (CIFAR10_MEAN, CIFAR10_STD)),
         DataSet("cifar100", "arrays", (CIFAR100_MEAN, CIFAR100_STD)),
         DataSet("digits", "arrays", None),
-        DataSet("folder", "arrays", None),
+        DataSet(IMAGE_FOLDER, "arrays", None),
         DataSet("imagenet", "folder", (IMAGENET_MEAN, IMAGENET_STD)),
     )
 }
@@ -105,5 +106,5 @@ def sample_folder(root: str | os.PathLike[str], split: str, count: int, *, seed:
     return ArrayDataset(images, labels, scan.classes, mean, std, name="folder", source=where)
 
 
-__all__ = ["ALL_DATASETS", "ARRAY_DATASETS", "DataSet", "FOLDER_DATASETS", "REGISTRY", "data_set", "dataset_stats",
+__all__ = ["ALL_DATASETS", "ARRAY_DATASETS", "DataSet", "FOLDER_DATASETS", "IMAGE_FOLDER", "REGISTRY", "data_set", "dataset_stats",
            "existing_dir", "sample_folder"]

@@ -27,6 +27,17 @@ def holdout_split(ds: ArrayDataset, n_holdout: int, seed: int = 0) -> tuple[Arra
     return train, holdout
 
 
+#: The share of a photo folder's train/ held out for validation when it has no val/ (or test/) beside it.
+PHOTO_HOLDOUT_FRACTION = 0.2
+
+
+def photo_holdout(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices of a photo folder's train/ without val/: a stratified :data:`PHOTO_HOLDOUT_FRACTION`
+    (at least one photo per class), always the same for the same files — fine-tuning validates on it, and
+    ``resnet eval`` of the run scores the same photos."""
+    return stratified_indices(labels, max(num_classes, round(PHOTO_HOLDOUT_FRACTION * len(labels))), seed=0)
+
+
 def stratified_indices(labels: torch.Tensor, n_holdout: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(kept, held-out) indices into ``labels``, ascending: each class gives its share of ``n_holdout``."""
     labels = labels.cpu()

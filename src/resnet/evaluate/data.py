@@ -20,7 +20,7 @@ from ..data.decode import read_image
 from ..data.load import open_arrays
 from ..data.registry import ALL_DATASETS, ARRAY_DATASETS, existing_dir
 from ..data.scan import scan_folder, split_folder
-from ..data.split import spread_indices
+from ..data.split import PHOTO_HOLDOUT_FRACTION, photo_holdout, spread_indices
 from ..errors import DataError, UsageError
 from ..inference.protocols import ImageBatch, stack_or_list
 
@@ -99,6 +99,23 @@ def open_eval_data(
     return data
 
 
+def open_photo_holdout(data_dir: str | Path, *, limit: int | None = None, channels: int = 3) -> EvalData:
+    """The photos a fine-tune on ``data_dir`` validated on when the folder has no ``val/`` or ``test/``: the same
+    stratified share of ``train/`` (:func:`~resnet.data.split.photo_holdout`), never its training photos."""
+    root = Path(data_dir)
+    scan = scan_folder(split_folder(root, "train", fallback=False))
+    _, held = photo_holdout(torch.tensor([label for _, label in scan.samples]), len(scan.classes))
+    data: EvalData = FileEvalData([scan.samples[i] for i in held.tolist()], scan.classes,
+                                  f"image folder {scan.root}, the {PHOTO_HOLDOUT_FRACTION:.0%} held out in training",
+                                  channels)
+    return _take(data, limit) if limit is not None and limit < len(data) else data
+
+
+def has_eval_split(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` has a ``test/`` or ``val/`` folder (else a fine-tune held photos out of ``train/``)."""
+    return any((Path(data_dir) / split).is_dir() for split in ("test", "val"))
+
+
 def _open_arrays(name: str, data_dir: str | None, split: str) -> EvalData:
     try:
         # strict: an image that cannot be decoded stops evaluation (naming it); skipping it would change the figures.
@@ -141,6 +158,18 @@ def data_or_recorded(name: str | None, data_dir: str | None, member: Any) -> tup
     record = recorded_data(member)
     if record is None:
         return None, None
-    if record.dataset not in ARRAY_DATASETS:
-        return None, record.data_dir  # an image folder (imagenet layout)
+    if record.image_folder:  # imagenet layout, or the photos of a fine-tune: read per image, the run's preprocessing
+        return None, record.data_dir
     return record.dataset, record.data_dir
+
+
+def open_scored_data(name: str | None, data_dir: str | None, split: str | None, member: Any, *, limit: int | None = None,
+                     channels: int = 3, recorded: bool = False) -> EvalData:
+    """The data ``member`` is scored on (``name`` / ``data_dir`` from :func:`data_or_recorded`; ``recorded``: neither
+    was given). A photo fine-tune's folder without val/ or test/: the photos its training held out."""
+    from ..data.registry import IMAGE_FOLDER
+
+    if recorded and name is None and split is None and data_dir is not None and member.metadata.get("dataset") == IMAGE_FOLDER \
+            and Path(data_dir).is_dir() and not has_eval_split(data_dir):
+        return open_photo_holdout(data_dir, limit=limit, channels=channels)
+    return open_eval_data(name, data_dir, split, limit=limit, channels=channels)

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from ..inference.per_class import per_class_accuracy, per_class_dict
+
 
 class Accumulator:
     """Counts over the batches seen so far; errors are reported in percent as in the paper."""
@@ -47,9 +49,7 @@ class Accumulator:
 
     def per_class_accuracy(self) -> list[float | None]:
         """Accuracy (%) of each true class; ``None`` for classes absent from the data seen."""
-        support = self.confusion.sum(dim=1)
-        correct = self.confusion.diagonal()
-        return [None if int(s) == 0 else 100.0 * int(c) / int(s) for c, s in zip(correct, support)]
+        return per_class_accuracy(self.confusion)
 
     def summary(self, classes: Sequence[str] | None = None) -> dict[str, Any]:
         names = list(classes) if classes is not None else [str(i) for i in range(self.num_classes)]
@@ -59,5 +59,6 @@ class Accumulator:
             "top5_err": round(self.top5_error, 4),
             "topk": self.topk,
             "correct": self.top1_correct,
-            "per_class_acc": {n: (None if a is None else round(a, 3)) for n, a in zip(names, self.per_class_accuracy())},
+            "per_class_acc": per_class_dict(self.confusion, names),
         }
+

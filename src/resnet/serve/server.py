@@ -22,13 +22,16 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATION
 def load_member(
     source: str, mode: str = NONE, *, calibration: str | None = None, model_name: str | None = None,
     checkpoint_source: str = "auto", engine: str = DEFAULT_ENGINE, batch: int = ServeConfig.max_batch,
+    device: str | None = None, allow_untrained: bool = False,
 ) -> Network:
     """The network named by ``source`` (checkpoint, run folder or NAME:TAG: :func:`resolve_source`),
     optimised for ``mode`` like ``resnet predict --optimize``, run by ``engine`` (chosen at ``batch`` images,
     the server's largest batch, when not ours), through :func:`~resnet.inference.prepare.prepare`: int8 and
     engines other than ours take their images as predict does, ``calibration`` (an image file or a folder of
-    them) when given, else the training data the run recorded; never requests."""
-    network = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source)
+    them) when given, else the training data the run recorded; never requests. ``device``: where an eager
+    network runs (``cpu``, ``cuda``, ``auto``; the optimised modes run on the CPU)."""
+    network = resolve_source(source, model_name=model_name, checkpoint_source=checkpoint_source,
+                             allow_untrained=allow_untrained).place(device)
     return prepare(network, mode, engine=engine, calibration=calibration, batch=batch)
 
 

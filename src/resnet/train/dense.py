@@ -279,6 +279,9 @@ class Dense:
     def skipped(self) -> list[Any]:
         return list(self.train.skipped) + list(self.test.skipped)
 
+    def per_class(self, net: nn.Module) -> dict[str, Any]:
+        return {}  # one foreground class: the main metric says it all
+
     def summary_fields(self) -> dict[str, Any]:
         return {"head": self.recipe.head, "init": self.opts.init, "train_images": len(self.train.samples),
                 "holdout_images": len(self.holdout.samples), "test_images": len(self.test.samples),

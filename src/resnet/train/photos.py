@@ -22,12 +22,12 @@ from ..data.defaults import default_preprocess
 from ..data.loader import mix_seed
 from ..data.preprocess import Preprocess, center_box, crop, normalize, resize_shorter
 from ..data.scan import report_skipped, scan_folder, split_folder
-from ..data.split import stratified_indices
+from ..data.split import PHOTO_HOLDOUT_FRACTION, photo_holdout
 from ..errors import DataError, UsageError
 from .distributed import DistContext
 from .recipes import Recipe
 
-VAL_FRACTION = 0.2  # held out of train/ when the folder has no val/
+VAL_FRACTION = PHOTO_HOLDOUT_FRACTION  # held out of train/ when the folder has no val/ (data/split.py owns the rule)
 _KEEP_OVER_CROP = 1.25  # photos are kept with their shorter side at this multiple of the crop (or the resize)
 
 
@@ -82,7 +82,7 @@ def photo_data(data_dir: str | Path | None, recipe: Recipe, pre: Preprocess | No
         val_name = val_dir.name
     else:
         labels = torch.tensor(train_labels)
-        keep, held = stratified_indices(labels, max(len(classes), round(VAL_FRACTION * len(labels))), seed=0)
+        keep, held = photo_holdout(labels, len(classes))
         val_imgs, val_labels = [train_imgs[i] for i in held.tolist()], [train_labels[i] for i in held.tolist()]
         train_imgs, train_labels = [train_imgs[i] for i in keep.tolist()], [train_labels[i] for i in keep.tolist()]
         val_name = f"a stratified {VAL_FRACTION:.0%} of train/"

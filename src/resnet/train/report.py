@@ -188,3 +188,23 @@ def print_results(summary: dict[str, Any]) -> None:
     for k, v in result_rows(summary):
         table.add_row(k, v)
     Console(stderr=False).print(table)
+    print_per_class(summary)
+
+
+def print_per_class(summary: dict[str, Any]) -> None:
+    """The per-class accuracy of the final network (``summary["per_class_accuracy"]``), for at most
+    :data:`~resnet.inference.per_class.PER_CLASS_PRINTED` classes (``summary.json`` has it always)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..inference.per_class import PER_CLASS_PRINTED
+
+    accs = summary.get("per_class_accuracy") or {}
+    if not accs or len(accs) > PER_CLASS_PRINTED:
+        return
+    table = Table(title=f"per-class accuracy %, {summary.get('per_class_split', 'test')} set", show_edge=False)
+    table.add_column("class")
+    table.add_column("accuracy %", justify="right")
+    for name, acc in accs.items():
+        table.add_row(name, "-" if acc is None else f"{acc:.1f}")
+    Console(stderr=False).print(table)

@@ -66,6 +66,7 @@ class Task(Protocol):
     def notes(self, optimizer: torch.optim.Optimizer) -> list[str]: ...
     def skipped(self) -> list[Any]: ...
     def summary_fields(self) -> dict[str, Any]: ...
+    def per_class(self, net: nn.Module) -> dict[str, Any]: ...  # per-class accuracy of the final network, or {}
     def close(self) -> None: ...
 
 
@@ -270,6 +271,22 @@ class Classification:
 
     def skipped(self) -> list[Any]:
         return self.data.skipped() if self.data.skipped else []
+
+    def per_class(self, net: nn.Module) -> dict[str, Any]:
+        """Per-class accuracy (%) of ``net`` on the test set (else the held-out one), scored as :func:`evaluate`
+        scores it (the recipe's views)."""
+        from ..inference.per_class import confusion_of, per_class_dict
+
+        evalset = self.data.test or self.data.holdout
+        if evalset is None:
+            return {}
+        fill = 0.0 if self.black is None else self.black.to(self.device).view(-1, 1, 1)
+        recipe = self.recipe
+        confusion = confusion_of(lambda x: _log_probs(net, x, flip=recipe.test_flip, shift=recipe.test_shift, fill=fill,
+                                                      amp=self.amp, device=self.device),
+                                 evalset, len(self.data.classes),
+                                 reduce=lambda c: c.copy_(self.dist.all_reduce_sum(c.to(self.device)).cpu()))
+        return {"per_class_accuracy": per_class_dict(confusion, self.data.classes), "per_class_split": evalset.name}
 
     def summary_fields(self) -> dict[str, Any]:
         return {"train_images": self.data.train_size,

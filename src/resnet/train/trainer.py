@@ -449,6 +449,14 @@ class Trainer:
         )
 
     # -- the end --------------------------------------------------------------------------------
+    def per_class(self, reason: str | None) -> dict[str, Any]:
+        """Per-class accuracy of the final network (the task's :meth:`Task.per_class`), for the report and
+        ``summary.json``; nothing after an interruption or before any evaluation."""
+        if not self.final or (reason or "").startswith("interrupted"):
+            return {}
+        self.eval_net.eval()  # the run is over: the network stays in evaluation mode
+        return self.task.per_class(self.eval_net)
+
     def summary(self, skipped: list[Any]) -> dict[str, Any]:
         """The run in one record (``summary.json``); ``skipped``: the unreadable files left out."""
         opts, seconds = self.opts, self.elapsed()
@@ -472,6 +480,7 @@ class Trainer:
             self.log_file.close()
         skipped = self.task.skipped()
         summary, out, opts, reason = self.summary(skipped), self.out, self.opts, self.stop_reason
+        summary.update(self.per_class(reason))
         if self.dist.is_main:
             self._write_summary(summary)
             plot_curves(read_metrics(out / "metrics.jsonl"), out / "curves.png",

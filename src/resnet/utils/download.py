@@ -15,8 +15,10 @@ import http.client
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,50 @@ class DownloadPolicy:
 def offline_mode() -> bool:
     """``HF_HUB_OFFLINE`` (huggingface_hub's switch) also keeps this package off the network."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+#: Seconds the one network probe may take, name lookup included: an unreachable host is told within it.
+PROBE_TIMEOUT = 2.0
+_reachable: dict[tuple[str, int], bool] = {}
+
+
+def reachable(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether ``url``'s host (or the proxy the environment names for its scheme) accepts a TCP connection
+    within ``timeout`` seconds in all. One probe per host and process: a machine without network is told once,
+    at once, instead of after each publisher's retries (27 s of raw "Retrying" lines from the hub, ~11 s of
+    retries here)."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme) if not urllib.request.proxy_bypass(parts.hostname or "") else None
+    target = urllib.parse.urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}") if proxy else parts
+    host = target.hostname or ""
+    port = target.port or (443 if target.scheme == "https" else 80)
+    if host in ("localhost", "127.0.0.1", "::1"):  # answers at once; not remembered (a port may open later)
+        return _probe(host, port, timeout)
+    if (host, port) not in _reachable:
+        _reachable[(host, port)] = _probe(host, port, timeout)
+    return _reachable[(host, port)]
+
+
+def _probe(host: str, port: int, timeout: float) -> bool:
+    """One connection attempt, bounded in a thread (``getaddrinfo`` has no timeout of its own)."""
+    answer: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    worker = threading.Thread(target=connect, name="resnet-network-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
+
+
+def unreachable_reason(url: str) -> str:
+    host = urllib.parse.urlsplit(url).hostname or url
+    return f"no network ({host} did not answer within {PROBE_TIMEOUT:g} s)"
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -82,6 +128,8 @@ def fetch(url: str, dest: Path, *, sha256_prefix: str | None = None, md5: str | 
     offline = offline or (lambda why: f"{why}: cannot fetch {url}; download it on a connected machine and put it at {dest}")
     if offline_mode():
         raise OfflineError(offline("offline (HF_HUB_OFFLINE is set)"))
+    if not reachable(url):
+        raise OfflineError(offline(unreachable_reason(url)))
     part = dest.with_name(dest.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
     last = ""

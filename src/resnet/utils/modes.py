@@ -2,7 +2,7 @@
 PyTorch so the command line can show them at once.
 
 ``eager`` (the model in evaluation mode, unchanged) is spelled ``none`` on the command line (``--optimize none``,
-``serve --mode none``); :func:`resnet.deploy.optimize` takes either spelling (:func:`canonical_mode`).
+``serve --optimize none``); :func:`resnet.deploy.optimize` takes either spelling (:func:`canonical_mode`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ EAGER = "eager"
 NONE = "none"  # eager's command-line spelling
 OPTIMIZED_MODES = ("fp32", "bf16", "int8")  # the modes that change how the network runs (`resnet bench` times these)
 MODES = (EAGER, *OPTIMIZED_MODES)  # resnet.deploy.optimize's spelling
-OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / predict --optimize, serve --mode)
+OPTIMIZE_MODES = (NONE, *OPTIMIZED_MODES)  # the commands' spelling (eval / predict / serve --optimize)
 #: What runs an optimised mode (``optimize(..., engine=...)``, ``--engine``): ``auto`` measures, the others force
 #: a family (:mod:`resnet.inference.engines`).
 ENGINES = ("auto", "ours", "onnxruntime", "openvino", "pytorch")

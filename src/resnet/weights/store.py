@@ -21,7 +21,8 @@ from torch import nn
 from ..errors import CheckpointError
 from ..utils.atomic import atomic_path
 from . import manifest
-from ..utils.download import DownloadError, DownloadPolicy, OfflineError, fetch, offline_mode, sha256_of
+from ..utils.download import (DownloadError, DownloadPolicy, OfflineError, fetch, offline_mode, reachable, sha256_of,
+                               unreachable_reason)
 from .registry import WeightEntry
 
 
@@ -167,10 +168,13 @@ def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     assert entry.hf_hub_id is not None
+    endpoint = hub_endpoint()
+    offline = offline_mode() or not reachable(endpoint)  # no network: the hub's cache only, as HF_HUB_OFFLINE would
     try:
-        got = Path(hf_hub_download(entry.hf_hub_id, entry.filename, local_dir=dest.parent))
+        got = Path(hf_hub_download(entry.hf_hub_id, entry.filename, local_dir=dest.parent, local_files_only=offline))
     except LocalEntryNotFoundError as err:
-        why = "offline (HF_HUB_OFFLINE is set)" if "offline" in str(err).lower() else "no network"
+        why = ("offline (HF_HUB_OFFLINE is set)" if offline_mode() or not offline and "offline" in str(err).lower()
+               else unreachable_reason(endpoint) if offline else "no network")
         raise OfflineError(offline_message(entry.url, entry.filename, entry.name, why)) from None
     except (EntryNotFoundError, RepositoryNotFoundError) as err:
         raise DownloadError(f"{entry.hf_hub_id}/{entry.filename} is not on the Hugging Face hub ({type(err).__name__}); "
@@ -178,6 +182,13 @@ def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
     except (HfHubHTTPError, OSError) as err:
         raise DownloadError(f"cannot download {entry.hf_hub_id}/{entry.filename}: {str(err).splitlines()[0][:200]}") from None
     return got
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub's address: ``HF_ENDPOINT``, else huggingface_hub's default."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
 
 
 def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:

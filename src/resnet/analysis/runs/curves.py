@@ -64,8 +64,20 @@ def read_curves(plans: Sequence[RunPlan]) -> list[dict[str, Any]]:
             "final_train_error": finite_value(last.get("train_error")), "final_test_error": finite_value(last.get("test_error")),
             "final_holdout_error": finite_value(last.get("holdout_error")),
             "seconds": finite_value(marker.get("seconds")),
+            "classes": _class_count(plan.folder),
         })
     return curves
+
+
+def _class_count(folder: Path) -> int | None:
+    """How many classes the run's network tells apart (its checkpoint's metadata), for the chance level."""
+    from ...models.interop import read_metadata
+
+    for name in ("last.safetensors", "best.safetensors"):
+        classes = read_metadata(folder / name).get("classes") if (folder / name).is_file() else None
+        if classes:
+            return len(classes)
+    return None
 
 
 def _status(folder: Path, marker: dict[str, Any]) -> Status:
