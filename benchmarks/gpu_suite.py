@@ -14,7 +14,7 @@ What is measured (batch 256, 224 px, unless --tiny):
   autocast with a gradient scaler as in torchvision's reference scripts with ``--amp``) and ours
   (``resnet.create_model("resnet50")``, channels_last, bf16 autocast, ``torch.compile``, fused SGD);
 - training, real JPEGs: ours again, fed by files of ImageNet's size distribution generated at start,
-  decoded on the GPU (``torchvision.io.decode_jpeg(device="cuda")``), random-resized-cropped and
+  decoded on the GPU (``torchcodec.decoders.decode_jpeg(device="cuda")``, nvJPEG), random-resized-cropped and
   flipped on the GPU, prefetched on a side stream while the previous step runs;
 - inference: the reference (eager fp16 autocast, NCHW) and ours (compiled, channels_last) in bf16
   and fp16; int8 is reported as unsupported (PyTorch has no int8 CUDA convolution path).
@@ -49,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
+from torchcodec.decoders import decode_jpeg  # noqa: E402
+from torchcodec.encoders import JpegEncoder  # noqa: E402
 from torchvision.transforms.v2 import RandomResizedCrop  # noqa: E402
 from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
@@ -240,7 +242,7 @@ def write_jpegs(folder: Path, cfg: Config, seed: int = 0) -> list[Path]:
         field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0]
         img = (field + 0.08 * torch.randn(3, h, w, generator=gen)).clamp(0, 1).mul(255).to(torch.uint8)
         path = folder / f"{i:05d}.jpg"
-        torchvision.io.write_jpeg(img, str(path), quality=90)
+        JpegEncoder(img).to_file(path, quality=90)
         paths.append(path)
     return paths
 
@@ -250,7 +252,7 @@ class JpegBatches:
     flipped and normalised on ``device``, a batch ahead on a side stream (a background thread)."""
 
     def __init__(self, paths: list[Path], cfg: Config, device: torch.device, depth: int = 2):
-        self.files = [torchvision.io.read_file(str(p)) for p in paths]  # the page cache would hold them anyway
+        self.files = [p.read_bytes() for p in paths]  # the page cache would hold them anyway
         self.cfg, self.device = cfg, device
         self.crop = RandomResizedCrop(cfg.size, antialias=True)
         self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
@@ -263,7 +265,7 @@ class JpegBatches:
     def _batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(self.files)
         data = [self.files[(index * self.cfg.batch + k) % n] for k in range(self.cfg.batch)]
-        decoded = torchvision.io.decode_jpeg(data, mode=torchvision.io.ImageReadMode.RGB, device=self.device)
+        decoded = decode_jpeg(data, mode="RGB", device=self.device)  # TorchCodec: torchvision.io's is deprecated
         crops = []
         for img in decoded:
             params = self.crop.make_params([img])
