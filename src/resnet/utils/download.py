@@ -63,6 +63,8 @@ def reachable(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
     at once, instead of after each publisher's retries (27 s of raw "Retrying" lines from the hub, ~11 s of
     retries here)."""
     parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):  # file:// and the like need no network
+        return True
     proxy = urllib.request.getproxies().get(parts.scheme) if not urllib.request.proxy_bypass(parts.hostname or "") else None
     target = urllib.parse.urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}") if proxy else parts
     host = target.hostname or ""
