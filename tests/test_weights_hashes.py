@@ -107,7 +107,7 @@ def test_a_corrupt_file_makes_weights_path_fail_in_one_line(monkeypatch: pytest.
 
 def test_list_says_what_is_verified_and_a_torch_home_copy_is_recorded_at_first_use(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: bytes, capsys: pytest.CaptureFixture[str]) -> None:
-    entry = _short_prefix_entry(tiny, monkeypatch, digits=8, source="torchvision", model="resnet20")
+    entry = _short_prefix_entry(tiny, monkeypatch, digits=8, publisher="torchvision", model="resnet20")
     copy = write(tmp_path / "torch" / "hub" / "checkpoints" / entry.filename, tiny)
     assert main(["weights", "list", "resnet20:test", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["verified"] == "prefix"
@@ -168,7 +168,7 @@ def test_a_cache_where_the_manifest_cannot_be_written_still_works_on_the_prefix(
     def read_only(*a: object, **kw: object) -> None:
         raise PermissionError(13, "Read-only file system")
 
-    entry = _short_prefix_entry(tiny, monkeypatch, digits=8, source="torchvision", model="resnet20")
+    entry = _short_prefix_entry(tiny, monkeypatch, digits=8, publisher="torchvision", model="resnet20")
     copy = write(tmp_path / "torch" / "hub" / "checkpoints" / entry.filename, tiny)
     monkeypatch.setattr(manifest, "record", read_only)
     assert ensure(entry, FAST) == copy and verify(entry, copy) == "prefix"
