@@ -111,7 +111,7 @@ class Direct:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="direct")
         self.single_pool = ThreadPoolExecutor(1, thread_name_prefix="direct-1")
         self.payloads, self.max_batch = payloads, max_batch
-        self.member = self.pool.submit(load_member, source, mode).result()
+        self.member = self.pool.submit(load_member, source, mode, allow_untrained=True).result()  # random weights: timing only
         pre = self.member.preprocess
         views = [network_view(read_image_bytes(b, pre.channels), pre) for b in payloads]
         self.batch = normalize(torch.stack([views[i % len(views)] for i in range(max_batch)]), pre)
