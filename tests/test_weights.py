@@ -20,19 +20,11 @@ from resnet.weights import (
 from resnet.weights import registry as registry_module
 from resnet.utils.download import fetch
 
-from weights_helpers import Files, entry_for, serve, state_bytes, write
-
-FAST = DownloadPolicy(timeout=0.5, retries=1, backoff=0.0, progress=False)
-
+from weights_helpers import FAST, Files, entry_for, isolated_home, serve, state_bytes, write
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("RESNET_HOME", str(home))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("RESNET_WEIGHTS_MIRROR", raising=False)
-    return home
+    return isolated_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture()
@@ -170,7 +162,7 @@ def test_slow_server_times_out_after_the_retries(server, tiny) -> None:
     files.blobs[f"/{entry.filename}"] = data
     files.slow[f"/{entry.filename}"] = 2.0
     with pytest.raises(DownloadError, match=r"after 2 tries \(no data within 0.5 s\)"):
-        ensure(entry, DownloadPolicy(timeout=0.5, retries=1, backoff=0.0, progress=False))
+        ensure(entry, FAST)
     assert len(files.requests) == 2
 
 

@@ -15,24 +15,16 @@ import torch
 import resnet
 from resnet.cli import main
 from resnet.errors import CheckpointError
-from resnet.weights import DownloadError, DownloadPolicy, cache_path, ensure, find, verify
+from resnet.weights import DownloadError, cache_path, ensure, find, verify
 from resnet.weights import registry as registry_module
 from resnet.weights.manifest import read_manifest
 from resnet.weights.store import weights_dir
 
-from weights_helpers import Files, entry_for, serve, state_bytes, write
-
-FAST = DownloadPolicy(timeout=0.5, retries=1, backoff=0.0, progress=False)
-
+from weights_helpers import FAST, Files, entry_for, isolated_home, serve, state_bytes, write
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("RESNET_HOME", str(home))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("RESNET_WEIGHTS_MIRROR", raising=False)
-    return home
+    return isolated_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")

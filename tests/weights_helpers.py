@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import torch
 
 from resnet.data.preprocess import Preprocess
+from resnet.utils.download import DownloadPolicy
 from resnet.weights.registry import WeightEntry
 
 
@@ -104,3 +106,16 @@ def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+FAST = DownloadPolicy(timeout=0.5, retries=1, backoff=0.0, progress=False)
+
+
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A weights cache of the test's own (``RESNET_HOME``, ``TORCH_HOME``), online, without a mirror."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RESNET_HOME", str(home))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("RESNET_WEIGHTS_MIRROR", raising=False)
+    return home
