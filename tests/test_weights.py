@@ -14,7 +14,7 @@ import resnet
 from resnet.cli import main
 from resnet.errors import CheckpointError, UsageError
 from resnet.weights import (
-    DownloadError, DownloadPolicy, OfflineError, UnknownWeightsError, all_entries, cache_path, ensure, entries_for, find,
+    DownloadError, OfflineError, UnknownWeightsError, all_entries, cache_path, ensure, entries_for, find,
     import_file, load_entry,
 )
 from resnet.weights import registry as registry_module
