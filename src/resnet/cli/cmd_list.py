@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*' or 'plain' (substring)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--names-only", action="store_true", help="print names only")
-    p.add_argument("--markdown", action="store_true", help="a markdown table (the README's model table is made with this)")
+    p.add_argument("--markdown", action="store_true", help="a markdown table (the model table of docs/guide/models.md is made with this)")
     p.set_defaults(func=run)
 
 

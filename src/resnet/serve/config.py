@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import UsageError
 
-DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve others (README)
+DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve others (docs/guide/serving.md)
 DEFAULT_PORT = 8000
 MiB = 1 << 20
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers, at most, whichever HTTP implementation parses them
@@ -31,7 +31,7 @@ class ServeConfig:
     decode_threads: int = 0  # threads decoding uploads (one intra-op thread each); 0: two per core
     large_pixels: int = 4_000_000  # images decoding to more pixels than this queue for one thread of their own
     allow_scorecam: bool = False  # Score-CAM runs one forward pass per channel (2048 on ResNet-50), holding up every batch
-    # Connections (enforced by serve/http.py's protocol and the app's admission; README "Limits and bad input"):
+    # Connections (enforced by serve/http.py's protocol and the app's admission; docs/guide/serving.md "Limits and bad input"):
     max_connections: int = 512  # open connections at most; then the oldest one still sending its head is closed, else 503
     max_in_flight: int = 128  # requests being handled at once (/healthz and /metrics aside); more get 503 at once
     head_timeout_s: float = 5.0  # longest a request line and headers may take to arrive (slowloris); then 408, closed

@@ -18,7 +18,7 @@ DESCRIPTION = (
 
 
 class ErrorDetail(BaseModel):
-    code: str  # stable, for clients (README "Limits and bad input")
+    code: str  # stable, for clients (docs/guide/serving.md "Limits and bad input")
     message: str  # the problem and the fix, in one line
     status: int
 
