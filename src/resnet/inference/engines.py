@@ -109,9 +109,9 @@ class OnnxFiles:
         return self._openvino[key]
 
 
-#: Families ``auto`` measures. PyTorch export is measured only when asked for (``engine="pytorch"``): on the
-#: Zen 4 it ran at 0.4-0.8x ours in every arithmetic and batch, and compiling it costs 16-63 s per arithmetic
-#: for ResNet-20/50 on two cores, which every first ``auto`` call would pay (docs/results/inference/README.md).
+#: Families ``auto`` measures. PyTorch export is measured only when asked for (``engine="pytorch"``): it ran
+#: slower than ours and takes tens of seconds to compile, which every first ``auto`` call would pay
+#: (figures: docs/results/inference/README.md).
 AUTO_FAMILIES = (OURS, "onnxruntime", "openvino")
 
 

@@ -36,12 +36,8 @@ from .views import shift_views
 
 ImageBatch = Tensor | Sequence[Tensor]  # uint8 [N, C, H, W], or a list of [C, H, W] of any sizes
 IMAGENET_SCALES = (224, 256, 384, 480, 640)
-# Scales for small (CIFAR-sized) networks, relative to the crop. CIFAR nets are trained at one scale,
-# so unlike the paper's ImageNet nets (trained on shorter sides 256..480) they tolerate only a small
-# range: on akamaster ResNet-20, scale 36, 40 or 48 alone gave 13.6 / 18.2 / 36.8 % error (2,000
-# test images) against 8.3 % at 32. Over the full test set {32, 40} with mirrors gives 8.09 / 7.77 /
-# 7.71 / 7.25 % for ResNet-20/32/44/56: better than center only for ResNet-20, worse than flip for all
-# (docs/results/eval/akamaster.md). Pass --scales 32 for mirror-only fully-convolutional testing.
+# Scales for small (CIFAR-sized) networks, relative to the crop: CIFAR nets are trained at one scale, so they
+# tolerate only a small range (measured: docs/results/eval/README.md).
 SMALL_SCALE_FACTORS = (1.0, 1.25)
 
 
@@ -161,8 +157,8 @@ class Shift(EvalProtocol):
 
 
 def ten_crop_hint(pre: Preprocess) -> str:
-    """Sizes that make 10crop help: the resize kept, crops of 7/8 of it (upscaling instead hurts: on akamaster's
-    ResNet-20, resize 36 / crop 32 gave 13.04 % error against 8.27 % centre, resize 32 / crop 28 6.84 %)."""
+    """Sizes that make 10crop help: the resize kept, crops of 7/8 of it (upscaling instead hurts: measured in
+    docs/results/eval/README.md)."""
     return f"`resize` {pre.resize_size} `crop` {max(1, pre.resize_size * 7 // 8)}"
 
 

@@ -1,9 +1,10 @@
 """Batch sharding across cores: each core runs its own slice of the batch on one thread.
 
 Splitting every convolution over all cores (intra-op parallelism) costs a barrier per layer and
-shares each core's cache between slices of the same tensors; for float convolutions on a few cores
-it measured 10-15% slower at batch 32 than giving each core a whole sub-batch. PyTorch releases the
-GIL inside its kernels, so Python threads with one intra-op thread each run truly in parallel.
+shares each core's cache between slices of the same tensors, which was slower for float convolutions
+on a few cores than giving each core a whole sub-batch. PyTorch releases the GIL inside its kernels, so
+Python threads with one intra-op thread each run truly in parallel. The measurements behind this module's
+constants: docs/results/inference/README.md ("Why the threading and sharding constants are what they are").
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ from ..utils.threads import single_threaded
 
 # Below this many multiply-adds a call runs on one intra-op thread (ResNet-20: a batch of 12).
 SINGLE_THREAD_BELOW = 500_000_000
-# A slice holds at least this many images and this many input pixels. Measured on a 2-core Zen 4
-# (fp32, images/s against halving the batch): ResNet-18 at 224 px +8% at batch 32 and +13% at 64
-# in slices of 8, ResNet-50 +6%; CIFAR nets (32 px) +10% at batch 256 in slices of 32, and slices of
-# 8 were slower there (the per-call overhead of small images). Small slices keep a core's activations
+# A slice holds at least this many images and this many input pixels: small slices keep a core's activations
 # in its cache, and the cores take slices from one queue, so a core slowed by other work (a server's
-# decoding) takes fewer instead of keeping the other waiting at the end.
+# decoding) takes fewer instead of keeping the other waiting at the end. Measured: docs/results/inference/.
 SLICE_IMAGES, SLICE_PIXELS = 8, 32_768
 
 
@@ -75,9 +73,8 @@ class SmallCallsSingleThreaded(nn.Module):
 
     Every parallel region ends in a barrier. A small call (ResNet-20 at batch 1: 41 M multiply-adds
     in 19 convolutions of tens of microseconds each) spends more time in barriers than in arithmetic,
-    and on a machine whose cores are busy every barrier waits for a descheduled worker: the int8 runner
-    at batch 1 measured p50 0.91 / p90 67 ms with 2 threads against 0.62 / 5 ms with 1 (2-core machine
-    under load), which is how ``bench`` once showed 15 images/s. Larger calls keep every thread.
+    and on a machine whose cores are busy every barrier waits for a descheduled worker (figures:
+    docs/results/inference/README.md). Larger calls keep every thread.
     """
 
     def __init__(self, runner: nn.Module, macs_per_image: Callable[[int, int, int], int]) -> None:

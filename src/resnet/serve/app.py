@@ -142,10 +142,8 @@ def _cam_method(cam: str | None, config: ServeConfig) -> str | None:
 
 class Workers:
     """Threads that decode uploads and draw CAM pictures, each with one PyTorch intra-op thread; by
-    default two per core, so that decoding keeps up while the network holds the cores (ResNet-18, 64
-    clients, 2 busy cores: the batching thread was busy 77 % of the time with one per core, 92 % with two,
-    87 % with four). anyio's default pool of 40 threads, each resizing with every core's worth of OpenMP
-    threads, oversubscribed a loaded machine and halved the served throughput."""
+    default two per core, so that decoding keeps up while the network holds the cores; anyio's default pool
+    oversubscribed a loaded machine (measured: docs/results/serve/README.md)."""
 
     def __init__(self, threads: int = 0) -> None:
         import torch

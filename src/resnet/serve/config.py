@@ -11,8 +11,7 @@ DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve ot
 DEFAULT_PORT = 8000
 MiB = 1 << 20
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers, at most, whichever HTTP implementation parses them
-# uvicorn's `http` and `loop`, default first: h11 and asyncio served more images/s at 64 clients on 2 loaded cores
-# than httptools and uvloop (served / direct 0.73 against 0.55, 0.80 against 0.64; docs/results/serve/)
+# uvicorn's `http` and `loop`, default first: h11 and asyncio served more images/s at 64 clients (docs/results/serve/)
 HTTP_IMPLEMENTATIONS = ("h11", "httptools")
 EVENT_LOOPS = ("asyncio", "uvloop")
 

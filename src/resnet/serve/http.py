@@ -14,9 +14,7 @@ Everything else is uvicorn's own settings (``timeout_keep_alive``, ``h11_max_inc
 private names relied on (``connections``, ``conn``, ``transport``, ``loop``, ``send_400_response``,
 ``on_headers_complete``, ``on_message_complete``) are checked against the pinned uvicorn in ``tests/test_serve_limits.py``.
 
-Measured with ``benchmarks/serve_load.py --server`` on 2 loaded cores, httptools with uvloop used more server
-CPU per request and served fewer images/s at 64 clients than h11 with asyncio (0.55 against 0.73 of direct
-throughput), so h11 stays the default.
+h11 stays the default: httptools with uvloop served fewer images/s under load (docs/results/serve/README.md).
 """
 
 from __future__ import annotations

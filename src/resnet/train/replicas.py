@@ -3,9 +3,9 @@
 Splitting every small CIFAR convolution over all cores (PyTorch's intra-op parallelism) pays a
 barrier per operator, forward and backward, and shares each core's cache between slices of the
 same tensors; when other work shares the machine, one late core stalls every operator. Giving each
-core a whole slice of the batch instead, with its own replica and one intra-op thread, trained
-ResNet-20 at batch 128 at about the same speed on a quiet 2-core machine and 2.5x faster while two
-other trainings ran there (``benchmarks/train_throughput.py``, docs/results/train). PyTorch releases the GIL inside its kernels and the CPU
+core a whole slice of the batch instead, with its own replica and one intra-op thread, keeps its pace when
+other work shares the machine (``benchmarks/train_throughput.py``: docs/results/train/README.md, "Core
+replicas"). PyTorch releases the GIL inside its kernels and the CPU
 autograd engine runs backward on the calling thread, so the threads run truly in parallel.
 
 It is DistributedDataParallel's semantics without the processes: the replicas start each step

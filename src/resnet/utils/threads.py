@@ -14,8 +14,7 @@ def single_threaded() -> Iterator[None]:
 
     For work made of many tiny operations (a batch-of-one pass that only counts shapes, say) more
     threads gain nothing, and on a machine whose cores are busy with other processes every parallel
-    region waits for a descheduled worker: a ResNet-1202 batch-of-one forward measured 35 s with
-    2 threads against 2 s with 1 on a loaded 2-core machine.
+    region waits for a descheduled worker (a ResNet-1202 batch-of-one forward: docs/results/inference/README.md).
     """
     before = torch.get_num_threads()
     if before == 1:

@@ -15,21 +15,9 @@ from ...errors import UsageError
 from ...train.recipes import RECIPES, parse_overrides, resolve_recipe
 from .plans import TrainSettings
 
-# Reduced budget, from the measured CIFAR-10 training speed on the 2-core AVX2 CPU this project is
-# developed on (benchmarks/train_throughput.py: ~310 img/s for ResNet-20 at batch 128, fp32; a CIFAR
-# net's cost grows about linearly with depth, plain or residual). The 8 nets of depths 20/32/44/56 cost
-# 2 * (20 + 32 + 44 + 56) / 20 = 15.2 ResNet-20s, so 90 minutes buy 5400 s * 310 / 128 / 15.2 ≈ 860
-# iterations each; the evaluations that draw the test curves (hold-out and test set every tenth of the
-# run, at ~3x the training speed) take about a fifth of that, leaving 700.
+# Reduced: what 8 CIFAR nets train in ~90 min on 2 cores; medium: the shortest run at which both of the paper's
+# orderings held. The measurements behind both: docs/results/degradation/README.md ("Budgets").
 REDUCED_ITERATIONS = 700
-# Medium budget: the shortest run measured on real CIFAR-10 at which both of the paper's orderings hold at
-# the end, in training and in test error (docs/results/degradation/medium/): plain-56 > plain-32 > plain-20,
-# and ResNet-56 < ResNet-32 < ResNet-20 (17.3 / 18.0 / 19.4 % training error). Each residual branch's last BN
-# starts at zero (Goyal et al. 2017; plain nets have no residual branch and train exactly as the paper's), so
-# every ResNet starts as a shallow one. Shorter runs measured: 700 iterations and 2,000 iterations from the
-# paper's initialisation leave ResNet-56 behind ResNet-20 (62.1 % against 43.1 %; 35.3 % against 28.7 % at
-# 1,200 of 2,000); 2,000 iterations with zero-init branches put ResNet-32 and -56 below ResNet-20 but level
-# with each other (27.8 / 28.0 %, docs/results/degradation/medium-2000/).
 MEDIUM_ITERATIONS = 4_000
 TINY_ITERATIONS = 24
 EVALUATIONS_PER_RUN = 10  # points on each test-error curve (the paper's Fig. 6 curves are smooth; 10 show the shape)
