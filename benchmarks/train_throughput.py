@@ -51,13 +51,13 @@ def matmul_peak_gflops(seconds: float = 1.0, dtype: torch.dtype = torch.float32,
 
 def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dtype | None, compiled: bool,
               replicas: int = 1, optimizer: str = "foreach", bf16_weights: bool = False, compile_optimizer: bool = False,
-              label_smoothing: float = 0.0) -> Callable[[], None]:
+              label_smoothing: float = 0.0, size: int = 32, num_classes: int = 10) -> Callable[[], None]:
     """One training step of ``model_name`` on a fixed random batch. ``optimizer``: "foreach" (PyTorch's
     default), "fused" or "loop"; ``bf16_weights``: weights, gradients and momentum in bf16, no fp32 master copy."""
     torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    model = create_model(model_name, num_classes=num_classes)
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, num_classes, (batch,))
     if bf16_weights:
         model, x = model.to(torch.bfloat16), x.to(torch.bfloat16)
     if channels_last:
@@ -88,10 +88,10 @@ def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dt
     return step
 
 
-def interleaved(variants: dict[str, Callable[[], None]], steps: int, rounds: int) -> dict[str, float]:
+def interleaved(variants: dict[str, Callable[[], None]], steps: int, rounds: int, warmup: int = 3) -> dict[str, float]:
     """Seconds per step (median over rounds) of each variant, the rounds alternating between variants."""
     for step in variants.values():  # warm-up (and compilation)
-        for _ in range(3):
+        for _ in range(warmup):
             step()
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(rounds):
@@ -146,6 +146,7 @@ def lever_variants(model: str, batch: int, amp: torch.dtype | None) -> dict[str,
         "bf16 channels_last, 2 core replicas": step(replicas=2),
         "bf16 weights, no fp32 master (channels_last)": step(amp=None, bf16_weights=True),
         "bf16 channels_last + torch.compile (model)": step(compiled=True),
+        "bf16 channels_last + compile (model), fused SGD": step(compiled=True, optimizer="fused"),
         "bf16 channels_last + compile (model and optimizer)": step(compiled=True, compile_optimizer=True),
     }
 
