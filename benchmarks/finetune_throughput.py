@@ -62,9 +62,8 @@ def main() -> None:
     variants = {
         "eager fp32 NCHW (baseline)": make_step(args.model, args.batch, channels_last=False, amp=None, compiled=False,
                                                 size=size, num_classes=10),
-        f"trainer's path ({precision}, channels_last, fused SGD)": make_step(
-            args.model, args.batch, channels_last=True, amp=amp, compiled=False, size=size, num_classes=10,
-            optimizer="fused"),
+        f"trainer's path ({precision}, channels_last)": make_step(
+            args.model, args.batch, channels_last=True, amp=amp, compiled=False, size=size, num_classes=10),
     }
     per_step = interleaved(variants, args.steps, args.rounds, warmup=1)
     print("\n| variant | images/s | ratio | images/s per core | data share (decode once, crop+flip per batch) |")

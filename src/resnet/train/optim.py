@@ -60,13 +60,10 @@ def param_groups(plans: list[GroupPlan]) -> list[dict[str, Any]]:
 
 def build_optimizer(plans: list[GroupPlan], recipe: Recipe) -> torch.optim.Optimizer:
     """SGD with the recipe's momentum over the groups of ``plans``, inside Lookahead when the recipe asks.
-    On a CPU the update is PyTorch's fused kernel (one pass over each tensor: 1.10x the images/s of the
-    default for-each update for ResNet-20 at batch 32, docs/results/train/); elsewhere PyTorch's default."""
-    params = [p for plan in plans for p in plan.params]
-    on_cpu = bool(params) and all(p.device.type == "cpu" and p.dtype.is_floating_point for p in params)
+    (PyTorch's default for-each update: its fused CPU kernel measured no faster for ResNet-20, within the
+    spread of repeated runs, docs/results/train/cpu-xeon-amx/.)"""
     sgd = torch.optim.SGD(param_groups(plans), lr=recipe.lr, momentum=recipe.momentum,
-                          nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
-                          **({"fused": True} if on_cpu else {}))
+                          nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
     if not recipe.lookahead_k:
         return sgd
     try:
