@@ -83,3 +83,19 @@ def test_bf16_asked_for_without_native_bf16_runs_fp32_and_says_so(tmp_path: Path
     assert header["precision"] == "float32"
     assert "no native bf16" in header["precision_note"]
     assert capsys.readouterr().out.count("no native bf16") == 1
+
+
+def test_cifar94_resumes_bit_for_bit(tmp_path: Path) -> None:
+    """ResNet-9 with two core replicas, frozen batch-norm scales, a whitened stem and the EMA: an interrupted run
+    resumed ends with exactly the weights of an uninterrupted one."""
+    overrides = {"iterations": "6", "eval_every": "6", "log_every": "2", "batch_size": "16", "whiten_stem": "64"}
+
+    def run(out: Path, **kw: object) -> dict:
+        return train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False,
+                                  tensorboard=False, **kw))  # type: ignore[arg-type]
+
+    run(tmp_path / "whole")
+    assert not run(tmp_path / "parts", stop_after=3)["finished"]
+    assert run(tmp_path / "parts", resume=True)["finished"]
+    a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "parts" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
