@@ -41,7 +41,7 @@ def cpu_model() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="resnet20")
+    p.add_argument("--model", help="network (default: the one the recipe names, else resnet20)")
     p.add_argument("--recipe", default="cifar-fast")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation: "
@@ -53,7 +53,8 @@ def main() -> None:
     import torch
 
     gflops_start = matmul_peak_gflops(2.0)
-    command = [sys.executable, "-m", "resnet", "train", "--model", args.model, "--data", "cifar10", "--data-dir",
+    bf16_start = matmul_peak_gflops(2.0, torch.bfloat16)
+    command = [sys.executable, "-m", "resnet", "train", *(["--model", args.model] if args.model else []), "--data", "cifar10", "--data-dir",
                args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress", "--seed", str(args.seed)]
     for item in args.overrides:
         command += ["--set", item]
@@ -61,8 +62,10 @@ def main() -> None:
     subprocess.run(command, check=True)
     wall = time.perf_counter() - start
     gflops_end = matmul_peak_gflops(2.0)
+    bf16_end = matmul_peak_gflops(2.0, torch.bfloat16)
 
     summary = json.loads((args.out / "summary.json").read_text())
+    header = json.loads((args.out / "recipe.json").read_text())
     recipe = summary["recipe"]
     result = {
         "accuracy": round(100.0 - float(summary["final"]["test_error"]), 2),
@@ -71,6 +74,8 @@ def main() -> None:
         "images_per_s": summary["images_per_s"],
         "matmul_gflops_start": round(gflops_start, 1),
         "matmul_gflops_end": round(gflops_end, 1),
+        "bf16_matmul_gflops_start": round(bf16_start, 1), "bf16_matmul_gflops_end": round(bf16_end, 1),
+        "model": header["model"], "precision": header["precision"],
         "seed": args.seed,
         "test_views": {"flip": recipe.get("test_flip"), "shift": recipe.get("test_shift")},
         "command": "resnet " + shlex.join(command[3:]),
@@ -78,9 +83,9 @@ def main() -> None:
         "recipe": f"{recipe.get('name', args.recipe)} v{recipe.get('version', '?')}",
     }
     (args.out / "time_to_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.model} {result['recipe']}: {result['accuracy']:.2f} % after {result['epochs']} epochs in "
-          f"{wall / 60:.1f} min ({result['images_per_s']} images/s); fp32 matmul {gflops_start:.0f} -> "
-          f"{gflops_end:.0f} GFLOP/s; {result['cpu']} ({result['cpu_capability']})")
+    print(f"{result['model']} {result['recipe']}: {result['accuracy']:.2f} % after {result['epochs']} epochs in "
+          f"{wall / 60:.1f} min ({result['images_per_s']} images/s); matmul fp32 {gflops_start:.0f} -> "
+          f"{gflops_end:.0f}, bf16 {bf16_start:.0f} -> {bf16_end:.0f} GFLOP/s; {result['cpu']} ({result['cpu_capability']})")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,19 @@
-"""Training throughput of ResNet-20 on CIFAR-shaped batches: our trainer's default CPU path against a plain
-eager float32 NCHW loop of the same network, measured side by side in one run.
+"""Training throughput on CIFAR-shaped batches, measured side by side in one run: our trainer's default CPU path
+against a plain eager float32 NCHW loop of the same network, the levers one by one, and where a step's time goes.
 
-    .venv/bin/python benchmarks/train_throughput.py [--batch 128] [--steps 30] [--model resnet20]
+    .venv/bin/python benchmarks/train_throughput.py [--model resnet20] [--batch 128] [--steps 10] [--rounds 3]
+    .venv/bin/python benchmarks/train_throughput.py --levers [--batch 32] [--batches 32,128,512]
+    .venv/bin/python benchmarks/train_throughput.py --profile [--recipe cifar-fast] [--data-dir DIR]
 
-Each variant runs the same full training step (forward, cross-entropy, backward, SGD with momentum
-and weight decay) on the same random batch after warm-up steps; rounds alternate between variants
-so that a busy machine slows them alike. Prints images/s, the ratio to the baseline, and the share of
-this machine's measured float32 matrix-product peak.
+Each variant runs the same full training step (forward, cross-entropy, backward, SGD with momentum and weight
+decay) on the same random batch after warm-up steps; rounds alternate between variants so that a busy machine
+slows them alike. Prints images/s, the ratio to the baseline, and the share of this machine's measured matrix
+product peak in the variant's arithmetic (fp32 or bf16).
+
+``--profile`` splits one step of the recipe (its batch, label smoothing, channels_last) by operator with
+torch.profiler, for fp32 and (where the CPU has it natively) bf16, and adds the parts around the step: the
+recipe's data and augmentation (real CIFAR-10 when ``--data-dir`` holds it), the weight EMA update and the
+recipe's evaluation, spread over the steps between two evaluations.
 """
 
 from __future__ import annotations
@@ -28,48 +35,120 @@ from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.train.precision import autocast_dtype  # noqa: E402
 from resnet.train.replicas import CoreReplicas, replica_count  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def matmul_peak_gflops(seconds: float = 1.0) -> float:
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+
+def matmul_peak_gflops(seconds: float = 1.0, dtype: torch.dtype = torch.float32, n: int = 1024) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b
-    n, start = 0, time.perf_counter()
+    count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         a @ b
-        n += 1
-    return 2 * 1024**3 * n / (time.perf_counter() - start) / 1e9
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
 
 
 def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dtype | None, compiled: bool,
-              replicas: int = 1) -> Callable[[], None]:
+              replicas: int = 1, optimizer: str = "foreach", bf16_weights: bool = False, compile_optimizer: bool = False,
+              label_smoothing: float = 0.0, size: int = 32, num_classes: int = 10) -> Callable[[], None]:
+    """One training step of ``model_name`` on a fixed random batch. ``optimizer``: "foreach" (PyTorch's
+    default), "fused" or "loop"; ``bf16_weights``: weights, gradients and momentum in bf16, no fp32 master copy."""
     torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    model = create_model(model_name, num_classes=num_classes)
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, num_classes, (batch,))
+    if bf16_weights:
+        model, x = model.to(torch.bfloat16), x.to(torch.bfloat16)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    kind = {"foreach": dict(foreach=True), "fused": dict(fused=True), "loop": dict(foreach=False)}[optimizer]
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, **kind)
     net = torch.compile(model) if compiled else model
+    opt_step = torch.compile(opt.step) if compile_optimizer else opt.step
     model.train()
     if replicas > 1:
         cores = CoreReplicas(model, replicas)
 
         def replicated_step() -> None:
             opt.zero_grad(set_to_none=True)
-            cores.forward_backward(x, y, amp=amp, label_smoothing=0.0)
-            opt.step()
+            cores.forward_backward(x, y, amp=amp, label_smoothing=label_smoothing)
+            opt_step()
 
         return replicated_step
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
-            loss = F.cross_entropy(net(x).float(), y)
+        with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+            loss = F.cross_entropy(net(x).float(), y, label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        opt_step()
 
     return step
+
+
+def interleaved(variants: dict[str, Callable[[], None]], steps: int, rounds: int, warmup: int = 3) -> dict[str, float]:
+    """Seconds per step (median over rounds) of each variant, the rounds alternating between variants."""
+    for step in variants.values():  # warm-up (and compilation)
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, step in variants.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def print_rates(title: str, per_step: dict[str, float], batch: int, flops_per_image: float,
+                peaks: dict[str, float]) -> None:
+    print(f"\n{title}")
+    print(f"| {'variant':<62} | {'images/s':>9} | {'ratio':>6} | {'% of peak':>9} |")
+    print(f"|{'-' * 64}|{'-' * 11}:|{'-' * 7}:|{'-' * 10}:|")
+    base = None
+    for name, seconds in per_step.items():
+        rate = batch / seconds
+        base = base or rate
+        peak = peaks["bf16"] if "bf16" in name else peaks["fp32"]
+        share = 100 * rate * flops_per_image / 1e9 / peak
+        print(f"| {name:<62} | {rate:>9.1f} | {rate / base:>5.2f}x | {share:>8.1f}% |")
+
+
+def default_variants(args: argparse.Namespace, amp: torch.dtype | None, replicas: int) -> dict[str, Callable[[], None]]:
+    precision = "bf16" if amp else "fp32"
+    variants = {
+        "eager fp32 NCHW (baseline)": make_step(args.model, args.batch, channels_last=False, amp=None, compiled=False),
+        f"ours: {precision}, channels_last, 1 replica": make_step(
+            args.model, args.batch, channels_last=True, amp=amp, compiled=False),
+        f"ours: trainer default ({precision}, channels_last, {replicas} core replicas)": make_step(
+            args.model, args.batch, channels_last=True, amp=amp, compiled=False, replicas=replicas),
+    }
+    if args.compile:
+        variants[f"ours + compile ({precision}, channels_last)"] = make_step(
+            args.model, args.batch, channels_last=True, amp=amp, compiled=True)
+    return variants
+
+
+def lever_variants(model: str, batch: int, amp: torch.dtype | None) -> dict[str, Callable[[], None]]:
+    """Each lever of issue 30 on its own, then together, at one batch size."""
+    low = amp or torch.bfloat16  # without native bf16 the bf16 rows show what emulation costs
+    step = lambda **kw: make_step(model, batch, **{"channels_last": True, "amp": low, "compiled": False, **kw})  # noqa: E731
+    return {
+        "eager fp32 NCHW (baseline)": make_step(model, batch, channels_last=False, amp=None, compiled=False),
+        "fp32 channels_last": step(amp=None),
+        "bf16 autocast NCHW": step(channels_last=False),
+        "bf16 autocast channels_last (foreach SGD)": step(),
+        "bf16 channels_last, for-loop SGD": step(optimizer="loop"),
+        "bf16 channels_last, fused SGD": step(optimizer="fused"),
+        "bf16 channels_last, 2 core replicas": step(replicas=2),
+        "bf16 weights, no fp32 master (channels_last)": step(amp=None, bf16_weights=True),
+        "bf16 channels_last + torch.compile (model)": step(compiled=True),
+        "bf16 channels_last + compile (model), fused SGD": step(compiled=True, optimizer="fused"),
+        "bf16 channels_last + compile (model and optimizer)": step(compiled=True, compile_optimizer=True),
+    }
 
 
 def main() -> None:
@@ -79,43 +158,39 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="steps per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to start)")
+    p.add_argument("--levers", action="store_true", help="measure each lever of the training step side by side")
+    p.add_argument("--batches", default="", help="with --levers: also the trainer's path at these batch sizes")
+    p.add_argument("--profile", action="store_true", help="where a step of --recipe goes, per precision")
+    p.add_argument("--recipe", default="cifar-fast")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
     args = p.parse_args()
-
     amp = autocast_dtype("auto", torch.device("cpu"))
+    peaks = {"fp32": matmul_peak_gflops(), "bf16": matmul_peak_gflops(dtype=torch.bfloat16)}
+    macs = count_macs(create_model(args.model, num_classes=10), 32).macs
+    print(f"{args.model} training, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {amp is not None}")
+    print(f"measured matmul peak (1024x1024): fp32 {peaks['fp32']:.1f}, bf16 {peaks['bf16']:.1f} GFLOP/s; a training "
+          f"step costs ~3x the forward's {macs / 1e6:.1f} M multiply-adds per image")
+    if args.profile:
+        from train_profile import profile_recipe
+
+        profile_recipe(args.model, args.recipe, args.data_dir, steps=args.steps)
+        return
+    if args.levers:
+        per_step = interleaved(lever_variants(args.model, args.batch, amp), args.steps, args.rounds)
+        print_rates(f"levers at batch {args.batch} (median of {args.rounds} interleaved rounds of {args.steps} steps)",
+                    per_step, args.batch, 6 * macs, peaks)
+        for batch in [int(b) for b in args.batches.split(",") if b.strip()]:
+            sweep = {f"bf16 channels_last, batch {batch}": make_step(args.model, batch, channels_last=True,
+                                                                     amp=amp or torch.bfloat16, compiled=False),
+                     f"bf16 channels_last + compile, batch {batch}": make_step(
+                         args.model, batch, channels_last=True, amp=amp or torch.bfloat16, compiled=True)}
+            steps = max(2, args.steps * args.batch // batch)
+            print_rates(f"batch {batch} ({steps} steps a round)", interleaved(sweep, steps, args.rounds), batch, 6 * macs, peaks)
+        return
     replicas = replica_count(0, args.batch, device=torch.device("cpu"), distributed=False, compiled=False)
-    precision = "bf16" if amp else "fp32"
-    variants: dict[str, Callable[[], None]] = {
-        "eager fp32 NCHW (baseline)": make_step(args.model, args.batch, channels_last=False, amp=None, compiled=False),
-        f"ours: {precision}, channels_last, 1 replica": make_step(
-            args.model, args.batch, channels_last=True, amp=amp, compiled=False),
-        f"ours: trainer default ({precision}, channels_last, {replicas} core replicas)": make_step(
-            args.model, args.batch, channels_last=True, amp=amp, compiled=False, replicas=replicas),
-    }
-    if args.compile:
-        variants["ours + --set compile=true"] = make_step(args.model, args.batch, channels_last=True, amp=amp, compiled=True)
-    for step in variants.values():  # warm-up (and compilation)
-        for _ in range(3):
-            step()
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(args.rounds):
-        for name, step in variants.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            times[name].append((time.perf_counter() - start) / args.steps)
-    macs_total = count_macs(create_model(args.model, num_classes=10), 32).macs
-    peak = matmul_peak_gflops()
-    print(f"{args.model} training, batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {amp is not None}")
-    print(f"measured fp32 matmul peak: {peak:.1f} GFLOP/s; a training step costs ~3x the forward's "
-          f"{macs_total / 1e6:.1f} M multiply-adds per image")
-    base = None
-    print(f"{'variant':<64} {'images/s':>10} {'ratio':>7} {'% of peak':>10}")
-    for name, ts in times.items():
-        rate = args.batch / statistics.median(ts)
-        base = base or rate
-        share = 100 * rate * 3 * 2 * macs_total / 1e9 / peak
-        print(f"{name:<64} {rate:>10.1f} {rate / base:>6.2f}x {share:>9.1f}%")
+    per_step = interleaved(default_variants(args, amp, replicas), args.steps, args.rounds)
+    print_rates(f"batch {args.batch}", per_step, args.batch, 6 * macs, peaks)
 
 
 if __name__ == "__main__":

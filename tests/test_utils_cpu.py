@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resnet.utils.cpu import cpu_flags, has_int8_dot_product, int8_without_vnni_note
+from resnet.utils.cpu import cpu_flags, has_int8_dot_product, has_native_bf16, int8_without_vnni_note
 
 ZEN3 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\nprocessor\t: 1\nflags\t\t: fpu\n"
 ZEN4 = "processor\t: 0\nflags\t\t: fpu avx avx2 avx512f avx512bw avx512_vnni avx512_bf16\n"
@@ -29,3 +29,9 @@ def test_int8_note_only_on_x86_without_vnni(tmp_path: Path) -> None:
     assert note is not None and "no VNNI" in note and "inference_accuracy" in note
     assert int8_without_vnni_note(zen4) is None
     assert int8_without_vnni_note(frozenset({"neon"})) is None  # not x86: nothing to say
+
+
+def test_native_bf16_needs_avx512_bf16_or_amx(tmp_path: Path) -> None:
+    zen4 = frozenset(ZEN4.split("flags\t\t: ")[1].split())
+    assert has_native_bf16(zen4) and has_native_bf16(frozenset({"avx512f", "amx_bf16", "amx_tile"}))
+    assert not has_native_bf16(frozenset({"avx2", "fma"})) and not has_native_bf16(frozenset({"avx512f", "avx512_vnni"}))

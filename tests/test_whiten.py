@@ -54,9 +54,19 @@ def test_whiten_stem_sets_conv1_from_the_first_images_of_the_stream() -> None:
     assert torch.allclose(model.conv1.weight, whitening_filters(x[:40], model.conv1.out_channels, 3))
 
 
-def test_too_many_filters_for_the_patch_size_and_a_network_without_conv1_are_refused() -> None:
-    with pytest.raises(UsageError, match="need 28 patch directions"):
-        whitening_filters(_correlated_images(), 56, 3)
+def test_a_stem_wider_than_the_patch_directions_keeps_its_other_filters() -> None:
+    """ResNet-9's 64-filter stem over 27-value patches: 54 whitened filters, the last 10 as initialised."""
+    assert whitening_filters(_correlated_images(), 64, 3).shape == (54, 3, 3, 3)
+    model = create_model("resnet9")
+    before = model.conv1.weight.detach().clone()
+    x = _correlated_images(64)
+    note = whiten_stem(model, iter([(x, torch.zeros(64))]), images=64)
+    assert "54 filters" in note and "10 more keep their initialisation" in note
+    assert torch.allclose(model.conv1.weight[:54], whitening_filters(x, 64, 3))
+    assert torch.equal(model.conv1.weight[54:], before[54:])
+
+
+def test_a_network_without_conv1_is_refused() -> None:
     with pytest.raises(UsageError, match="set whiten_stem=0"):
         whiten_stem(nn.Sequential(nn.Linear(3, 3)), iter([]), images=10)
 

@@ -250,6 +250,41 @@ class PreActBottleneck(nn.Module):
         return out + shortcut if self.residual else out
 
 
+class ConvBNReLU(nn.Sequential):
+    """3x3 convolution, batch norm, ReLU: the opening layer of a "pool" stage, and half of a :class:`ResidualPair`."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = conv3x3(in_ch, out_ch)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+
+
+class ResidualPair(nn.Module):
+    """``x + relu(bn(conv(relu(bn(conv(x))))))``: Page's residual block (no ReLU after the sum).
+    ``residual=False`` gives the plain twin."""
+
+    def __init__(self, channels: int, *, residual: bool = True) -> None:
+        super().__init__()
+        self.residual = residual
+        self.first = ConvBNReLU(channels, channels)
+        self.second = ConvBNReLU(channels, channels)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.second.bn
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.second(self.first(x))
+        return x + out if self.residual else out
+
+
+def pool_stage(in_ch: int, width: int, pairs: int, *, residual: bool = True) -> nn.Sequential:
+    """One stage of a "pool" network: conv-BN-ReLU to ``width``, a 2x2 max-pool, ``pairs`` residual pairs."""
+    return nn.Sequential(ConvBNReLU(in_ch, width), nn.MaxPool2d(2),
+                         *(ResidualPair(width, residual=residual) for _ in range(pairs)))
+
+
 BLOCKS: dict[tuple[str, bool], type[nn.Module]] = {
     ("basic", False): BasicBlock,
     ("bottleneck", False): Bottleneck,
@@ -274,7 +309,7 @@ def zero_init_last_bn(module: nn.Module) -> None:
         if not getattr(m, "residual", False):
             continue
         with torch.no_grad():
-            if isinstance(m, (BasicBlock, Bottleneck)):
+            if isinstance(m, (BasicBlock, Bottleneck, ResidualPair)):
                 m.last_bn.weight.zero_()
             elif isinstance(m, PreActBasicBlock):
                 m.conv2.weight.zero_()

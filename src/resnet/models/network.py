@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint_sequential
 
-from .blocks import block_class, zero_init_last_bn
+from .blocks import block_class, pool_stage, zero_init_last_bn
 from .specs import ModelSpec
 
 
@@ -36,6 +36,8 @@ def _stage_plan(spec: ModelSpec) -> list[tuple[int, int, int]]:
 
     Strides beyond ``output_stride`` become dilation, as torchvision's ``replace_stride_with_dilation``.
     """
+    if spec.block == "pool":  # every stage max-pools by 2
+        return [(2, 1, 1)] * len(spec.layers)
     reduction = 4 if spec.stem == "imagenet" else 1
     dilation = 1
     plan = []
@@ -54,6 +56,8 @@ def make_stage(
     spec: ModelSpec, in_ch: int, planes: int, num_blocks: int, stride: int, first_dilation: int, dilation: int
 ) -> tuple[nn.Sequential, int]:
     """Return one stage (a ``Sequential`` of blocks) and its output channel count."""
+    if spec.block == "pool":
+        return pool_stage(in_ch, planes, num_blocks, residual=spec.shortcut != "none"), planes
     block = block_class(spec.block, spec.preact)
     kwargs: dict[str, object] = dict(
         shortcut=spec.shortcut,
@@ -129,9 +133,11 @@ class ResNet(nn.Module):
         self.num_features = in_ch
         self.final_bn: nn.Module = nn.BatchNorm2d(in_ch) if spec.preact else nn.Identity()
         self.final_relu: nn.Module = nn.ReLU(inplace=True) if spec.preact else nn.Identity()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        # named avgpool whichever pooling it does, so that torchvision's state-dict and module names hold
+        self.avgpool: nn.Module = nn.AdaptiveMaxPool2d(1) if spec.head_pool == "max" else nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(spec.drop_rate) if spec.drop_rate > 0 and spec.family != "wrn" else nn.Identity()
-        self.fc: nn.Module = nn.Linear(in_ch, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
+        self.fc: nn.Module = nn.Linear(in_ch, spec.num_classes, bias=spec.fc_bias) if spec.num_classes > 0 else nn.Identity()
+        self.logit_scale = spec.logit_scale
 
         self._stage_infos = infos
         n_stages = len(infos)
@@ -164,7 +170,7 @@ class ResNet(nn.Module):
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = nn.Linear(self.num_features, num_classes, bias=self.spec.fc_bias) if num_classes > 0 else nn.Identity()
 
     def stem(self, x: Tensor) -> Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -200,7 +206,10 @@ class ResNet(nn.Module):
         """Global average pool and classify; ``pre_logits=True`` returns the pooled features."""
         x = torch.flatten(self.avgpool(x), 1)
         x = self.drop(x)
-        return x if pre_logits else self.fc(x)
+        if pre_logits:
+            return x
+        x = self.fc(x)
+        return x * self.logit_scale if self.logit_scale != 1.0 else x
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         if self.features_only:

@@ -15,6 +15,10 @@ from typing import Any
 from .data_config import STEM_DATA_CONFIGS, DataConfig, data_config
 
 SHORTCUT_OPTIONS: tuple[str, ...] = ("A", "B", "C", "none")
+# "basic" / "bottleneck": the paper's blocks, strided by their first block; "pool": each stage opens with a
+# 3x3 conv-BN-ReLU to its width and a 2x2 max-pool, then ``layers[i]`` residual pairs of conv-BN-ReLU (Page's ResNet-9)
+BLOCK_KINDS: tuple[str, ...] = ("basic", "bottleneck", "pool")
+HEAD_POOLS: tuple[str, ...] = ("avg", "max")
 
 IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
     # depth -> (block, blocks per stage): paper Table 1, plus ResNet-200 (Identity Mappings paper).
@@ -36,8 +40,8 @@ STEMS: tuple[str, ...] = tuple(STEM_DATA_CONFIGS)
 class ModelSpec:
     """Architecture of one network. Every field may be overridden in ``create_model``."""
 
-    block: str  # "basic" | "bottleneck"
-    layers: tuple[int, ...]  # blocks per stage
+    block: str  # one of BLOCK_KINDS
+    layers: tuple[int, ...]  # blocks per stage (residual pairs after the opening conv for "pool")
     widths: tuple[int, ...]  # base ("planes") width of each stage; bottlenecks output 4x this
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": 3x3/1 conv
     stem_width: int = 64
@@ -51,6 +55,9 @@ class ModelSpec:
     zero_init_residual: bool = False
     output_stride: int | None = None  # None: native (32 ImageNet, 4 CIFAR); 8 / 16 dilate the last stages
     drop_rate: float = 0.0  # dropout before the classifier (and inside Wide ResNet blocks)
+    head_pool: str = "avg"  # global pooling before the classifier: "avg" (the paper) or "max" (Page's ResNet-9)
+    logit_scale: float = 1.0  # the classifier's output is multiplied by this (Page's ResNet-9: 0.125)
+    fc_bias: bool = True
     family: str = "resnet"  # informative: resnet / plain / resnext / wide_resnet / preresnet / wrn
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -63,7 +70,7 @@ class ModelSpec:
     @property
     def native_stride(self) -> int:
         stem = 4 if self.stem == "imagenet" else 1
-        return stem * 2 ** (len(self.layers) - 1)
+        return stem * 2 ** (len(self.layers) - (0 if self.block == "pool" else 1))
 
     @property
     def effective_output_stride(self) -> int:
@@ -71,13 +78,19 @@ class ModelSpec:
 
     @property
     def depth(self) -> int:
+        if self.block == "pool":  # the stem, one opening conv per stage, two per residual pair, the classifier
+            return 2 + sum(1 + 2 * n for n in self.layers)
         per_block = 2 if self.block == "basic" else 3
         return per_block * sum(self.layers) + 2
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field and what is allowed."""
-        if self.block not in ("basic", "bottleneck"):
-            raise ValueError(f"block must be 'basic' or 'bottleneck', got {self.block!r}")
+        if self.block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {', '.join(map(repr, BLOCK_KINDS))}, got {self.block!r}")
+        if self.head_pool not in HEAD_POOLS:
+            raise ValueError(f"head_pool must be one of {', '.join(map(repr, HEAD_POOLS))}, got {self.head_pool!r}")
+        if not self.logit_scale > 0:
+            raise ValueError(f"logit_scale must be positive, got {self.logit_scale}")
         if self.shortcut not in SHORTCUT_OPTIONS:
             raise ValueError(
                 f"unknown shortcut option {self.shortcut!r}; allowed: 'A' (zero-pad), 'B' (project when the "
@@ -87,7 +100,9 @@ class ModelSpec:
             raise ValueError(f"version must be 'v1' (stride in the first 1x1, paper) or 'v1.5' (stride in the 3x3), got {self.version!r}")
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
-        if not self.layers or any(n < 1 for n in self.layers):
+        if self.block == "pool":
+            self._validate_pool_block()
+        elif not self.layers or any(n < 1 for n in self.layers):
             raise ValueError(f"layers must be a non-empty tuple of positive block counts, got {self.layers}")
         if len(self.widths) != len(self.layers):
             raise ValueError(f"widths {self.widths} must have one entry per stage of layers {self.layers}")
@@ -95,7 +110,7 @@ class ModelSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.block == "basic" and (self.groups != 1 or self.base_width != 64):
+        if self.block != "bottleneck" and (self.groups != 1 or self.base_width != 64):
             raise ValueError("grouped or widened 3x3 convolutions need the 'bottleneck' block (basic allows groups=1, base_width=64)")
         if self.block == "bottleneck":
             for i, planes in enumerate(self.widths):
@@ -111,6 +126,16 @@ class ModelSpec:
             raise ValueError(f"output_stride must be one of {sorted(allowed)} for this network, got {self.output_stride}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+
+    def _validate_pool_block(self) -> None:
+        if not self.layers or any(not isinstance(n, int) or n < 0 for n in self.layers):
+            raise ValueError(f"layers must be a non-empty tuple of residual-pair counts >= 0, got {self.layers}")
+        if self.stem != "cifar" or self.preact or self.shortcut not in ("B", "none"):
+            raise ValueError("the 'pool' block takes the cifar stem, post-activation and identity shortcuts "
+                             f"(shortcut 'B', or 'none' for the plain twin); got stem {self.stem!r}, preact "
+                             f"{self.preact}, shortcut {self.shortcut!r}")
+        if self.output_stride is not None:
+            raise ValueError("output_stride is not available for the 'pool' block (its stages always pool)")
 
 
 def imagenet_spec(depth: int, **kw: Any) -> ModelSpec:
@@ -166,6 +191,12 @@ def _registry() -> dict[str, ModelSpec]:
             preact=True, num_classes=10, family="preresnet",
             description=f"pre-activation ResNet-{depth}, CIFAR (Identity Mappings paper)",
         )
+    specs["resnet9"] = ModelSpec(
+        block="pool", layers=(1, 0, 1), widths=(128, 256, 512), stem="cifar", stem_width=64, num_classes=10,
+        head_pool="max", logit_scale=0.125, fc_bias=False,
+        description="ResNet-9 (Page 2018, DAWNBench CIFAR-10): prep conv, three conv + max-pool stages, "
+                    "residual pairs after the first and the last; 6,573,120 parameters",
+    )
     for depth, k in ((16, 8), (28, 10)):
         n = (depth - 4) // 6
         specs[f"wrn{depth}_{k}"] = ModelSpec(

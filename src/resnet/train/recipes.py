@@ -29,6 +29,7 @@ class Recipe:
     version: int
     description: str
     task: str = "classification"  # classification, detection or segmentation (train/tasks.py)
+    model: str = ""  # the network the recipe was made for: a run that names none trains it ("": the data's default)
     batch_size: int = 128  # total over all processes
     lr: float = 0.1
     momentum: float = 0.9
@@ -52,8 +53,7 @@ class Recipe:
     patience: int = 3
     label_smoothing: float = 0.0
     # > 0: Lookahead (Zhang et al. 2019; timm's wrapper): every lookahead_k steps the weights move back to the slow
-    # weights plus lookahead_alpha of the way to where SGD took them. Measured on ResNet-20, cifar-fast v4 cut to
-    # 16 epochs, seed 0: k=5, alpha 0.5 scored 90.48 % against 90.62 % without
+    # weights plus lookahead_alpha of the way to where SGD took them (measured: docs/results/train/recipe-fields.md)
     lookahead_k: int = 0
     lookahead_alpha: float = 0.5
     ema_decay: float = 0.0  # exponential moving average of the weights; 0 = off
@@ -66,12 +66,11 @@ class Recipe:
     test_shift: int = 0
     augment: str = "crop-flip"
     # "crop-flip": mirror each image in alternate epochs (a fair coin picks its first), not by a coin each epoch
-    # (Jordan 2024). Measured on ResNet-20, 16 epochs of batch 32, one seed: 90.08 % against 90.54 % without.
+    # (Jordan 2024; measured: docs/results/train/recipe-fields.md)
     alternate_flip: bool = False
     padding: int = 4
-    # > 0: start the first convolution as a whitening of this many training images' patches (train/whiten.py).
-    # Measured on ResNet-20, cifar-fast v4 cut to 16 epochs, 5,000 images: 91.09 / 90.30 % (seeds 0 / 1) against
-    # 90.62 / 90.76 % without: no gain beyond the spread of seeds
+    # > 0: start the first convolution as a whitening of this many training images' patches (train/whiten.py;
+    # measured: docs/results/train/recipe-fields.md)
     whiten_stem: int = 0
     image_size: int = IMAGENET_DATA_CONFIG.input_size  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
@@ -82,6 +81,8 @@ class Recipe:
     compile_mode: str = "default"  # torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune
     sync_bn: bool = False
     zero_init_residual: bool = False
+    # batch-norm scales stay at 1 and only their shifts train (Page 2019's ResNet-9; the shift still decays)
+    bn_scale_frozen: bool = False
     grad_clip: float = 0.0
     workers: int = 4  # decoding processes for ImageNet-layout data
     # fine-tuning (train/finetune.py): parts kept as initialised ("stem,layer1"; "all" = linear probe), their
@@ -211,7 +212,7 @@ CLASSIFICATION_ONLY = frozenset({
     "nesterov", "decay_bn_and_bias", "milestones", "gamma", "warmup_min_depth", "warmup_until_error", "warmup_max_iterations",
     "pct_start", "patience", "label_smoothing", "lookahead_k", "lookahead_alpha", "test_flip", "test_shift", "augment",
     "alternate_flip", "padding", "whiten_stem", "precision", "channels_last", "compile", "core_replicas", "compile_mode",
-    "sync_bn", "zero_init_residual", "workers", "freeze", "backbone_lr_scale", "min_crop_scale"})
+    "sync_bn", "zero_init_residual", "bn_scale_frozen", "model", "workers", "freeze", "backbone_lr_scale", "min_crop_scale"})
 
 
 # What the dense recipes share (version 1 selected its best checkpoint on the test photos).
@@ -241,15 +242,22 @@ RECIPES: dict[str, Recipe] = {
             "ours, for time to accuracy: 34,375 iterations of batch 32 (22 epochs of all 50k images), one-cycle lr (peak "
             "0.05), Nesterov, label smoothing 0.1, wd 5e-4 without BN/bias decay, weight EMA, crops moved up to 2 px, "
             "mirror and ±1 px shifts at test time",
-            # v1 (11,730 iterations on the 45k split, flip only at test time) reached 91.32 % on an H100; v2 reached
-            # 91.35 % on this repository's 2-core CPU in 1.34M training images; v3 (`cifar-fast@3`) trains as v2 and
-            # scores once, at the end: 91.34 % in 26.9 epochs. v4 reached 91.44 % in 22 epochs: at 16 epochs, batch 32
-            # scored +0.9 points over batch 128, ±1 px test shifts +0.2-0.3 over ±2 px, 2 px crops +0.1 over 4 px
-            # (docs/results/train/cpu-zen4-tta-study/). One replica: 1.37x the two core replicas' images/s at batch
-            # 32 on a quiet Zen 4; on a machine shared with other jobs, core_replicas=0 keeps both cores busy.
+            # how each version scored and why its fields are what they are: docs/results/train/recipe-fields.md
             batch_size=32, lr=0.05, nesterov=True, weight_decay=5e-4, decay_bn_and_bias=False, schedule="onecycle",
             iterations=34_375, milestones=(), label_smoothing=0.1, ema_decay=0.999, holdout=0, test_flip=True,
             test_shift=1, eval_every=34_375, pct_start=0.15, warmup_factor=0.05, padding=2, core_replicas=1,
+        ),
+        Recipe(
+            "cifar94", 1,
+            "ours, after Page 2019 (ResNet-9 to 94 % in 10 epochs on one GPU): ResNet-9, 980 iterations of batch 512 "
+            "(10 epochs), lr linear up to 0.4 over 2 epochs then down to 0, Nesterov, wd 5e-4, label smoothing 0.2, "
+            "whitened stem, frozen batch-norm scales, batch norm over each half of the batch (two core replicas), weight "
+            "EMA, alternating flips, mirror and ±1 px shifts at test time",
+            # provenance of each field, and what it scored here: docs/results/train/recipe-fields.md
+            model="resnet9", batch_size=512, lr=0.4, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+            iterations=980, milestones=(), pct_start=0.2, warmup_factor=0.0, label_smoothing=0.2, ema_decay=0.99,
+            holdout=0, eval_every=980, test_flip=True, test_shift=1, alternate_flip=True, padding=4, whiten_stem=5000,
+            bn_scale_frozen=True, core_replicas=2, log_every=20,
         ),
         Recipe(
             "finetune", 1,

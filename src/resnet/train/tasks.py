@@ -159,7 +159,8 @@ class Classification:
 
     def resolve(self, opts: Any, recipe: Recipe, dist: DistContext) -> str:
         self.init = finetune.resolve_init_ranked(opts.init, opts.model, dist) if opts.init else None
-        self.model_name: str = opts.model or (self.init.model_name if self.init is not None else default_model(opts.data))
+        self.model_name: str = opts.model or (self.init.model_name if self.init is not None else
+                                              recipe.model or default_model(opts.data))
         return self.model_name
 
     def default_out(self, model_name: str, recipe: Recipe) -> Path:
@@ -192,6 +193,10 @@ class Classification:
                              "of init; set whiten_stem=0")
         self.whiten_note = whiten_stem(model, data.stream(0, 0), recipe.whiten_stem) if recipe.whiten_stem else None
         self.frozen = finetune.freeze(model, recipe.freeze)
+        if recipe.bn_scale_frozen:
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+                    m.weight.requires_grad_(False)
         model.to(device)
         if recipe.channels_last:
             model.to(memory_format=torch.channels_last)

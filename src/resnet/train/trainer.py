@@ -35,7 +35,7 @@ from .console import Progress, Say
 from .distributed import DistContext, from_environment
 from .metrics import MetricsLog, read_metrics
 from .optim import build_optimizer
-from .precision import autocast_dtype, configure_backends
+from .precision import autocast_dtype, configure_backends, precision_note
 from .recipes import resolve_recipe
 from .report import plot_curves, print_results, write_results_markdown
 from .run_folder import check_resumable, prepare_folder, saved_recipe, storage_error
@@ -195,10 +195,12 @@ class Trainer:
     def _announce(self) -> None:
         opts, recipe, out, say = self.opts, self.recipe, self.out, self.say
         precision = str(self.amp or torch.float32).replace("torch.", "")
+        fallback = precision_note(recipe.precision, self.amp, self.device)
         if self.dist.is_main:
             header = {"task": recipe.task, "model": self.model_name, "data": opts.data, "data_dir": opts.data_dir,
                       "seed": opts.seed, "device": str(self.device), "processes": self.dist.world_size,
-                      **self.task.header(), "precision": precision, "recipe": recipe.as_dict()}
+                      **self.task.header(), "precision": precision, **({"precision_note": fallback} if fallback else {}),
+                      "recipe": recipe.as_dict()}
             atomic_write_text(out / "recipe.json", json.dumps(header, indent=2) + "\n")
             say(self.task.announce(self.model_name, out))
             replicas = getattr(self.task, "replicas", 1)
@@ -206,7 +208,7 @@ class Trainer:
             say(f"device {self.device}, {self.dist.world_size} process(es)"
                 f"{f', {replicas} core replicas' if replicas > 1 else ''}, compute {precision}, {start}")
             say(f"recipe {recipe.name} v{recipe.version}: {recipe.description}\n{recipe.describe()}")
-            for note in self.task.notes(self.optimizer):
+            for note in ([fallback] if fallback else []) + self.task.notes(self.optimizer):
                 say(note)
         self.log_file = MetricsLog(out, resume_step=self.iteration if self.resumed else None,
                                    tensorboard=opts.tensorboard) if self.dist.is_main else None

@@ -30,19 +30,18 @@ def patch_eigen(images: Tensor, kernel: int) -> tuple[Tensor, Tensor]:
 
 
 def whitening_filters(images: Tensor, out_channels: int, kernel: int, eps: float = EPS) -> Tensor:
-    """``out_channels`` filters of shape ``(C, kernel, kernel)``: the leading whitened directions and their negatives."""
+    """Up to ``out_channels`` filters of shape ``(C, kernel, kernel)``: the leading whitened directions and their
+    negatives. A patch of C*k*k values has that many directions, so a wider stem gets ``2*C*k*k`` filters."""
     variances, directions = patch_eigen(images, kernel)
-    pairs = -(-out_channels // 2)
-    if pairs > len(variances):
-        raise UsageError(f"whiten_stem: {out_channels} stem filters need {pairs} patch directions, the "
-                         f"{images.shape[1]}-channel {kernel}x{kernel} patches have {len(variances)}")
+    pairs = min(-(-out_channels // 2), len(variances))
     scaled = directions[:pairs] / (variances[:pairs, None] + eps).sqrt()
     filters = torch.stack([scaled, -scaled], 1).reshape(2 * pairs, -1)[:out_channels]
-    return filters.reshape(out_channels, images.shape[1], kernel, kernel)
+    return filters.reshape(len(filters), images.shape[1], kernel, kernel)
 
 
 def whiten_stem(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], images: int) -> str:
-    """Set ``model.conv1`` to whitening filters measured on the first ``images`` images of ``batches``."""
+    """Set ``model.conv1`` to whitening filters measured on the first ``images`` images of ``batches``; filters
+    beyond the patches' directions (a stem wider than twice ``C*k*k``) keep their initialisation."""
     conv = getattr(model, "conv1", None)
     if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or conv.kernel_size[0] != conv.kernel_size[1]:
         raise UsageError(f"whiten_stem needs a network whose first layer `conv1` is a square convolution; "
@@ -55,6 +54,9 @@ def whiten_stem(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], imag
         if count >= images:
             break
     sample = torch.cat(seen)[:images]
+    filters = whitening_filters(sample, conv.out_channels, conv.kernel_size[0])
     with torch.no_grad():
-        conv.weight.copy_(whitening_filters(sample, conv.out_channels, conv.kernel_size[0]).to(conv.weight))
-    return f"stem whitened on {len(sample):,} training images ({conv.out_channels} filters, eps {EPS:g})"
+        conv.weight[: len(filters)].copy_(filters.to(conv.weight))
+    kept = conv.out_channels - len(filters)
+    return (f"stem whitened on {len(sample):,} training images ({len(filters)} filters, eps {EPS:g}"
+            f"{f'; {kept} more keep their initialisation' if kept else ''})")

@@ -1,4 +1,4 @@
-"""What the CPU offers for low-precision inference, read from the kernel's CPU flags."""
+"""What the CPU offers for low-precision arithmetic, read from the kernel's CPU flags."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from pathlib import Path
 # Instructions that multiply u8 x s8 and accumulate straight into 32 bits (one instruction per
 # four products); without them int8 kernels fall back to vpmaddubsw, which sums pairs in 16 bits.
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# Instructions that multiply bfloat16 natively (dot products into fp32, or AMX tiles); without them oneDNN
+# emulates bf16 through fp32 and a bf16 run is slower than fp32.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
@@ -28,6 +31,12 @@ def has_int8_dot_product(flags: frozenset[str] | None = None) -> bool | None:
     if flags is None:
         return None
     return any(f in flags for f in INT8_DOT_FLAGS)
+
+
+def has_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU multiplies bfloat16 natively; False when that cannot be told (no x86 flags to read)."""
+    flags = cpu_flags() if flags is None else flags
+    return flags is not None and any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
 def int8_without_vnni_note(flags: frozenset[str] | None = None) -> str | None:

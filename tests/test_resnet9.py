@@ -1,0 +1,101 @@
+"""Page's ResNet-9 (the "pool" block of ``models/specs.py``) and ``cifar94``, the recipe made for it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import resnet
+from resnet.models.complexity import count_macs, count_params
+from resnet.models.specs import ModelSpec
+from resnet.train import TrainOptions, train
+from resnet.train.recipes import get_recipe
+
+
+def test_resnet9_matches_pages_network() -> None:
+    """6,573,120 parameters and 379.3 M multiply-adds as in Page's code (a classifier without bias); the
+    reproductions that give the classifier a bias count 6,573,130."""
+    model = resnet.models.create_model("resnet9")
+    assert count_params(model) == 6_573_120
+    assert count_params(resnet.models.create_model("resnet9", fc_bias=True)) == 6_573_130
+    assert round(count_macs(model, 32).macs / 1e6, 1) == 379.3
+    assert model.spec.depth == 9
+    assert [(i["num_chs"], i["reduction"]) for i in model.feature_info] == [(128, 2), (256, 4), (512, 8)]
+    assert isinstance(model.avgpool, torch.nn.AdaptiveMaxPool2d) and model.fc.bias is None
+
+
+def test_resnet9_head_scales_the_logits_and_the_residual_pairs_add() -> None:
+    torch.manual_seed(0)
+    model = resnet.models.create_model("resnet9").eval()
+    x = torch.randn(2, 3, 32, 32)
+    features = model.forward_features(x)
+    assert torch.allclose(model(x), 0.125 * model.fc(torch.flatten(model.avgpool(features), 1)))
+    pair = model.layer1[2]
+    y = torch.randn(1, 128, 16, 16)
+    assert torch.allclose(pair(y), y + pair.second(pair.first(y)))
+    plain = resnet.models.create_model("resnet9", shortcut="none").layer1[2]
+    assert not plain.residual
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(stem="imagenet"), "cifar stem"), (dict(shortcut="A"), "identity shortcuts"),
+    (dict(output_stride=4), "output_stride"), (dict(layers=(1, -1, 1)), "residual-pair counts"),
+    (dict(head_pool="median"), "head_pool"), (dict(logit_scale=0.0), "logit_scale"),
+])
+def test_pool_block_refuses_what_it_cannot_build(bad: dict, match: str) -> None:
+    spec = resnet.models.get_spec("resnet9")
+    with pytest.raises(ValueError, match=match):
+        ModelSpec(**{**{f: getattr(spec, f) for f in ("block", "layers", "widths", "stem", "stem_width")}, **bad}).validate()
+
+
+def test_cifar94_trains_resnet9_with_frozen_batch_norm_scales(tmp_path: Path) -> None:
+    """The recipe names its network, so a run without one trains ResNet-9; the batch-norm scales stay at 1
+    while their shifts and the convolutions learn."""
+    recipe = get_recipe("cifar94")
+    assert recipe.model == "resnet9" and recipe.bn_scale_frozen and recipe.batch_size == 512
+    overrides = {"iterations": "3", "eval_every": "3", "log_every": "1", "batch_size": "16", "whiten_stem": "64"}
+    out = tmp_path / "run"
+    train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False, tensorboard=False))
+    header = json.loads((out / "recipe.json").read_text())
+    assert header["model"] == "resnet9"
+    weights = load_file(out / "last.safetensors")
+    scales = [k for k in weights if k.endswith("bn.weight") or k == "bn1.weight"]
+    shifts = [k.replace("weight", "bias") for k in scales]
+    assert len(scales) == 8
+    assert all(torch.equal(weights[k], torch.ones_like(weights[k])) for k in scales)
+    assert any(not torch.equal(weights[k], torch.zeros_like(weights[k])) for k in shifts)
+
+
+def test_bf16_asked_for_without_native_bf16_runs_fp32_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import resnet.train.precision as precision
+
+    monkeypatch.setattr(precision, "has_native_bf16", lambda: False)
+    out = tmp_path / "run"
+    train(TrainOptions(model="resnet8", data="digits", overrides={"iterations": "2", "batch_size": "16", "holdout": "0",
+                                                                  "precision": "bf16", "eval_every": "2"},
+                       out=out, progress=True, tensorboard=False))
+    header = json.loads((out / "recipe.json").read_text())
+    assert header["precision"] == "float32"
+    assert "no native bf16" in header["precision_note"]
+    assert capsys.readouterr().out.count("no native bf16") == 1
+
+
+def test_cifar94_resumes_bit_for_bit(tmp_path: Path) -> None:
+    """ResNet-9 with two core replicas, frozen batch-norm scales, a whitened stem and the EMA: an interrupted run
+    resumed ends with exactly the weights of an uninterrupted one."""
+    overrides = {"iterations": "6", "eval_every": "6", "log_every": "2", "batch_size": "16", "whiten_stem": "64"}
+
+    def run(out: Path, **kw: object) -> dict:
+        return train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False,
+                                  tensorboard=False, **kw))  # type: ignore[arg-type]
+
+    run(tmp_path / "whole")
+    assert not run(tmp_path / "parts", stop_after=3)["finished"]
+    assert run(tmp_path / "parts", resume=True)["finished"]
+    a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "parts" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,43 @@
+"""benchmarks/train_throughput.py and train_profile.py: the step they time is a real training step, and the
+profile's rows add up to the step."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from train_profile import CATEGORIES, step_shares  # noqa: E402
+from train_throughput import make_step  # noqa: E402
+
+
+@pytest.mark.parametrize("kw", [dict(channels_last=False, amp=None), dict(channels_last=True, amp=torch.bfloat16),
+                                dict(channels_last=True, amp=None, bf16_weights=True, optimizer="loop"),
+                                dict(channels_last=True, amp=None, replicas=2)])
+def test_every_lever_takes_real_training_steps(kw: dict) -> None:
+    seen: list[torch.Tensor] = []
+    original = torch.optim.SGD.step
+
+    def spy(self: torch.optim.SGD, *args: object, **kwargs: object) -> object:
+        seen.append(self.param_groups[0]["params"][0].detach().clone())
+        return original(self, *args, **kwargs)
+
+    torch.optim.SGD.step = spy  # type: ignore[method-assign]
+    try:
+        step = make_step("resnet8", 4, compiled=False, **kw)
+        step()
+        step()
+    finally:
+        torch.optim.SGD.step = original  # type: ignore[method-assign]
+    assert len(seen) == 2 and not torch.equal(seen[0], seen[1])  # the weights moved between the two steps
+
+
+def test_profile_rows_cover_the_step() -> None:
+    shares = step_shares(make_step("resnet8", 4, channels_last=True, amp=None, compiled=False), steps=2)
+    assert abs(sum(shares.values()) - 1.0) < 1e-6
+    assert shares["convolution forward"] > 0 and shares["convolution backward"] > 0
+    assert set(shares) <= {name for name, _ in CATEGORIES} | {"other (copies, casts, allocation)"}
