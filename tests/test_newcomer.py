@@ -291,6 +291,81 @@ def test_a_closed_loopback_port_fails_each_publisher_in_one_line_without_retries
         assert rc == 1 and "no network (127.0.0.1 did not answer" in line and name in line, name
 
 
+def test_offline_publisher_weights_are_refused_before_pytorch_or_timm_is_imported(tmp_path: Path) -> None:
+    """A fresh process asking for timm / torchvision / akamaster weights with no network and nothing cached: one
+    line naming the download command, the import command and the cache folder; one probe per host, no retry, and
+    neither PyTorch nor timm nor torchvision imported on the way (their metadata cost seconds before the line)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = (
+        "import json, sys\n"
+        "from resnet.utils import download\n"
+        "probes = []\n"
+        "real = download._probe\n"
+        "download._probe = lambda host, port, timeout: probes.append([host, port]) or real(host, port, timeout)\n"
+        "from resnet.cli import main\n"
+        "rcs = [main(['weights', 'download', name]) for name in sys.argv[1:]]\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules)\n"
+        "print(json.dumps({'rcs': rcs, 'probes': probes, 'heavy': heavy}))\n"
+    )
+    home = tmp_path / "home"
+    env = {**os.environ, "RESNET_HOME": str(home), "TORCH_HOME": str(tmp_path / "torch"), "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+           "RESNET_WEIGHTS_MIRROR": f"http://127.0.0.1:{port}/weights", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("HF_HUB_OFFLINE", None)
+    done = subprocess.run([sys.executable, "-c", script, *PUBLISHERS], env=env, capture_output=True, text=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rcs"] == [1, 1, 1] and result["heavy"] == [], done.stderr
+    assert result["probes"] == [["127.0.0.1", port]] * 3  # one connection attempt each (a loopback answer is not kept)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3 and "Retrying" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    for name, line in zip(PUBLISHERS, lines):
+        assert f"no network (127.0.0.1 did not answer" in line and f"`resnet weights download {name}`" in line, line
+        assert f"import it as {name}: `resnet weights import`" in line and str(home / "weights") in line, line
+
+
+def test_a_cached_file_or_a_tag_without_publisher_is_left_to_the_full_lookup(
+        no_network: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from resnet.utils import download
+    from resnet.weights.home import check_fetchable, torch_hub_dir
+
+    monkeypatch.setattr(download, "_probe", lambda host, port, timeout: no_network.append((host, port)) or False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://192.0.2.1:9")
+    with pytest.raises(download.OfflineError, match="cannot fetch resnet18:timm:a1_in1k"):
+        check_fetchable("resnet18", "timm:a1_in1k")
+    copy = torch_hub_dir() / "checkpoints" / "resnet18-f37072fd.pth"  # torchvision's copy: loads offline
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"weights")
+    for tag in ("tv_in1k_v1", "timm:a1_in1k", None, "default"):
+        check_fetchable("resnet18", tag)  # nothing raised: the full lookup decides
+    check_fetchable("resnet999", "timm:a1_in1k")  # an unknown network gets its own error there
+    assert no_network == [("192.0.2.1", 9)]
+
+
+def test_the_torch_free_facts_agree_with_torch_and_torchvision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from resnet.weights import home
+    from resnet.weights.registry import torchvision_entries
+
+    for env in ({"TORCH_HOME": str(tmp_path / "t")}, {"XDG_CACHE_HOME": str(tmp_path / "x")}, {}):
+        monkeypatch.delenv("TORCH_HOME", raising=False)
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with monkeypatch.context() as m:
+            m.delitem(sys.modules, "torch")  # the rule used before PyTorch is imported
+            without = home.torch_hub_dir()
+        assert without == Path(torch.hub.get_dir()) == home.torch_hub_dir()
+    urls = [e.url for model in ("resnet18", "resnet50", "wide_resnet50_2") for e in torchvision_entries(model)]
+    assert urls and all(url.startswith(home.TORCHVISION_URL) for url in urls)
+
+
 # -- 5: one answer per photo, whatever else is passed -----------------------------------------------------
 @pytest.fixture(scope="module")
 def photos_and_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:

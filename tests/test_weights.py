@@ -20,7 +20,7 @@ from resnet.weights import (
 from resnet.weights import registry as registry_module
 from resnet.utils.download import fetch
 
-from weights_helpers import FAST, Files, entry_for, isolated_home, serve, state_bytes, write
+from weights_helpers import FAST, Files, entry_for, isolated_home, network_answers, serve, state_bytes, write
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -252,6 +252,7 @@ def test_hub_files_come_through_huggingface_hub(monkeypatch: pytest.MonkeyPatch)
     entry = find("resnet18", "timm:a1_in1k")
     source = resnet.create_model("resnet18")
     calls = []
+    network_answers(monkeypatch)  # the hub's answers are faked below
 
     def fake_download(repo_id: str, filename: str, local_dir: Path, **kw: object) -> str:
         calls.append((repo_id, filename))

@@ -119,3 +119,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("RESNET_WEIGHTS_MIRROR", raising=False)
     return home
+
+
+def network_answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every host answers the network probe (for tests that fake the downloads themselves); returns the probes made."""
+    from resnet.utils import download
+
+    probes: list[tuple[str, int]] = []
+    monkeypatch.setattr(download, "_reachable", {})
+    monkeypatch.setattr(download, "_probe", lambda host, port, timeout: probes.append((host, port)) or True)
+    return probes

@@ -167,11 +167,15 @@ def _pct(value: object) -> str:
 
 def _download(args: argparse.Namespace) -> int:
     from ..errors import UsageError
-    from ..weights import DownloadPolicy, ensure
+    from ..weights import DownloadPolicy, check_fetchable, split_name
 
     if args.timeout <= 0 or args.retries < 0:
         raise UsageError("--timeout must be positive and --retries >= 0")
     policy = DownloadPolicy(timeout=args.timeout, retries=args.retries)
+    for name in args.names:  # no network and not cached: said before PyTorch and the publishers' metadata load
+        check_fetchable(*split_name(name))
+    from ..weights import ensure
+
     for name in args.names:
         entry = _entry(name)
         print(f"{entry.name}: {ensure(entry, policy)}")

@@ -32,7 +32,8 @@ from ..reference import CIFAR10_CLASSES as _CIFAR10_CLASSES
 from ..utils.runlock import check_run_folder
 from ..weights.hub import HUB_PREFIX, hub_model, is_hub_name
 from ..weights.match import entry_for_file
-from ..weights.registry import AKAMASTER_PREPROCESS, find, split_name
+from ..weights.home import check_fetchable, split_name
+from ..weights.registry import AKAMASTER_PREPROCESS, find
 from ..weights.store import load_entry
 from .network import Network
 
@@ -126,6 +127,7 @@ def hub_network(source: str) -> Network:
 def named_network(source: str) -> Network:
     """``NAME:TAG`` (``resnet50:tv_in1k_v2``, ``resnet56:default``): named weights with their own preprocessing."""
     model_name, tag = split_name(source)
+    check_fetchable(model_name, tag)  # no network and nothing cached: said before the metadata is read
     entry = find(model_name, tag or None)
     model = build_network(entry.model, **({"num_classes": entry.num_classes} if entry.num_classes else {}))
     loaded = load_entry(model, entry)

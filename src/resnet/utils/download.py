@@ -28,6 +28,7 @@ from ..errors import ResNetError
 from .atomic import atomic_path
 
 _CHUNK = 1 << 16
+PARTIAL_SUFFIX = ".part"  # <file>.part: the bytes of an unfinished download, beside its destination
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -55,6 +56,7 @@ def offline_mode() -> bool:
 #: Seconds the one network probe may take, name lookup included: an unreachable host is told within it.
 PROBE_TIMEOUT = 2.0
 _reachable: dict[tuple[str, int], bool] = {}
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def reachable(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -62,18 +64,42 @@ def reachable(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
     within ``timeout`` seconds in all. One probe per host and process: a machine without network is told once,
     at once, instead of after each publisher's retries (27 s of raw "Retrying" lines from the hub, ~11 s of
     retries here)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https"):  # file:// and the like need no network
+    return reachable_any([url], timeout)
+
+
+def reachable_any(urls: list[str], timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether any of ``urls`` is :func:`reachable`; the hosts not probed yet are probed side by side, so the
+    answer takes at most ``timeout`` seconds however many hosts there are."""
+    targets = [_target(url) for url in urls]
+    if any(t is None for t in targets):  # file:// and the like need no network
         return True
+    fresh = sorted({t for t in targets if t not in _reachable or t[0] in _LOOPBACK})
+    answers: dict[tuple[str, int], bool] = {}
+
+    def probe(target: tuple[str, int]) -> None:
+        answers[target] = _probe(*target, timeout)
+
+    workers = [threading.Thread(target=probe, args=(t,), name="resnet-network-probes", daemon=True) for t in fresh]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout + 0.5)
+    for t in fresh:
+        if t[0] not in _LOOPBACK:  # a loopback port answers at once and may open later: not remembered
+            _reachable[t] = answers.get(t, False)
+    return any(answers.get(t, False) if t in fresh else _reachable[t] for t in targets)  # type: ignore[index]
+
+
+
+def _target(url: str) -> tuple[str, int] | None:
+    """The (host, port) a connection to ``url`` goes to: its own, or the proxy's the environment names for its
+    scheme; ``None`` for a URL that needs no network."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
     proxy = urllib.request.getproxies().get(parts.scheme) if not urllib.request.proxy_bypass(parts.hostname or "") else None
     target = urllib.parse.urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}") if proxy else parts
-    host = target.hostname or ""
-    port = target.port or (443 if target.scheme == "https" else 80)
-    if host in ("localhost", "127.0.0.1", "::1"):  # answers at once; not remembered (a port may open later)
-        return _probe(host, port, timeout)
-    if (host, port) not in _reachable:
-        _reachable[(host, port)] = _probe(host, port, timeout)
-    return _reachable[(host, port)]
+    return target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
 
 
 def _probe(host: str, port: int, timeout: float) -> bool:
@@ -93,9 +119,10 @@ def _probe(host: str, port: int, timeout: float) -> bool:
     return bool(answer and answer[0])
 
 
-def unreachable_reason(url: str) -> str:
-    host = urllib.parse.urlsplit(url).hostname or url
-    return f"no network ({host} did not answer within {PROBE_TIMEOUT:g} s)"
+def unreachable_reason(*urls: str) -> str:
+    """``no network (HOST[, HOST…] did not answer within 2 s)``, for the hosts of ``urls``."""
+    hosts = sorted({urllib.parse.urlsplit(url).hostname or url for url in urls})
+    return f"no network ({', '.join(hosts)} did not answer within {PROBE_TIMEOUT:g} s)"
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -132,7 +159,7 @@ def fetch(url: str, dest: Path, *, sha256_prefix: str | None = None, md5: str | 
         raise OfflineError(offline("offline (HF_HUB_OFFLINE is set)"))
     if not reachable(url):
         raise OfflineError(offline(unreachable_reason(url)))
-    part = dest.with_name(dest.name + ".part")
+    part = dest.with_name(dest.name + PARTIAL_SUFFIX)
     part.parent.mkdir(parents=True, exist_ok=True)
     last = ""
     for attempt in range(policy.retries + 1):

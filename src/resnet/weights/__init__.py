@@ -9,16 +9,28 @@
 
 from __future__ import annotations
 
-from ..utils.download import DownloadError, DownloadPolicy, OfflineError, offline_mode
-from .hub import HUB_PREFIX, hub_model, is_hub_name
-from .pretrained import backbone, create_model, looks_like_path, pretrained_model, resolve_pretrained
-from .registry import UnknownWeightsError, WeightEntry, all_entries, entries_for, find, split_name
-from .store import (Loaded, cache_path, ensure, import_file, load_entry, locate, resnet_home, verification, verify,
-                    verify_cached)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DownloadError", "DownloadPolicy", "HUB_PREFIX", "hub_model", "is_hub_name", "Loaded", "OfflineError", "UnknownWeightsError", "WeightEntry", "all_entries",
-    "backbone", "cache_path", "create_model", "ensure", "entries_for", "find", "import_file", "load_entry", "locate",
-    "looks_like_path", "offline_mode", "pretrained_model", "resnet_home", "resolve_pretrained", "split_name",
-    "verification", "verify", "verify_cached",
-]
+from ..utils.download import DownloadError, DownloadPolicy, OfflineError, offline_mode
+from ..utils.lazy import exports, lazy_attributes
+
+if TYPE_CHECKING:
+    from .home import check_fetchable, resnet_home, split_name
+    from .hub import HUB_PREFIX, hub_model, is_hub_name
+    from .pretrained import backbone, create_model, looks_like_path, pretrained_model, resolve_pretrained
+    from .registry import UnknownWeightsError, WeightEntry, all_entries, entries_for, find
+    from .store import (Loaded, cache_path, ensure, import_file, load_entry, locate, verification, verify,
+                        verify_cached)
+
+# PyTorch, torchvision and timm are imported on the first use of a name that needs them: ``check_fetchable`` (no
+# network, nothing cached) answers without them.
+_EXPORTS = exports({
+    "home": ["check_fetchable", "resnet_home", "split_name"],
+    "hub": ["HUB_PREFIX", "hub_model", "is_hub_name"],
+    "pretrained": ["backbone", "create_model", "looks_like_path", "pretrained_model", "resolve_pretrained"],
+    "registry": ["UnknownWeightsError", "WeightEntry", "all_entries", "entries_for", "find"],
+    "store": ["Loaded", "cache_path", "ensure", "import_file", "load_entry", "locate", "verification", "verify",
+              "verify_cached"],
+})
+__all__ = ["DownloadError", "DownloadPolicy", "OfflineError", "offline_mode", *_EXPORTS]
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -17,7 +17,8 @@ from ..models.backbone import backbone as build_backbone
 from ..models.interop import load_pretrained
 from ..models.registry import create_model as build_model
 from .hub import hub_model, is_hub_name
-from .registry import find, split_name
+from .home import check_fetchable, split_name
+from .registry import find
 from .store import ensure, load_entry
 
 if TYPE_CHECKING:
@@ -70,7 +71,9 @@ def pretrained_model(name: str, pretrained: bool | str | os.PathLike[str], *, fe
         model = build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
         load_pretrained(model, Path(pretrained), strict=not features_only)
         return model
-    entry = find(name, pretrained if isinstance(pretrained, str) else True)
+    tag = pretrained if isinstance(pretrained, str) else None
+    check_fetchable(name, tag)  # no network and nothing cached: said at once
+    entry = find(name, tag or True)
     if entry.num_classes and "num_classes" not in overrides:
         overrides["num_classes"] = entry.num_classes
     model = build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
@@ -88,6 +91,7 @@ def resolve_pretrained(pretrained: str | os.PathLike[str]) -> Path:
     text = str(pretrained)
     if ":" in text and os.sep not in text:
         model, tag = split_name(text)
+        check_fetchable(model, tag)
         return ensure(find(model, tag or None))
     raise CheckpointError(f"pretrained={text!r} is not a file, run folder or NAME:TAG of named weights; pass the path "
                           "of a checkpoint (ours, torchvision's or timm's classification weights) or a name such as "

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 from ..data.preprocess import Preprocess
 from ..errors import UsageError
+from .home import TAG_PREFIXES
 from ..reference import AKAMASTER_FILES, AKAMASTER_REPORTED_ERR, AKAMASTER_URL, CIFAR10_CLASSES, IMAGENET_MEAN, IMAGENET_STD
 
 PUBLISHERS = ("torchvision", "timm", "akamaster")  # who publishes weights (docs/dev/architecture.md, Vocabulary)
-TIMM_PREFIX = "timm:"
+TIMM_PREFIX = TAG_PREFIXES["timm"]
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 
 
@@ -75,7 +76,7 @@ def sha256_prefix_of(filename: str) -> str | None:
 # -- torchvision ------------------------------------------------------------------------------------
 def _torchvision_tag(enum_name: str) -> str:
     """``IMAGENET1K_V2`` → ``tv_in1k_v2``."""
-    return "tv_" + enum_name.lower().replace("imagenet1k", "in1k")
+    return TAG_PREFIXES["torchvision"] + enum_name.lower().replace("imagenet1k", "in1k")
 
 
 def torchvision_entries(model: str) -> list[WeightEntry]:
@@ -170,7 +171,7 @@ def akamaster_entries(model: str) -> list[WeightEntry]:
     depth = int(match.group(1))
     filename = AKAMASTER_FILES[depth]
     return [WeightEntry(
-        model=model, tag="akamaster_cifar10", publisher="akamaster", url=AKAMASTER_URL + filename, filename=filename,
+        model=model, tag=TAG_PREFIXES["akamaster"] + "cifar10", publisher="akamaster", url=AKAMASTER_URL + filename, filename=filename,
         preprocess=AKAMASTER_PREPROCESS, num_classes=10, dataset="cifar10",
         sha256_prefix=sha256_prefix_of(filename), top1=round(100.0 - AKAMASTER_REPORTED_ERR[depth], 2),
         default=True,
@@ -207,12 +208,6 @@ def all_entries(pattern: str | None = None) -> list[WeightEntry]:
 
 class UnknownWeightsError(UsageError):
     """A NAME:TAG that names no weights (the message lists the closest)."""
-
-
-def split_name(spec: str) -> tuple[str, str | None]:
-    """``resnet50:timm:a1_in1k`` → (``resnet50``, ``timm:a1_in1k``); ``resnet50`` → (``resnet50``, None)."""
-    model, sep, tag = spec.partition(":")
-    return model, (tag if sep else None)
 
 
 def find(model: str, tag: str | bool | None = None) -> WeightEntry:

@@ -23,20 +23,8 @@ from ..utils.atomic import atomic_path
 from . import manifest
 from ..utils.download import (DownloadError, DownloadPolicy, OfflineError, fetch, offline_mode, reachable, sha256_of,
                                unreachable_reason)
+from .home import hub_endpoint, mirror, torch_hub_dir, weights_dir
 from .registry import WeightEntry
-
-
-def resnet_home() -> Path:
-    env = os.environ.get("RESNET_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "resnet"
-
-
-def weights_dir() -> Path:
-    """The cache folder, holding the manifest of full sha256s (:mod:`resnet.weights.manifest`)."""
-    return resnet_home() / "weights"
 
 
 def cache_path(entry: WeightEntry) -> Path:
@@ -47,9 +35,9 @@ def cache_path(entry: WeightEntry) -> Path:
 
 
 def download_url(entry: WeightEntry) -> str:
-    mirror = os.environ.get("RESNET_WEIGHTS_MIRROR", "").strip()
-    if mirror and not entry.hf_hub_id:
-        return mirror.rstrip("/") + "/" + entry.filename
+    base = mirror()
+    if base and not entry.hf_hub_id:
+        return base + "/" + entry.filename
     return entry.url
 
 
@@ -57,7 +45,7 @@ def _torch_home_copy(entry: WeightEntry) -> Path | None:
     if entry.publisher != "torchvision":
         return None
     try:
-        candidate = Path(torch.hub.get_dir()) / "checkpoints" / entry.filename
+        candidate = torch_hub_dir() / "checkpoints" / entry.filename
     except (RuntimeError, OSError):
         return None
     return candidate if candidate.is_file() else None
@@ -182,13 +170,6 @@ def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
     except (HfHubHTTPError, OSError) as err:
         raise DownloadError(f"cannot download {entry.hf_hub_id}/{entry.filename}: {str(err).splitlines()[0][:200]}") from None
     return got
-
-
-def hub_endpoint() -> str:
-    """The Hugging Face hub's address: ``HF_ENDPOINT``, else huggingface_hub's default."""
-    from huggingface_hub import constants
-
-    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
 
 
 def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:
