@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
     from resnet.data.decode import as_chw, decode_checked
     from resnet.data.scan import find_images
     from resnet.evaluate import resolve_source
-    from resnet.evaluate.preprocess import normalize
+    from resnet.evaluate.preprocess import network_input
     from resnet.explain import network_view
 
     torch.set_num_threads(1)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
             reduced += draft.pixels.shape[:2] != full.pixels.shape[:2]
             views = torch.stack([network_view(as_chw(full), pre), network_view(as_chw(draft), pre)])
             with torch.inference_mode():
-                top1 = net.model(normalize(views, pre)).argmax(1)
+                top1 = net.model(network_input(views, pre)).argmax(1)
             agree += int(top1[0] == top1[1])
             diffs.append((views[0].float() - views[1].float()).abs().mean().item())
         rows.append({"margin": __import__("resnet.data.decode").data.decode.DRAFT_MARGIN, "folder": folder, "jpegs": len(paths), "decoded_reduced": reduced, "top1_agreement": agree / max(len(paths), 1),

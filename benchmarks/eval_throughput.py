@@ -142,9 +142,9 @@ def main() -> int:
     member = base_member()
     macs = count_macs(create_model("resnet56"), 32).macs
     flops = 2 * macs
-    from resnet.evaluate.preprocess import normalize
+    from resnet.evaluate.preprocess import network_input
 
-    calibration = normalize(data.images[:64], member.preprocess)
+    calibration = network_input(data.images[:64], member.preprocess)
 
     # The peak is sampled before every mode and the best sample kept, so that other work on a shared
     # machine lowers the fraction reported rather than inflating it.

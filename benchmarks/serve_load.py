@@ -53,7 +53,7 @@ import torch  # noqa: E402
 
 from resnet.data.decode import read_image_bytes  # noqa: E402
 from resnet.data.scan import IMAGE_EXTENSIONS  # noqa: E402
-from resnet.evaluate.preprocess import normalize  # noqa: E402
+from resnet.evaluate.preprocess import network_input  # noqa: E402
 from resnet.explain import network_view  # noqa: E402
 from resnet.serve import load_member  # noqa: E402
 
@@ -114,8 +114,8 @@ class Direct:
         self.member = self.pool.submit(load_member, source, mode, allow_untrained=True).result()  # random weights: timing only
         pre = self.member.preprocess
         views = [network_view(read_image_bytes(b, pre.channels), pre) for b in payloads]
-        self.batch = normalize(torch.stack([views[i % len(views)] for i in range(max_batch)]), pre)
-        self.one = normalize(views[0][None], pre)
+        self.batch = network_input(torch.stack([views[i % len(views)] for i in range(max_batch)]), pre)
+        self.one = network_input(views[0][None], pre)
         self.single_s(3), self.pool.submit(self._logits, self.batch).result()  # warm-up
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,7 @@ class Direct:
 
     def _full(self, data: bytes) -> torch.Tensor:
         pre = self.member.preprocess
-        return self._logits(normalize(network_view(read_image_bytes(data, pre.channels), pre)[None], pre))
+        return self._logits(network_input(network_view(read_image_bytes(data, pre.channels), pre)[None], pre))
 
     def batched_images_per_s(self, seconds: float) -> tuple[int, float]:
         def run() -> tuple[int, float]:

@@ -1,5 +1,6 @@
 """The shape of the source tree, read with ``ast`` (no PyTorch, no import of the package): the layers of
-``docs/dev/architecture.md``, no private names across packages, no overlong functions, no flags in library messages.
+``docs/dev/architecture.md``, no private names across packages, no overlong functions, no flags in library messages,
+no ``sys.argv`` read below ``main``.
 
 Each test prints every violation as ``file:line: what`` and fails on any that is not in the allowlists below.
 """
@@ -374,10 +375,44 @@ def test_library_strings_name_no_flag_command_line_or_development_path() -> None
                  key=lambda v: v.rsplit(" -> ", 1)[1])
 
 
+# -- (e) the command line is passed down from main(argv) ---------------------------------------------------
+def _main_guard(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":``"""
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and isinstance(node.test.left, ast.Name)
+            and node.test.left.id == "__name__" and any(isinstance(c, ast.Constant) and c.value == "__main__"
+                                                         for c in node.test.comparators))
+
+
+def argv_readers(root: Path = SRC) -> list[str]:
+    """Reads of ``sys.argv`` anywhere but in ``cli.main`` and a module's ``__main__`` block: whatever needs the
+    command line (the command a run records) is given it by ``main(argv)``."""
+    out = []
+    for path, rel in _files(root):
+        if rel == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        entry = [n for n in tree.body if _main_guard(n)]
+        if rel == "cli/__init__.py":
+            entry += [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+        allowed = {id(n) for top in entry for n in ast.walk(top)}
+        for node in ast.walk(tree):
+            reads = (isinstance(node, ast.Attribute) and node.attr == "argv" and isinstance(node.value, ast.Name)
+                     and node.value.id == "sys")
+            imports = isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "argv" for a in node.names)
+            if (reads or imports) and id(node) not in allowed:
+                out.append(f"{rel}:{node.lineno}: reads sys.argv (take the command line from main(argv)) -> {rel}")
+    return out
+
+
+def test_no_code_below_main_reads_the_command_line() -> None:
+    assert_clean("sys.argv read below main", argv_readers(), set(), key=lambda v: v.rsplit(" -> ", 1)[1])
+
+
 # -- the checks themselves can fail ---------------------------------------------------------------------------
 def _all_checks(root: Path) -> list[str]:
     imports = all_imports(root)
-    return layer_violations(imports) + private_violations(imports) + library_strings(root) + long_functions(root)
+    return (layer_violations(imports) + private_violations(imports) + library_strings(root) + long_functions(root)
+            + argv_readers(root))
 
 
 @pytest.mark.parametrize(("rel", "code", "expected"), [
@@ -394,6 +429,8 @@ def _all_checks(root: Path) -> list[str]:
     ("data/x.py", '"""Layout: see ../shared/data/pennfudan."""\n', "names ../shared/"),
     ("evaluate/x.py", "raise DataError('e.g. `data_dir` ../shared/data/x')\n", "names ../shared/"),
     ("deploy/x.py", "def f():\n" + "    x = 1\n" * 80, "f is 81 lines"),
+    ("cli/cmd_x.py", "import sys\ndef run(args):\n    return sys.argv[1:]\n", "reads sys.argv"),
+    ("analysis/x.py", "from sys import argv\n", "reads sys.argv"),
 ])
 def test_each_check_catches_its_violation(tmp_path: Path, rel: str, code: str, expected: str) -> None:
     (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -410,6 +447,8 @@ def test_each_check_catches_its_violation(tmp_path: Path, rel: str, code: str, e
     ("deploy/x.py", "# long: one table, read top to bottom\ndef f():\n" + "    x = 1\n" * 80),
     ("cli/x.py", "from ..serve import create_app\nraise UsageError('--port must be positive')\n"),
     ("models/x.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..weights import find\n"),
+    ("cli/__init__.py", "import sys\ndef main(argv=None):\n    return list(sys.argv[1:] if argv is None else argv)\n"),
+    ("analysis/x.py", "import sys\nif __name__ == '__main__':\n    sys.exit(main(sys.argv[1:]))\n"),
 ])
 def test_what_is_allowed_passes(tmp_path: Path, rel: str, code: str) -> None:
     (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import pytest
 
-from resnet.data import cifar_augment, normalize
+from resnet.data import cifar_augment, fused_normalize
 from resnet.data.augment import draw_crop_flip
 
 
@@ -55,15 +55,15 @@ def test_rejects_unbatched_input() -> None:
         cifar_augment(torch.zeros(3, 32, 32))
 
 
-def test_normalize_matches_formula_and_casts_once() -> None:
+def test_fused_normalize_matches_formula_and_casts_once() -> None:
     x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     mean_t, std_t = (torch.tensor(v, dtype=torch.float64).view(3, 1, 1) for v in (mean, std))
     want = (x.double() / 255 - mean_t) / std_t
-    out = normalize(x, mean, std)
+    out = fused_normalize(x, mean, std)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out.double(), want, rtol=0, atol=1e-5)
-    bf16 = normalize(x, mean, std, dtype=torch.bfloat16)
+    bf16 = fused_normalize(x, mean, std, dtype=torch.bfloat16)
     assert bf16.dtype == torch.bfloat16 and torch.equal(bf16, out.to(torch.bfloat16))
     with pytest.raises(ValueError, match="3-channel"):
-        normalize(x, (0.5,), (0.5,))
+        fused_normalize(x, (0.5,), (0.5,))

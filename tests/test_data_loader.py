@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnet.data import ArrayDataset, TensorLoader, normalize
+from resnet.data import ArrayDataset, TensorLoader, fused_normalize
 from resnet.errors import UsageError
 
 
@@ -49,7 +49,7 @@ def test_outputs_normalised_labels_dtype_and_layout() -> None:
     x, y = next(iter(TensorLoader(ds, 8, dtype=torch.bfloat16, channels_last=True)))
     assert x.dtype == torch.bfloat16 and x.shape == (8, 3, 8, 8) and y.dtype == torch.int64
     assert x.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(x, normalize(ds.images[:8], ds.mean, ds.std, torch.bfloat16))
+    assert torch.equal(x, fused_normalize(ds.images[:8], ds.mean, ds.std, torch.bfloat16))
     assert y.tolist() == ds.labels[:8].tolist()
 
 
@@ -126,7 +126,7 @@ def test_gpu_batches_equal_cpu_batches_without_augmentation() -> None:
 def _mirrored(loader: TensorLoader, ds: ArrayDataset) -> list[bool]:
     """Which images of an unshuffled, uncropped epoch came out mirrored (each is one or the other)."""
     x = torch.cat([b for b, _ in loader])
-    plain, mirror = normalize(ds.images, ds.mean, ds.std), normalize(ds.images.flip(-1), ds.mean, ds.std)
+    plain, mirror = fused_normalize(ds.images, ds.mean, ds.std), fused_normalize(ds.images.flip(-1), ds.mean, ds.std)
     same, flipped = (x == plain).flatten(1).all(1), (x == mirror).flatten(1).all(1)
     assert bool((same ^ flipped).all())
     return flipped.tolist()

@@ -18,7 +18,7 @@ from PIL import Image
 from resnet import create_model
 from resnet.cli import main
 from resnet.data import load_arrays
-from resnet.evaluate.preprocess import Preprocess, normalize
+from resnet.evaluate.preprocess import Preprocess, network_input
 from resnet.inference.load import CIFAR10_CLASSES
 from resnet.models.interop import save_weights
 
@@ -52,7 +52,7 @@ def write_run(folder: Path, *, best_seed: int | None, last_seed: int | None) -> 
 
 def correct_by_hand(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, pre: Preprocess) -> int:
     with torch.no_grad():
-        return int((model(normalize(images, pre)).argmax(1) == labels).sum())
+        return int((model(network_input(images, pre)).argmax(1) == labels).sum())
 
 
 def eval_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
@@ -101,7 +101,7 @@ def test_predict_takes_a_run_folder_and_names_its_classes(tmp_path: Path, capsys
     assert result["model"] == "resnet8" and len(result["predictions"]) == 3
     train = load_arrays("digits", "train")
     with torch.no_grad():
-        expected = digits_net(1)(normalize(test.images[:3], Preprocess(train.mean, train.std, 32))).softmax(1)
+        expected = digits_net(1)(network_input(test.images[:3], Preprocess(train.mean, train.std, 32))).softmax(1)
     for p, probs in zip(result["predictions"], expected):
         assert p["top"][0]["class"] == str(int(probs.argmax())) and p["top"][0]["prob"] == pytest.approx(float(probs.max()), abs=1e-5)
 

@@ -11,7 +11,7 @@ from resnet.evaluate import Accumulator, Center, Flip, MultiScale, Preprocess, S
 from resnet.inference.protocols import Shift, get_protocol
 from resnet.inference.views import translate
 from resnet.evaluate.data import ArrayEvalData
-from resnet.evaluate.preprocess import center_box, five_crop_boxes, normalize
+from resnet.evaluate.preprocess import center_box, five_crop_boxes, network_input
 from resnet.inference.network import Network
 from resnet.evaluate.ensemble import class_permutation
 
@@ -89,9 +89,9 @@ def test_ten_crop_averages_softmax_over_the_views() -> None:
     net = _linear_net()
     probs = TenCrop().probabilities(net, img, pre)
     views = TenCrop().views(img, pre)
-    expected = torch.stack([torch.softmax(net.logits(normalize(v, pre)), 1) for v in views]).mean(0)
+    expected = torch.stack([torch.softmax(net.logits(network_input(v, pre)), 1) for v in views]).mean(0)
     torch.testing.assert_close(probs, expected)
-    assert not torch.allclose(probs, torch.softmax(net.logits(normalize(views[4], pre)), 1))  # not just the center crop
+    assert not torch.allclose(probs, torch.softmax(net.logits(network_input(views[4], pre)), 1))  # not just the center crop
     torch.testing.assert_close(probs.sum(1), torch.ones(2))
 
 
@@ -99,7 +99,7 @@ def test_flip_averages_the_view_and_its_mirror() -> None:
     img = torch.randint(0, 256, (3, 3, 6, 6), dtype=torch.uint8)
     pre = Preprocess((0.0,) * 3, (1.0,) * 3, 6)
     net = _linear_net()
-    x = normalize(img, pre)
+    x = network_input(img, pre)
     expected = (torch.softmax(net.logits(x), 1) + torch.softmax(net.logits(x.flip(-1)), 1)) / 2
     torch.testing.assert_close(Flip().probabilities(net, img, pre), expected)
 
@@ -171,7 +171,7 @@ def test_ensemble_averages_member_probabilities_and_reports_each_member() -> Non
     report = evaluate([_member("a", a), _member("b", b)], data, Center(), batch_size=4)
     assert [r.name for r in report.members] == ["a", "b"] and report.ensemble is not None
     with torch.no_grad():
-        x = normalize(images, PLAIN)
+        x = network_input(images, PLAIN)
         pa, pb = torch.softmax(a(x), 1), torch.softmax(b(x), 1)
     for result, probs in ((report.members[0], pa), (report.members[1], pb), (report.ensemble, (pa + pb) / 2)):
         assert result.metrics.top1_correct == int((probs.argmax(1) == labels).sum())

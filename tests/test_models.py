@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,6 +182,43 @@ def test_family_parameter_counts(name: str, params_m: float) -> None:
     model = resnet.create_model(name)
     assert round(count_params(model) / 1e6, 1) == params_m
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def _dropouts(model: torch.nn.Module) -> tuple[int, bool]:
+    """(dropouts inside the blocks, dropout before the classifier)"""
+    inside = sum(isinstance(m, torch.nn.Dropout) for name, m in model.named_modules() if name.startswith("layer"))
+    return inside, isinstance(model.drop, torch.nn.Dropout)
+
+
+def test_family_is_a_label_and_dropout_placement_is_a_field_of_its_own() -> None:
+    """Issue 29: ``family`` once decided where dropout went (inside the blocks for "wrn"); now ``drop_in_blocks``
+    does, and relabelling a network changes nothing but its label."""
+    wrn = resnet.create_model("wrn16_8", drop_rate=0.3)
+    assert _dropouts(wrn) == (6, False)
+    relabelled = resnet.create_model("wrn16_8", drop_rate=0.3, family="resnet")
+    assert _dropouts(relabelled) == (6, False) and str(relabelled) == str(wrn)
+    assert _dropouts(resnet.create_model("preresnet110", drop_rate=0.3)) == (0, True)
+    assert _dropouts(resnet.create_model("preresnet110", drop_rate=0.3, drop_in_blocks=True)) == (54, False)
+    with pytest.raises(ValueError, match="drop_in_blocks needs pre-activation basic blocks"):
+        resnet.create_model("resnet50", drop_rate=0.3, drop_in_blocks=True)
+
+
+def test_wide_resnet_files_written_before_drop_in_blocks_keep_their_dropout(tmp_path: Path) -> None:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from resnet.models.interop import METADATA_KEY, model_from_checkpoint, save_weights
+
+    path = tmp_path / "wrn.safetensors"
+    save_weights(resnet.create_model("wrn16_8", drop_rate=0.3), path)
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()[METADATA_KEY])
+    del meta["spec"]["drop_in_blocks"]  # as an older version wrote it
+    save_file(load_file(path), path, metadata={METADATA_KEY: json.dumps(meta)})
+    model, _ = model_from_checkpoint(path)
+    assert model.spec.drop_in_blocks and _dropouts(model) == (6, False)
 
 
 def test_resnet200_builds() -> None:

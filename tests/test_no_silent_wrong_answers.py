@@ -267,9 +267,29 @@ def test_eval_refuses_a_network_trained_on_other_classes(tmp_path: Path, capsys:
 
 
 def test_eval_reorders_the_same_classes_in_another_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = write_ckpt(tmp_path / "net.safetensors", classes=["cloud", "apple", "boat"])
-    rc, out, err = run_cli(["eval", str(ckpt), "--data-dir", str(write_tree(tmp_path / "data", CLASSES)), "--json"], capsys)
-    assert rc == 0, err
+    """A network whose outputs are (cloud, apple, boat) scores on data in the order (apple, boat, cloud) exactly as
+    the same network with its classifier rows put in the data's order; taken by position, it would score otherwise."""
+    data = write_tree(tmp_path / "data", CLASSES, per_class=4)
+    order = ["cloud", "apple", "boat"]
+    net = tiny_net()
+    save_weights(net, tmp_path / "other_order.safetensors", {"classes": order, "dataset": "synthetic", "preprocess": PRE})
+    rows = torch.tensor([order.index(c) for c in CLASSES])
+    with torch.no_grad():  # the same network, its outputs in the data's order
+        net.fc.weight.copy_(net.fc.weight[rows].clone())
+        net.fc.bias.copy_(net.fc.bias[rows].clone())
+    save_weights(net, tmp_path / "data_order.safetensors", {"classes": CLASSES, "dataset": "synthetic", "preprocess": PRE})
+    save_weights(tiny_net(), tmp_path / "by_position.safetensors", {"classes": CLASSES, "dataset": "synthetic", "preprocess": PRE})
+
+    def per_class(name: str) -> dict[str, float]:
+        rc, out, err = run_cli(["eval", str(tmp_path / name), "--data-dir", str(data), "--json"], capsys)
+        assert rc == 0, err
+        report = json.loads(out)
+        assert report["classes"] == CLASSES and report["images"] == 12
+        return report["members"][0]["per_class_acc"]
+
+    reordered = per_class("other_order.safetensors")
+    assert reordered == per_class("data_order.safetensors")
+    assert reordered != per_class("by_position.safetensors")  # the test could fail: position alone answers otherwise
 
 
 def test_split_folders_are_never_taken_for_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

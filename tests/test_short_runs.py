@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,13 @@ def test_a_shortened_dense_recipe_keeps_its_warm_up_in_proportion() -> None:
     assert short.warmup == 10 and resolve_recipe("detection", {"iterations": "40", "warmup": "0"}).warmup == 0
     lrs = [LRSchedule(short).lr(step) for step in (0, 5, 10, 40)]
     assert lrs[0] == pytest.approx(0.02 * 0.001) and lrs[1] < lrs[2] == pytest.approx(0.02) and lrs[3] == pytest.approx(0.0)
+
+
+def test_a_run_records_the_command_main_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 29: the command line is passed down from ``main(argv)``; nothing below it reads ``sys.argv``."""
+    monkeypatch.setattr(sys, "argv", ["pytest", "something", "else"])
+    out = tmp_path / "run"
+    argv = ["train", "resnet8", "--data", "digits", "--out", str(out), "--no-tensorboard", "--no-progress",
+            "--set", "iterations=2", "--set", "eval_every=2", "--set", "batch_size=16", "--set", "holdout=0"]
+    assert main(argv) == 0
+    assert f"Command: `{shlex.join(['resnet', *argv])}`" in (out / "results.md").read_text()

@@ -96,7 +96,7 @@ def test_trainer_flip_and_shift_scores_are_the_eval_protocols(protocol: str) -> 
     so on the same images and weights they give the same error and the same loss."""
     import resnet.inference.protocols as protocols
     import resnet.train.tasks as trainer_module  # the classification task scores the views
-    from resnet.data.preprocess import Preprocess, normalize
+    from resnet.data.preprocess import Preprocess, network_input
     from resnet.inference.protocols import Scorer, get_protocol
     from resnet.train.data import EvalSet
     from resnet.train.tasks import evaluate
@@ -108,9 +108,9 @@ def test_trainer_flip_and_shift_scores_are_the_eval_protocols(protocol: str) -> 
     images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (24,))
     shift = 2
-    evalset = EvalSet("test", len(images), lambda: iter([(normalize(images[:16], pre), labels[:16]),
-                                                         (normalize(images[16:], pre), labels[16:])]))
-    black = normalize(torch.zeros(1, 3, 1, 1, dtype=torch.uint8), pre)[0]
+    evalset = EvalSet("test", len(images), lambda: iter([(network_input(images[:16], pre), labels[:16]),
+                                                         (network_input(images[16:], pre), labels[16:])]))
+    black = network_input(torch.zeros(1, 3, 1, 1, dtype=torch.uint8), pre)[0]
     error, loss = evaluate(model, evalset, flip=True, shift=shift if protocol == "shift" else 0, fill=black, amp=None,
                            device=torch.device("cpu"), dist=DistContext())
 

@@ -70,6 +70,20 @@ def model_counts(names: Sequence[str], cache_dir: Path | None = None) -> dict[st
     return out
 
 
+def model_rows(names: Sequence[str]) -> list[dict[str, object]]:
+    """One record per registered network in ``names`` (what ``resnet list`` shows): name, family, depth, input
+    side, parameters and multiply-adds (from :func:`model_counts`), description."""
+    from ..models.registry import get_spec
+
+    counts = model_counts(names)
+    rows = []
+    for name in names:
+        spec, c = get_spec(name), counts[name]
+        rows.append({"name": name, "family": spec.family, "depth": spec.depth, "input": c.input_size, "params": c.params,
+                     "macs": c.macs, "description": spec.description})
+    return rows
+
+
 def write_shipped() -> Path:
     """Count every registered network and write the table shipped with the package."""
     from ..models.registry import get_spec, list_models

@@ -191,14 +191,14 @@ def profile_member(
     Each network sees the test images under its own convention (``member.preprocess``: the
     akamaster nets ImageNet mean/std, ours the statistics stored in their checkpoint).
     """
-    from ..evaluate.preprocess import match_channels, normalize
+    from ..evaluate.preprocess import match_channels, network_input
     from ..inference.protocols import center_view
 
     pre = member.preprocess
 
     def batches() -> Iterable[Tensor]:
         for images, _ in data.batches(batch_size):
-            yield normalize(match_channels(center_view(images, pre), pre.channels, "test image"), pre)
+            yield network_input(match_channels(center_view(images, pre), pre.channels, "test image"), pre)
 
     model = member.model.to(device)
     layers = measure_responses(model, batches(), device=device)

@@ -1,7 +1,11 @@
 """The ``resnet`` command. Each subcommand lives in its own ``cmd_<name>.py`` module with
 ``add_parser(subparsers)`` and ``run(args) -> int``; this file only dispatches and turns
 :class:`~resnet.errors.ResNetError` into a one-line message and an exit status
-(2 for usage errors, 1 for runtime errors)."""
+(2 for usage errors, 1 for runtime errors).
+
+:func:`main` is the one reader of ``sys.argv``: the command line it was given reaches the commands as
+``args.argv`` (``resnet train`` records it in the run's results), so ``main(["train", ...])`` from Python is
+recorded as it was typed."""
 
 from __future__ import annotations
 
@@ -58,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; ``argv`` is the command line after ``resnet`` (default: this process's)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = tuple(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

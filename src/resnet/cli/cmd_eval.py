@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..errors import UsageError
 from ..evaluate.names import MAX_SIDE, PROTOCOLS
-from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
-from .common import add_allow_untrained, add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, console, examples, print_json, run_device
+from ..utils.modes import NONE, OPTIMIZE_MODES
+from .common import (add_allow_untrained, add_device, add_engine, add_origin, check_optimize_flags, console, examples,
+                     load_options, print_json)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,73 +66,57 @@ def parse_scales(values: list[str] | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import get_protocol, resolve_source
-    from ..evaluate.data import data_or_recorded, open_scored_data
-    from ..evaluate.dense import dense_task_of
-
-    if len(args.sources) == 1 and dense_task_of(args.sources[0]):
-        from .dense import run_dense_eval
-
-        return run_dense_eval(args)
+    from ..evaluate.dense import DenseEval
+    from ..evaluate.plots import plot_report
+    from ..evaluate.requests import EvalRequest, run_eval
 
     scales = parse_scales(args.scales)
     if scales and args.protocol != "multiscale":
         raise UsageError("--scales applies to --protocol multiscale only")
     if args.shift is not None and args.protocol != "shift":
         raise UsageError("--shift applies to --protocol shift only")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    protocol = get_protocol(args.protocol, scales, args.shift)
-    members = [resolve_source(s, model_name=args.model, checkpoint_source=args.checkpoint_source,
-                              allow_untrained=args.allow_untrained).place(run_device(args.device, args.optimize))
-               for s in args.sources]
-    channels = members[0].preprocess.channels
-    data_name, data_dir = data_or_recorded(args.data, args.data_dir, members[0])
-    data = open_scored_data(data_name, data_dir, args.split, members[0], limit=args.limit, channels=channels,
-                            recorded=args.data is None and args.data_dir is None)
-    for m in members:
-        apply_sizes(m, args.resize, args.crop)
     check_optimize_flags(args.optimize, args.engine, args.calibration)
-    if not is_eager(args.optimize):
-        from ..inference.prepare import prepare
-
-        for m in members:
-            prepare(m, args.optimize, engine=args.engine, calibration=args.calibration, batch=args.batch_size)
-
-    show_progress = not args.json and sys.stderr.isatty()
-    report = _run_with_progress(members, data, protocol, args.batch_size, show_progress)
-    plots = _write_plots(report, args.plots) if args.plots else []
+    request = EvalRequest(tuple(args.sources), data=args.data, data_dir=args.data_dir, split=args.split,
+                          protocol=args.protocol, scales=tuple(scales) if scales else None, shift=args.shift,
+                          batch_size=args.batch_size, limit=args.limit, load=load_options(args))
+    with _progress(show=not args.json and sys.stderr.isatty()) as progress:
+        report = run_eval(request, progress)
+    if isinstance(report, DenseEval):
+        if args.json:
+            print_json(report.as_dict())
+        else:
+            _print_dense(report)
+        return 0
+    plots = plot_report(report, args.plots) if args.plots else []
     if args.json:
-        out = report.as_dict()
-        out["plots"] = [str(p) for p in plots]
-        print_json(out)
+        print_json({**report.as_dict(), "plots": [str(p) for p in plots]})
     else:
         _print_report(report, plots)
     return 0
 
 
-def _run_with_progress(members: list[Any], data: Any, protocol: Any, batch_size: int, show: bool) -> Any:
-    from ..evaluate import evaluate
-
+@contextlib.contextmanager
+def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar on a terminal (``update(done, total)``), else nothing."""
     if not show:
-        return evaluate(members, data, protocol, batch_size=batch_size)
+        yield None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task("eval", total=len(data))
-        return evaluate(members, data, protocol, batch_size=batch_size, progress=lambda n: bar.update(task, completed=n))
+        task = bar.add_task("eval", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _write_plots(report: Any, folder: str) -> list[Any]:
-    from pathlib import Path
+def _print_dense(result: Any) -> None:
+    from ..train.report import METRIC_LABELS
 
-    from ..evaluate.plots import plot_confusion, safe_filename
-
-    out = []
-    for r in report.results:
-        title = f"{r.name} — {report.protocol}, top-1 error {r.metrics.top1_error:.2f}%"
-        out.append(plot_confusion(r.metrics.confusion, report.classes, Path(folder) / f"confusion_{safe_filename(r.name)}.png", title))
-    return out
+    con = console()
+    con.print(f"[bold]{result.source}[/bold]: {result.task} ({result.head} on {result.backbone}), "
+              f"{result.photos} Penn-Fudan test photos" + (f", {result.skipped} skipped" if result.skipped else ""))
+    for key, label in METRIC_LABELS.items():
+        if result.metrics.get(key) is not None:
+            con.print(f"  {label:16s} {result.metrics[key]:6.2f} %")
 
 
 def _print_report(report: Any, plots: list[Any]) -> None:

@@ -217,11 +217,10 @@ def _backbone_degradation(args: argparse.Namespace) -> int:
 
     from ..analysis import BackboneStudyConfig, run_backbone_degradation
 
-    ran = sys.argv[1:3] == ["experiment", "backbone-degradation"]
     config = BackboneStudyConfig(
         data_dir=args.data_dir, depths=tuple(args.depths), tasks=tuple(args.tasks), overrides=tuple(args.overrides),
         seed=args.seed, device=args.device, pretrained=args.pretrained, plot_only=args.plot_only, out=Path(args.out),
-        command="resnet experiment backbone-degradation " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if ran else "",
+        command=shlex.join(["resnet", *args.argv]),
     )
     result = run_backbone_degradation(config, progress=_say)
     for path in result.files:

@@ -72,33 +72,26 @@ def _check(args: argparse.Namespace, fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..deploy.export import export, format_for_path
+    from ..deploy.export import export_network, format_for_path
     from ..evaluate.sources import resolve_source
 
     fmt = format_for_path(args.out, args.format)
     _check(args, fmt)
     member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source,
                             random_weights=args.random_weights, allow_untrained=args.allow_untrained)
-    size = args.input_size or member.preprocess.crop_size
-    example = torch.randn(args.batch, member.preprocess.channels, size, size, generator=torch.Generator().manual_seed(0))
-    metadata = {"classes": member.class_names(), "preprocess": member.preprocess.as_dict(), "source_kind": member.kind,
-                **{k: member.metadata[k] for k in ("dataset", "recipe", "step") if k in member.metadata}}
-    kwargs: dict[str, object] = {"example_input": example, "dynamic_batch": args.dynamic_batch, "dynamic_size": args.dynamic_size,
-                                 "fold": args.fold_bn, "atol": args.atol, "metadata": metadata}
-    if fmt == "onnx":
-        kwargs["opset"] = args.opset
     with warnings.catch_warnings(record=True) as caught:  # shown below as notes, one line each, never dropped
         warnings.simplefilter("always", FutureWarning)
         warnings.simplefilter("always", DeprecationWarning)
-        report = export(member.model, args.out, fmt, **kwargs)
+        report = export_network(member, args.out, fmt, input_size=args.input_size, batch=args.batch, opset=args.opset,
+                                dynamic_batch=args.dynamic_batch, dynamic_size=args.dynamic_size, fold=args.fold_bn,
+                                atol=args.atol)
     for note in dict.fromkeys(str(w.message).replace("`format` 'pt2'", "--format pt2") for w in caught):
         print(f"note: {note}", file=sys.stderr)
     if args.json:
         print_json({"source": args.source, "model": member.model_name, **report.as_dict()})
         return 0
     batch = "N" if report.dynamic_batch else str(args.batch)
+    size = args.input_size or member.preprocess.crop_size
     side = "HxW" if args.dynamic_size else f"{size}x{size}"
     shapes = ", ".join("x".join(str(s) for s in shape) for shape in report.checked_shapes)
     print(

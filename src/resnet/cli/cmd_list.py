@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageError
 from .common import console, print_json
 
 
@@ -23,47 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def model_rows(names: list[str]) -> list[dict[str, object]]:
-    from ..analysis.count_cache import model_counts
-    from ..models.registry import get_spec
-
-    counts = model_counts(names)
-    rows = []
-    for name in names:
-        spec = get_spec(name)
-        c = counts[name]
-        rows.append(
-            {
-                "name": name,
-                "family": spec.family,
-                "depth": spec.depth,
-                "input": c.input_size,
-                "params": c.params,
-                "macs": c.macs,
-                "description": spec.description,
-            }
-        )
-    return rows
-
-
-def matching_names(pattern: str | None) -> list[str]:
-    """Registered names matching ``pattern``; none is a usage error naming the closest names."""
-    import difflib
-
-    from ..models.registry import list_models
-
-    names = list_models(pattern)
-    if names or not pattern:
-        return names
-    close = difflib.get_close_matches(pattern.strip("*?"), list_models(None), n=5, cutoff=0.4)
-    hint = f"; close names: {', '.join(close)}" if close else ""
-    raise UsageError(f"no network matches {pattern!r}{hint} (`resnet list` shows all)")
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    names = matching_names(args.pattern)
+    from ..analysis.count_cache import model_rows
+    from ..models.registry import matching_models
+
+    names = matching_models(args.pattern)
     if args.names_only:
         print("\n".join(names))
         return 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from ..errors import DataError, UsageError
 from ..evaluate.names import PROTOCOLS
 from ..utils.modes import NONE, OPTIMIZE_MODES, is_eager
 from ..explain import METHODS as EXPLAIN_METHODS
-from .common import add_allow_untrained, add_device, add_engine, add_origin, apply_sizes, check_optimize_flags, examples, print_json, run_device
+from .common import (add_allow_untrained, add_device, add_engine, add_origin, check_optimize_flags, examples,
+                     load_options, print_json)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,39 +49,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import get_protocol, resolve_source
-    from ..inference.prepare import prepare
-    from ..data.scan import find_images
-    from ..evaluate.predict import Failure, predict_files
-    from ..evaluate.dense import dense_task_of
+    from ..evaluate.predict import Failure
+    from ..evaluate.requests import DrawnPredictions, PredictRequest, run_predict
 
-    if dense_task_of(args.source):
-        from .dense import run_dense_predict
-
-        return run_dense_predict(args)
-    if args.out and not args.explain:
-        raise UsageError("--out is where --explain writes its pictures (and where detection / segmentation runs draw "
-                         "theirs); add --explain, or leave --out out")
-    if args.top < 1:
-        raise UsageError(f"--top must be at least 1, got {args.top}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
-    member = resolve_source(args.source, model_name=args.model, checkpoint_source=args.checkpoint_source,
-                            allow_untrained=args.allow_untrained)
-    member.place(run_device(args.device, args.optimize))
-    apply_sizes(member, args.resize, args.crop)
-    paths = find_images(args.inputs)
-    if not paths:
-        raise DataError(f"no image files found in {', '.join(args.inputs)}; give image files or folders that hold some")
     check_optimize_flags(args.optimize, args.engine, args.calibration)
+    request = PredictRequest(args.source, tuple(args.inputs), top=args.top, protocol=args.protocol,
+                             batch_size=args.batch_size, strict=args.strict, out=args.out, explain=args.explain,
+                             threshold=args.threshold, load=load_options(args))
+    result = run_predict(request)
+    if isinstance(result, DrawnPredictions):
+        return _print_drawn(result, args.json)
+    member = result.member
     if not is_eager(args.optimize):
-        # chosen at --batch-size, never at the number of files: a photo's answer must not depend on what else is passed
-        prepare(member, args.optimize, engine=args.engine, calibration=args.calibration, batch=args.batch_size)
         print(f"resnet predict: --optimize {args.optimize} runs on {member.metadata['engine']}", file=sys.stderr)
-
-    protocol = get_protocol(args.protocol)
     predictions, failures = [], []
-    for item in predict_files(member, paths, top=args.top, batch_size=args.batch_size, protocol=protocol, strict=args.strict):
+    for item in result.items:
         if isinstance(item, Failure):
             failures.append(item)
             print(f"resnet predict: error: {item.error}", file=sys.stderr)
@@ -93,16 +76,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"resnet predict: warning: {item.path} is damaged ({item.damaged}); the answer is for what the decoder "
                   "recovered (--strict refuses such files)", file=sys.stderr, flush=True)
     if args.json:
-        print_json(
-            {
-                "source": args.source,
-                "model": member.model_name,
-                "protocol": args.protocol,
-                "engine": member.metadata.get("engine", "pytorch eager"),
-                "predictions": [p.as_dict() for p in predictions],
-                "errors": [f.as_dict() for f in failures],
-            }
-        )
+        print_json(result.record(predictions, failures))
     if args.explain and predictions:
         from pathlib import Path
 
@@ -111,3 +85,15 @@ def run(args: argparse.Namespace) -> int:
         index = explain_predictions(member, predictions, Path(args.out or "explained"), args.method, failures)
         print(f"resnet predict: {len(predictions)} explained picture(s) and {index}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _print_drawn(result: Any, as_json: bool) -> int:
+    """A detection / segmentation run's drawn photos (``DrawnPredictions``); exit status 1 when a photo failed."""
+    for path, reason in result.failed:
+        print(f"resnet predict: error: {path}: {reason}", file=sys.stderr)
+    if as_json:
+        print_json(result.record())
+    else:
+        for d in result.drawn:
+            print(f"{d.path} -> {d.out}  ({d.objects} {'detections' if isinstance(d.objects, int) else '% foreground'})")
+    return 1 if result.failed else 0

@@ -8,7 +8,7 @@ import sys
 from ..errors import UsageError
 from ..utils.modes import OPTIMIZE_MODES
 from ..serve.config import DEFAULT_HOST, DEFAULT_PORT, EVENT_LOOPS, HTTP_IMPLEMENTATIONS, MiB, ServeConfig
-from .common import add_allow_untrained, add_device, add_engine, add_origin, check_optimize_flags, examples, renamed_flag, run_device
+from .common import add_allow_untrained, add_device, add_engine, add_origin, check_optimize_flags, examples, renamed_flag
 
 _DEFAULTS = ServeConfig()
 
@@ -70,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inference.prepare import device_for
     from ..serve import create_app, load_member, serve_forever
     from . import build_parser
     from .options import as_flags, flag_names
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     check_optimize_flags(args.optimize, args.engine, args.calibration)
     member = load_member(args.source, args.optimize, calibration=args.calibration, model_name=args.model,
                          checkpoint_source=args.checkpoint_source, engine=args.engine, batch=config.max_batch,
-                         device=run_device(args.device, args.optimize), allow_untrained=args.allow_untrained)
+                         device=device_for(args.device, args.optimize), allow_untrained=args.allow_untrained)
     names = flag_names(build_parser(), args)  # error replies name this command's flags, as before
     app = create_app(member, config, mode=args.optimize, wording=lambda text: as_flags(text, names))
     engine = member.metadata.get("engine", "pytorch eager")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 from .common import add_device, examples
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, overwrite=args.overwrite, deterministic=args.deterministic, progress=not args.no_progress,
         strict=args.strict, tensorboard=not args.no_tensorboard, stop_after=args.stop_after, time_limit=args.time_limit,
         init=args.init or (args.pretrained if dense else None), task=args.task,
-        command="resnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else "",
+        command=shlex.join(["resnet", *args.argv]),
     )
     summary = train(opts)
     return 0 if summary["finished"] or summary.get("stop_reason") else 1

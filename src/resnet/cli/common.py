@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import ResNetError, UsageError, WrongFileKind
-from ..utils.modes import DEFAULT_ENGINE, ENGINES, NONE, OURS, checks_on_images, is_eager, needs_images
+from ..utils.modes import DEFAULT_ENGINE, ENGINES, OURS, checks_on_images, is_eager, needs_images
 
 
 def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.ResNet
@@ -19,20 +19,6 @@ def build_model(name: str, **overrides: Any):  # noqa: ANN201 - returns resnet.R
         return create_model(name, **overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
-
-
-def apply_sizes(member: Any, resize: int | None, crop: int | None) -> None:
-    """``--resize`` / ``--crop`` overrides of a member's preprocessing (eval and predict)."""
-    from ..evaluate.names import MAX_SIDE
-
-    for name, value in (("resize", resize), ("crop", crop)):
-        if value is not None and not 1 <= value <= MAX_SIDE:
-            raise UsageError(f"--{name} must be from 1 to {MAX_SIDE} pixels, got {value}")
-    if resize or crop:
-        try:
-            member.preprocess = member.preprocess.with_sizes(resize, crop)
-        except ValueError as err:
-            raise UsageError(f"--resize {resize} / --crop {crop} for {member.name}: {err}") from None
 
 
 def examples(*lines: str) -> str:
@@ -90,9 +76,13 @@ def check_optimize_flags(optimize: str, engine: str, calibration: str | None, mo
         raise UsageError(f"--calibration applies to {mode_flag} int8, or to --engine other than {OURS}")
 
 
-def run_device(device: str | None, optimize: str = NONE) -> str | None:
-    """``--device`` as given; ``auto`` with an ``--optimize`` mode is the CPU, where those modes run."""
-    return "cpu" if not is_eager(optimize) and device in (None, "auto") else device
+def load_options(args: argparse.Namespace) -> Any:
+    """The :class:`~resnet.evaluate.requests.LoadOptions` of eval's and predict's loading options."""
+    from ..evaluate.requests import LoadOptions
+
+    return LoadOptions(model=args.model, checkpoint_source=args.checkpoint_source, allow_untrained=args.allow_untrained,
+                       device=args.device, optimize=args.optimize, engine=args.engine, calibration=args.calibration,
+                       resize=args.resize, crop=args.crop)
 
 
 def add_origin(p: argparse.ArgumentParser) -> None:

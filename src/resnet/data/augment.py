@@ -56,13 +56,14 @@ def cifar_augment(x: Tensor, generator: torch.Generator | None = None, padding: 
     return apply_crop_flip(x, params, padding)
 
 
-def normalize(
+def fused_normalize(
     x_uint8: Tensor, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """``(x / 255 - mean) / std`` per channel, for ``[B, C, H, W]`` or ``[C, H, W]`` uint8 images.
+    """``(x / 255 - mean) / std`` per channel, for ``[B, C, H, W]`` or ``[C, H, W]`` uint8 images, as one fused
+    multiply-add (``x * a + b``) in float32, cast to ``dtype`` only then, so bf16/fp16 output is rounded once.
 
-    Computed in float32 as one multiply-add (``x * a + b``) and only then cast to ``dtype``, so bf16/fp16
-    output is rounded once.
+    The training batches' normalisation: one pass instead of three, within float32 rounding of
+    :func:`~resnet.data.preprocess.network_input` (which matches torchvision bit for bit, for evaluation).
     """
     channels = x_uint8.shape[-3]
     if len(mean) != channels or len(std) != channels:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..errors import UsageError
 from .arrays import ArrayDataset
-from .augment import apply_crop_flip, draw_crop_flip, normalize
+from .augment import apply_crop_flip, draw_crop_flip, fused_normalize
 
 
 def mix_seed(*parts: int) -> int:
@@ -134,7 +134,7 @@ class TensorLoader:
                 if self.alternate_flip:
                     params = replace(params, flip=self.flips(index))
                 x = apply_crop_flip(x, params, self.padding)
-            x = normalize(x, self.mean, self.std, self.dtype)
+            x = fused_normalize(x, self.mean, self.std, self.dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels.index_select(0, index)

@@ -97,8 +97,10 @@ class Preprocess:
             raise CheckpointError(f"{origin}: its preprocessing metadata is invalid ({err}); rewrite it with mean, std and input_size") from None
 
 
-def normalize(batch: "Tensor", pre: Preprocess) -> "Tensor":
-    """uint8 ``[N, C, H, W]`` → float32 normalised with ``pre.mean`` / ``pre.std``."""
+def network_input(batch: "Tensor", pre: Preprocess) -> "Tensor":
+    """uint8 views ``[N, C, H, W]`` → the float32 batch the network takes: normalised with ``pre.mean`` / ``pre.std``
+    exactly as torchvision's ToTensor + Normalize (evaluation, prediction, serving; training batches use the faster
+    :func:`~resnet.data.augment.fused_normalize`)."""
     import torch
 
     if batch.shape[1] != pre.channels:

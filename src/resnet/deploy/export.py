@@ -37,6 +37,7 @@ from ..utils.atomic import atomic_path
 from ..utils.modes import EXPORT_FORMATS, TORCHSCRIPT_REMOVED_IN
 from ..inference.fold import fold_bn
 from ..inference.graphs import MIN_DYNAMIC_SIDE, default_example, dynamic_dims, onnx_program
+from ..inference.network import Network
 
 FORMATS = EXPORT_FORMATS
 DEFAULT_ATOL = 1e-4
@@ -380,3 +381,15 @@ def export(model: nn.Module, path: str | os.PathLike[str], fmt: str | None = Non
     if fmt != "onnx":
         kwargs.pop("opset", None)
     return EXPORTERS[fmt](model, path, **kwargs)  # type: ignore[operator]
+
+
+def export_network(member: Network, path: str | os.PathLike[str], fmt: str | None = None, *, input_size: int | None = None,
+                   batch: int = 1, **kwargs: object) -> ExportReport:
+    """Export a loaded network with what it carries: its classes, preprocessing, origin and run (data set, recipe,
+    step) go into the file's metadata; it is checked on a seeded random batch of ``batch`` images of side
+    ``input_size`` (default: its crop). ``kwargs`` as :func:`export` (``dynamic_batch``, ``fold``, ``atol``...)."""
+    size = input_size or member.preprocess.crop_size
+    example = torch.randn(batch, member.preprocess.channels, size, size, generator=torch.Generator().manual_seed(0))
+    metadata = {"classes": member.class_names(), "preprocess": member.preprocess.as_dict(), "source_kind": member.kind,
+                **{k: member.metadata[k] for k in ("dataset", "recipe", "step") if k in member.metadata}}
+    return export(member.model, path, fmt, example_input=example, metadata=metadata, **kwargs)

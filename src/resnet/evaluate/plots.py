@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from torch import Tensor
 
@@ -51,3 +51,13 @@ def plot_confusion(confusion: Tensor, classes: Sequence[str], path: str | Path, 
 
 def safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "model"
+
+
+def plot_report(report: Any, folder: str | Path) -> list[Path]:
+    """One confusion-matrix PNG per result of an :class:`~resnet.evaluate.ensemble.EvalReport` into ``folder``
+    (``confusion_<name>.png``, its protocol and top-1 error in the title)."""
+    out = []
+    for r in report.results:
+        title = f"{r.name} — {report.protocol}, top-1 error {r.metrics.top1_error:.2f}%"
+        out.append(plot_confusion(r.metrics.confusion, report.classes, Path(folder) / f"confusion_{safe_filename(r.name)}.png", title))
+    return out

@@ -11,9 +11,9 @@ from ..data.preprocess import (
     crop,
     five_crop_boxes,
     match_channels,
-    normalize,
+    network_input,
     resize_shorter,
 )
 
-__all__ = ["INTERPOLATIONS", "MAX_SIDE", "Preprocess", "normalize", "resize_shorter", "center_box", "five_crop_boxes",
+__all__ = ["INTERPOLATIONS", "MAX_SIDE", "Preprocess", "network_input", "resize_shorter", "center_box", "five_crop_boxes",
            "crop", "match_channels", "Box"]

@@ -37,12 +37,12 @@ def explain(
 ) -> "tuple[np.ndarray, np.ndarray]":
     """``(heatmap, overlay)`` for ``image``: see the module docstring; ``target`` is a class index
     (``None``: the most likely class)."""
-    from ..evaluate.preprocess import normalize
+    from ..evaluate.preprocess import network_input
     from .cam import cam_maps, float_model, overlay
 
     pre = preprocess or preprocess_of(model)
     view = network_view(image, pre)
-    heatmap = cam_maps(float_model(model), normalize(view[None], pre), method, [target])[0]
+    heatmap = cam_maps(float_model(model), network_input(view[None], pre), method, [target])[0]
     return heatmap, overlay(view.permute(1, 2, 0).numpy(), heatmap)
 
 

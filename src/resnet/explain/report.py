@@ -37,7 +37,7 @@ def explain_predictions(
     import torch
 
     from ..data.decode import read_image
-    from ..evaluate.preprocess import normalize
+    from ..evaluate.preprocess import network_input
     from . import network_view
     from .cam import cam_maps, overlay
 
@@ -48,7 +48,7 @@ def explain_predictions(
         chunk = predictions[start : start + CAM_BATCH]
         photos = [read_image(p.path, pre.channels) for p in chunk]
         views = [network_view(photo, pre) for photo in photos]
-        maps = cam_maps(member.model, normalize(torch.stack(views), pre), method, [p.top[0][1] for p in chunk])
+        maps = cam_maps(member.model, network_input(torch.stack(views), pre), method, [p.top[0][1] for p in chunk])
         for i, (pred, photo, view, heatmap) in enumerate(zip(chunk, photos, views, maps)):
             name = f"{start + i:04d}-{_safe_stem(pred.path)}.png"
             picture = render_picture(pred, _hwc(photo), overlay(_hwc(view), heatmap), method)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..data.decode import read_image
-from ..data.preprocess import match_channels, normalize
+from ..data.preprocess import match_channels, network_input
 from ..data.load import open_arrays
 from ..data.registry import ARRAY_DATASETS, IMAGE_FOLDER
 from ..data.scan import find_images, split_folder
@@ -93,7 +93,7 @@ def calibration_batch(member: Network, images: str | os.PathLike[str] | None = N
                 "be used; pass `calibration` images (an image file or a folder of training images)"
             )
         raw = _from_record(record, pre.channels, n)
-    return normalize(center_view(raw, pre), pre)
+    return network_input(center_view(raw, pre), pre)
 
 
 def _from_path(path: Path, channels: int, n: int) -> list[Tensor] | Tensor:

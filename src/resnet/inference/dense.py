@@ -104,11 +104,12 @@ def iou_scores(confusion: Tensor) -> dict[str, Any]:
 
 
 # -- prediction and scoring ------------------------------------------------------------------------
-def normalize(images: Tensor) -> Tensor:
-    """Photos in [0, 1] normalised with the ImageNet mean and std, as the dense heads' backbones expect."""
-    mean = torch.tensor(IMAGENET_MEAN).view(-1, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(-1, 1, 1)
-    return (images - mean) / std
+def imagenet_normalize(images: Tensor) -> Tensor:
+    """Float photos in [0, 1] normalised with the ImageNet mean and std, as the segmentation heads' backbones expect
+    (torchvision's ``normalize``; detection models normalise inside)."""
+    from torchvision.transforms.v2.functional import normalize
+
+    return normalize(images, list(IMAGENET_MEAN), list(IMAGENET_STD))
 
 
 @torch.no_grad()
@@ -122,7 +123,7 @@ def predict_samples(model: nn.Module, images: list[Tensor], task: str, device: t
             out = model([image.to(device)])[0]
             outs.append({k: v.cpu() for k, v in out.items()})
         else:
-            outs.append(model(normalize(image)[None].to(device))["out"][0].softmax(0).cpu())
+            outs.append(model(imagenet_normalize(image)[None].to(device))["out"][0].softmax(0).cpu())
     model.train(was_training)
     return outs
 

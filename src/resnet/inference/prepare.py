@@ -38,6 +38,12 @@ class Optimizable(Protocol):
     metadata: dict[str, Any]
 
 
+def device_for(device: str | None, mode: str) -> str | None:
+    """Where a network runs in ``mode``: ``device`` as given; ``auto`` (or none) with an optimised mode is the CPU,
+    where those modes run."""
+    return "cpu" if not is_eager(mode) and device in (None, "auto") else device
+
+
 def prepare(network: Network, mode: str, *, engine: str = DEFAULT_ENGINE,
             calibration: str | os.PathLike[str] | Tensor | None = None, batch: int | None = None) -> Network:
     """``network`` optimised in place for ``mode`` on ``engine`` (either spelling of eager leaves it as it is),

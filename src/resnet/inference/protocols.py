@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.preprocess import Preprocess, center_box, crop, five_crop_boxes, normalize, resize_shorter
+from ..data.preprocess import Preprocess, center_box, crop, five_crop_boxes, network_input, resize_shorter
 from ..errors import UsageError
 from ..utils.modes import PROTOCOLS
 from .views import shift_views
@@ -79,7 +79,7 @@ class EvalProtocol:
 
     @torch.inference_mode()
     def probabilities(self, net: Scorer, images: ImageBatch, pre: Preprocess) -> Tensor:
-        return view_probabilities(lambda view: net.logits(normalize(view, pre)), self.views(images, pre))
+        return view_probabilities(lambda view: net.logits(network_input(view, pre)), self.views(images, pre))
 
 
 def view_probabilities(logits: Callable[[Tensor], Tensor], views: Sequence[Tensor]) -> Tensor:
@@ -227,7 +227,7 @@ class MultiScale(EvalProtocol):
                     groups[tuple(img.shape)].append(i)
                 batches = {shape: torch.stack([resized[i] for i in idx]) for shape, idx in groups.items()}
             for shape, idx in groups.items():
-                x = normalize(batches[shape], pre)
+                x = network_input(batches[shape], pre)
                 for mirrored in (False, True) if self.flip else (False,):
                     scores = net.dense_logits(x.flip(-1) if mirrored else x).float().mean(dim=(2, 3))
                     p = torch.softmax(scores, dim=1)

@@ -379,6 +379,8 @@ def spec_from_metadata(meta: Mapping[str, Any], origin: str) -> ModelSpec:
         spec_fields = dict(meta["spec"])
         spec_fields["layers"] = tuple(spec_fields["layers"])
         spec_fields["widths"] = tuple(spec_fields["widths"])
+        if "drop_in_blocks" not in spec_fields:  # written before the field existed, when Wide ResNets implied it
+            spec_fields["drop_in_blocks"] = spec_fields.get("family") == "wrn"
         spec = ModelSpec(**spec_fields)
         spec.validate()
         if not all(isinstance(v, int) and v > 0 for v in (*spec.layers, *spec.widths)):

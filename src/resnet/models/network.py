@@ -66,7 +66,7 @@ def make_stage(
     )
     if spec.block == "bottleneck":  # where a bottleneck strides; basic blocks have no 1x1
         kwargs["stride_in_1x1"] = spec.version == "v1"
-    if spec.preact and spec.family == "wrn" and spec.drop_rate > 0:
+    if spec.drop_in_blocks and spec.drop_rate > 0:
         kwargs["drop_rate"] = spec.drop_rate
     blocks: list[nn.Module] = []
     for i in range(num_blocks):
@@ -135,7 +135,7 @@ class ResNet(nn.Module):
         self.final_relu: nn.Module = nn.ReLU(inplace=True) if spec.preact else nn.Identity()
         # named avgpool whichever pooling it does, so that torchvision's state-dict and module names hold
         self.avgpool: nn.Module = nn.AdaptiveMaxPool2d(1) if spec.head_pool == "max" else nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(spec.drop_rate) if spec.drop_rate > 0 and spec.family != "wrn" else nn.Identity()
+        self.drop = nn.Dropout(spec.drop_rate) if spec.drop_rate > 0 and not spec.drop_in_blocks else nn.Identity()
         self.fc: nn.Module = nn.Linear(in_ch, spec.num_classes, bias=spec.fc_bias) if spec.num_classes > 0 else nn.Identity()
         self.logit_scale = spec.logit_scale
 

@@ -58,6 +58,16 @@ def list_models(pattern: str | None = None) -> list[str]:
     return names
 
 
+def matching_models(pattern: str | None) -> list[str]:
+    """Registered names matching ``pattern`` (as :func:`list_models`); none is a usage error naming the closest."""
+    names = list_models(pattern)
+    if names or not pattern:
+        return names
+    close = difflib.get_close_matches(pattern.strip("*?"), list_models(None), n=5, cutoff=0.4)
+    hint = f"; close names: {', '.join(close)}" if close else ""
+    raise UsageError(f"no network matches {pattern!r}{hint} (`resnet list` shows all)")
+
+
 def _natural_key(name: str) -> tuple[Any, ...]:
     import re
 

@@ -54,11 +54,12 @@ class ModelSpec:
     in_chans: int = 3
     zero_init_residual: bool = False
     output_stride: int | None = None  # None: native (32 ImageNet, 4 CIFAR); 8 / 16 dilate the last stages
-    drop_rate: float = 0.0  # dropout before the classifier (and inside Wide ResNet blocks)
+    drop_rate: float = 0.0  # dropout probability: before the classifier, or inside the blocks with drop_in_blocks
+    drop_in_blocks: bool = False  # dropout between the 3x3 convolutions of each pre-activation block (Wide ResNet)
     head_pool: str = "avg"  # global pooling before the classifier: "avg" (the paper) or "max" (Page's ResNet-9)
     logit_scale: float = 1.0  # the classifier's output is multiplied by this (Page's ResNet-9: 0.125)
     fc_bias: bool = True
-    family: str = "resnet"  # informative: resnet / plain / resnext / wide_resnet / preresnet / wrn
+    family: str = "resnet"  # a label only (resnet / plain / resnext / wide_resnet / preresnet / wrn): builds nothing
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -126,6 +127,9 @@ class ModelSpec:
             raise ValueError(f"output_stride must be one of {sorted(allowed)} for this network, got {self.output_stride}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        if self.drop_in_blocks and not (self.preact and self.block == "basic"):
+            raise ValueError("drop_in_blocks needs pre-activation basic blocks (preact=True, block='basic'), as Wide "
+                             "ResNets have; leave it False to drop out before the classifier")
 
     def _validate_pool_block(self) -> None:
         if not self.layers or any(not isinstance(n, int) or n < 0 for n in self.layers):
@@ -201,7 +205,7 @@ def _registry() -> dict[str, ModelSpec]:
         n = (depth - 4) // 6
         specs[f"wrn{depth}_{k}"] = ModelSpec(
             block="basic", layers=(n, n, n), widths=(16 * k, 32 * k, 64 * k), stem="cifar", stem_width=16,
-            shortcut="B", preact=True, num_classes=10, family="wrn",
+            shortcut="B", preact=True, num_classes=10, drop_in_blocks=True, family="wrn",
             description=f"Wide ResNet-{depth}-{k}, CIFAR (Zagoruyko & Komodakis)",
         )
     return specs

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..evaluate.preprocess import normalize
+from ..evaluate.preprocess import network_input
 from ..inference.network import Network
 from ..utils.threads import single_threaded
 from .limits import BadRequest, ServeConfig
@@ -163,7 +163,7 @@ class MicroBatcher:
 
     @torch.inference_mode()
     def _probabilities(self, views: Tensor) -> Tensor:
-        return torch.softmax(self._net.logits(normalize(views, self.member.preprocess)).float(), dim=1)
+        return torch.softmax(self._net.logits(network_input(views, self.member.preprocess)).float(), dim=1)
 
     def _cams(self, jobs: list[Job], probs: Tensor) -> dict[int, np.ndarray]:
         from ..explain.cam import cam_maps
@@ -173,7 +173,7 @@ class MicroBatcher:
             rows = [i for i, j in enumerate(jobs) if j.cam == method]
             views = torch.stack([jobs[i].view for i in rows])
             top1 = probs[rows].argmax(dim=1).tolist()
-            maps = cam_maps(self.member.model, normalize(views, self.member.preprocess), method, top1)
+            maps = cam_maps(self.member.model, network_input(views, self.member.preprocess), method, top1)
             out.update(zip(rows, maps))
         return out
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import torch
 from torch import Tensor
 
-from ..data import ArrayDataset, TensorLoader, holdout_split, normalize
+from ..data import ArrayDataset, TensorLoader, holdout_split, fused_normalize
 from ..data.loader import mix_seed
 from ..data.preprocess import Preprocess
 from ..data.load import open_arrays
@@ -147,7 +147,7 @@ def _array_data(
 
         def batches() -> Iterator[tuple[Tensor, Tensor]]:
             for i in range(0, len(images), eval_batch):
-                x = normalize(images[i : i + eval_batch], full.mean, full.std, dtype)
+                x = fused_normalize(images[i : i + eval_batch], full.mean, full.std, dtype)
                 if recipe.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 yield x, labels[i : i + eval_batch]

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..data.pennfudan import DenseData, DenseSample
 from ..errors import UsageError
-from ..inference.dense import evaluate_dense, normalize
+from ..inference.dense import evaluate_dense, imagenet_normalize
 from ..models.dense import HEADS, create_dense_model, dense_task
 from .distributed import DistContext
 from .optim import GroupPlan, group_plan
@@ -77,7 +77,7 @@ def segmentation_batch(samples: list[DenseSample], size: int, gen: torch.Generat
     """Random ``size`` x ``size`` crops (padded with ignored pixels where a photo is smaller), normalised."""
     images, labels = [], []
     for s in samples:
-        img, lab = normalize(s.image), s.semantic()
+        img, lab = imagenet_normalize(s.image), s.semantic()
         h, w = lab.shape
         ph, pw = max(0, size - h), max(0, size - w)
         if ph or pw:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..data.defaults import default_preprocess
 from ..data.loader import mix_seed
-from ..data.preprocess import Preprocess, center_box, crop, normalize, resize_shorter
+from ..data.preprocess import Preprocess, center_box, crop, network_input, resize_shorter
 from ..data.scan import report_skipped, scan_folder, split_folder
 from ..data.split import PHOTO_HOLDOUT_FRACTION, photo_holdout
 from ..errors import DataError, UsageError
@@ -155,7 +155,7 @@ def _train_stream(images: Sequence[Tensor], labels: Tensor, recipe: Recipe, pre:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(mix_seed(seed, epoch, dist.rank, b, 11))
                 x = torch.stack([augment(images[i]) for i in idx.tolist()])
-            x = normalize(x, pre)
+            x = network_input(x, pre)
             if recipe.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x.to(device, non_blocking=True), labels[idx].to(device)
@@ -176,7 +176,7 @@ def _eval_set(images: Sequence[Tensor], labels: Sequence[int], pre: Preprocess, 
 
     def batches() -> Iterator[tuple[Tensor, Tensor]]:
         for i in range(0, len(x_all), eval_batch):
-            x = normalize(x_all[i : i + eval_batch], pre)
+            x = network_input(x_all[i : i + eval_batch], pre)
             if recipe.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x.to(device), y_all[i : i + eval_batch].to(device)

@@ -16,8 +16,9 @@ from ...errors import ResNetError
 from .scheduler import read_job, train_in_process
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str]) -> int:
+    """Run the job ``argv`` holds (this module's command line, given by ``__main__`` below)."""
+    args = list(argv)
     try:
         if len(args) != 1:
             raise ResNetError(f"expected one JSON job, got {len(args)} arguments")
@@ -33,4 +34,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
