@@ -69,7 +69,7 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", nargs="?", help="checkpoint / run folder (default: a random-weight --model)")
     p.add_argument("--model", default="resnet50")
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of photos to send")
+    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of photos to send (subfolders too: --images .../cifar10/test)")
     p.add_argument("--count", type=int, default=32, help="photos used (cycled)")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--seconds", type=float, default=20.0, help="measured time per client count")
@@ -398,7 +398,7 @@ def report(args: argparse.Namespace, rows: list[dict], payloads: list[bytes], lo
 def main() -> int:
     args = parse()
     load_before = os.getloadavg()
-    payloads = [p.read_bytes() for p in sorted(args.images.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS][: args.count]
+    payloads = [p.read_bytes() for p in sorted(args.images.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS][: args.count]
     if not payloads:
         raise SystemExit(f"no photos in {args.images}; pass --images DIR")
     servers = [Server.parse(text) for text in args.server or ["serve="]]
