@@ -448,3 +448,20 @@ def test_http_and_loop_settings(checkpoint: Path, capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as exit_:
         main(["serve", str(checkpoint), "--http", "h2"])
     assert exit_.value.code == 2 and "--http" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(375, 500), (500, 333), (64, 48)])
+def test_an_upload_is_resized_from_its_decoded_pixels_as_predict_resizes_a_copy(shape: tuple[int, int]) -> None:
+    """decode_upload resizes the decoder's [H, W, C] pixels as a channels-last view (no [C, H, W] copy, torch's
+    fast uint8 path): the same pixels, to the last bit, as the network's view of read_image_bytes' copy."""
+    from resnet.data.decode import read_image_bytes
+    from resnet.evaluate.preprocess import Preprocess
+    from resnet.explain import network_view
+    from resnet.serve.limits import decode_upload
+
+    pre = Preprocess(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=224, resize=256, crop=224)
+    for data in (_jpeg(Image.fromarray(_photo(*shape)), quality=90), _png(_photo(*shape))):
+        for p in (pre, pre.with_sizes(resize=40, crop=32)):
+            view, damaged = decode_upload(data, p, ServeConfig())
+            copy = network_view(read_image_bytes(data), p)
+            assert damaged is None and view.is_contiguous() and torch.equal(view, copy)

