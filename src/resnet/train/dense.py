@@ -236,6 +236,9 @@ class Dense:
     def eval_interval(self, recipe: Recipe) -> int:
         return recipe.eval_every or max(1, recipe.iterations // 4)
 
+    def eval_images(self, split: str) -> int:
+        return len((self.holdout if split == "holdout" else self.test).samples)
+
     def evaluate(self, net: nn.Module, split: str, abandon: Callable[[], bool] | None) -> dict[str, Any] | None:
         data = self.holdout if split == "holdout" else self.test
         if not data.samples:

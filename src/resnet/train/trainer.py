@@ -44,6 +44,10 @@ from .stopping import StopFlag, TrainingDiverged, TrainingInterrupted
 from .strategy import StepStrategy
 from .tasks import Task, default_model, default_recipe, evaluate, make_task
 
+#: What an evaluated image is assumed to cost, in training images, until an evaluation has been timed: a forward
+#: pass alone costs about a third of a training step's; half errs towards keeping time for the last evaluation.
+EVAL_IMAGE_COST = 0.5
+
 __all__ = ["TrainOptions", "Trainer", "train", "evaluate", "default_model", "default_recipe", "weights_digest"]
 
 
@@ -111,6 +115,7 @@ class Trainer:
     def __init__(self, opts: TrainOptions, device: torch.device, dist: DistContext) -> None:
         self.opts, self.device, self.dist = opts, device, dist
         self.iteration, self.best, self.elapsed_before, self.eval_seconds, self.last_eval_seconds = 0, None, 0.0, 0.0, 0.0
+        self.last_eval_images = 0
         self.resumed = False
         self.stop_reason: str | None = None
         self.stop = StopFlag()
@@ -311,11 +316,23 @@ class Trainer:
                 return
 
     def _within_eval_budget(self) -> bool:
-        """Whether an evaluation that falls due runs: always, unless the recipe's ``eval_share`` caps evaluating
-        and, with one more evaluation as long as the last one, evaluating would take more than that share of the
-        run's wall time so far (the last evaluation always runs)."""
-        share, cost = self.recipe.eval_share, self.last_eval_seconds
-        return not share or self.eval_seconds + cost <= share * (self.elapsed() + cost)
+        """Whether an evaluation that falls due runs: always, unless the recipe's ``eval_share`` caps evaluating.
+        Then it runs when evaluating, with it and the last evaluation (which always runs) at their expected cost,
+        stays within that share of the run's expected wall time; so a short run keeps its time for the last one
+        rather than spending it early. Every rank decides alike."""
+        share = self.recipe.eval_share
+        if not share:
+            return True
+        images = self.train_images + self.window_images  # every rank's, as the recipe's batch counts them
+        per_train_image = (self.train_seconds + time.monotonic() - self.window_start) / max(1, images)
+        per_eval_image = (self.last_eval_seconds / self.last_eval_images if self.last_eval_images
+                          else EVAL_IMAGE_COST * per_train_image)
+        interim = per_eval_image * sum(self.task.eval_images(s) for s in self.task.interim_splits)
+        last = per_eval_image * sum(self.task.eval_images(s) for s in ("holdout", "test"))
+        remaining = per_train_image * self.recipe.batch_size * (self.recipe.iterations - self.iteration)
+        evaluating = self.eval_seconds + interim + last
+        over = evaluating > share * (self.elapsed() + remaining + interim + last)
+        return not self.dist.any_true(over, self.device)
 
     def step(self, *batch: Any) -> None:
         """One optimizer step on the batch: the learning rate, the strategy's gradient, the update, the sums."""
@@ -389,9 +406,8 @@ class Trainer:
         record: dict[str, Any] = {"kind": "eval", "step": self.iteration,
                                   **{f"train_{k}": window[k] for k in ("error", "loss") if k in window}}
         abandon = None if self.dist.enabled else (lambda: self.stop.signal is not None)  # one rank may decide alone
-        for split in ("holdout", "test"):
-            if not final and split not in self.task.interim_splits:
-                continue
+        scored = [s for s in ("holdout", "test") if final or s in self.task.interim_splits]
+        for split in scored:
             scores = self.task.evaluate(self.eval_net, split, abandon)
             if scores is None:  # Ctrl-C: the checkpoint after the loop records this finished step
                 name = signal.Signals(self.stop.signal or signal.SIGINT).name
@@ -408,6 +424,7 @@ class Trainer:
         self.say(self.task.eval_line(record, self.recipe.iterations), self.progress)
         self.save_checkpoint()
         self.last_eval_seconds = spent = time.monotonic() - eval_started
+        self.last_eval_images = sum(self.task.eval_images(s) for s in scored)
         self.eval_seconds += spent
         self.window_start += spent  # evaluation time is not training time
         return True
