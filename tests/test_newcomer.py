@@ -292,9 +292,9 @@ def test_a_closed_loopback_port_fails_each_publisher_in_one_line_without_retries
 
 
 def test_offline_publisher_weights_are_refused_before_pytorch_or_timm_is_imported(tmp_path: Path) -> None:
-    """A fresh process asking for timm / torchvision / akamaster weights with no network and nothing cached: one
-    line naming the download command, the import command and the cache folder; one probe per host, no retry, and
-    neither PyTorch nor timm nor torchvision imported on the way (their metadata cost seconds before the line)."""
+    """A fresh process asking for timm / torchvision / akamaster weights, or a network's recommended weights, with no
+    network and nothing cached: one line naming the download command, the import command and the cache folder; one
+    probe per host, no retry, and neither PyTorch nor timm nor torchvision imported on the way (their metadata cost seconds before the line)."""
     import os
     import socket
     import subprocess
@@ -318,15 +318,17 @@ def test_offline_publisher_weights_are_refused_before_pytorch_or_timm_is_importe
     env = {**os.environ, "RESNET_HOME": str(home), "TORCH_HOME": str(tmp_path / "torch"), "HF_ENDPOINT": f"http://127.0.0.1:{port}",
            "RESNET_WEIGHTS_MIRROR": f"http://127.0.0.1:{port}/weights", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     env.pop("HF_HUB_OFFLINE", None)
-    done = subprocess.run([sys.executable, "-c", script, *PUBLISHERS], env=env, capture_output=True, text=True, timeout=300)
+    names = (*PUBLISHERS, "resnet18", "resnet20:default")  # and the recommended weights, whoever publishes them
+    done = subprocess.run([sys.executable, "-c", script, *names], env=env, capture_output=True, text=True, timeout=300)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["rcs"] == [1, 1, 1] and result["heavy"] == [], done.stderr
-    assert result["probes"] == [["127.0.0.1", port]] * 3  # one connection attempt each (a loopback answer is not kept)
+    assert result["rcs"] == [1] * len(names) and result["heavy"] == [], done.stderr
+    assert result["probes"] == [["127.0.0.1", port]] * len(names)  # one attempt each (a loopback answer is not kept)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 3 and "Retrying" not in done.stderr and "Traceback" not in done.stderr, done.stderr
-    for name, line in zip(PUBLISHERS, lines):
-        assert f"no network (127.0.0.1 did not answer" in line and f"`resnet weights download {name}`" in line, line
-        assert f"import it as {name}: `resnet weights import`" in line and str(home / "weights") in line, line
+    assert len(lines) == len(names) and "Retrying" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    for name, line in zip(names, lines):
+        spec = name if ":" in name else f"{name}:default"
+        assert f"no network (127.0.0.1 did not answer" in line and f"`resnet weights download {spec}`" in line, line
+        assert f"import it as {spec}: `resnet weights import`" in line and str(home / "weights") in line, line
 
 
 def test_a_cached_file_or_a_tag_without_publisher_is_left_to_the_full_lookup(

@@ -97,14 +97,16 @@ def may_be_cached(model: str, tag: str | None) -> bool:
 
 
 def check_fetchable(model: str, tag: str | bool | None = None) -> None:
-    """Raise :class:`~resnet.utils.download.OfflineError` at once when ``model:tag``, a tag that names its publisher
-    (``tv_…``, ``timm:…``, ``akamaster_…``), cannot be had: nothing of it is cached and the publisher's host does not
-    answer (or ``HF_HUB_OFFLINE`` is set). Otherwise nothing: the full lookup decides (an unknown name or tag gets its
-    own error there; the recommended weights need the metadata to tell their publisher)."""
+    """Raise :class:`~resnet.utils.download.OfflineError` at once when ``model:tag`` cannot be had: nothing of it
+    is cached, and the host of the publisher its tag names (``tv_…``, ``timm:…``, ``akamaster_…``) does not answer
+    (or ``HF_HUB_OFFLINE`` is set for the hub). For the recommended weights (no tag, ``True`` or ``default``),
+    whose publisher only the metadata tells, that is when no file of the network is cached and no publisher's
+    host answers. Otherwise nothing: the full lookup decides (an unknown name or tag gets its own error there)."""
     from ..models import get_spec  # the specs need no PyTorch
 
-    publisher = publisher_of(tag if isinstance(tag, str) else None)
-    if publisher is None:  # which publisher, and whether any publishes weights for it, takes their metadata
+    tag = tag if isinstance(tag, str) and tag != "default" else None
+    publisher = publisher_of(tag)
+    if tag is not None and publisher is None:  # an unprefixed tag: the metadata says whether it exists
         return
     try:
         get_spec(model)
@@ -112,15 +114,15 @@ def check_fetchable(model: str, tag: str | bool | None = None) -> None:
         return
     if may_be_cached(model, tag):
         return
-    urls = [publisher_url(publisher)]
-    if offline_mode():
-        why = "offline (HF_HUB_OFFLINE is set)"
-    elif not reachable_any(urls):
-        why = unreachable_reason(*urls)
-    else:
+    publishers = [publisher] if publisher else list(TAG_PREFIXES)
+    urls = [publisher_url(p) for p in publishers if not (p == "timm" and offline_mode())]
+    if urls and reachable_any(urls):
         return
-    spec = f"{model}:{tag}"
-    raise OfflineError(f"{why}: cannot fetch {spec}, and no file of it is in the weights cache {weights_dir()}; on a "
+    why = unreachable_reason(*urls) if urls else "offline (HF_HUB_OFFLINE is set)"
+    if urls and offline_mode() and publisher is None:
+        why += " and HF_HUB_OFFLINE is set"
+    spec = f"{model}:{tag or 'default'}"
+    what = spec if tag else f"the recommended weights of {model} ({spec}, where a publisher has any)"
+    raise OfflineError(f"{why}: cannot fetch {what}, and no file of it is in the weights cache {weights_dir()}; on a "
                        f"connected machine run `resnet weights download {spec}`, which prints the file, copy that file "
                        f"here and import it as {spec}: `resnet weights import` FILE (resnet.weights.import_file in Python)")
-
