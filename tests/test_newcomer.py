@@ -327,7 +327,7 @@ def test_offline_publisher_weights_are_refused_before_pytorch_or_timm_is_importe
     assert len(lines) == len(names) and "Retrying" not in done.stderr and "Traceback" not in done.stderr, done.stderr
     for name, line in zip(names, lines):
         spec = name if ":" in name else f"{name}:default"
-        assert f"no network (127.0.0.1 did not answer" in line and f"`resnet weights download {spec}`" in line, line
+        assert "no network (127.0.0.1 did not answer" in line and f"`resnet weights download {spec}`" in line, line
         assert f"import it as {spec}: `resnet weights import`" in line and str(home / "weights") in line, line
 
 

@@ -431,6 +431,18 @@ def test_both_http_parsers_bound_the_request_head_and_take_large_bodies(checkpoi
             _healthy(client)
 
 
+def test_auto_takes_what_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from resnet.errors import UsageError
+    from resnet.serve.server import implementations
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)  # neither httptools nor uvloop
+    assert implementations("auto", "auto") == ("h11", "asyncio")
+    with pytest.raises(UsageError, match="httptools is not installed"):
+        implementations("httptools", "auto")
+
+
 def test_http_and_loop_settings(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from resnet.cli import main
     from resnet.errors import UsageError
@@ -438,12 +450,15 @@ def test_http_and_loop_settings(checkpoint: Path, capsys: pytest.CaptureFixture[
 
     app = create_app(load_member(str(checkpoint), "none"))
     pytest.importorskip("httptools")
+    pytest.importorskip("uvloop")
     from resnet.serve.http_tools import BoundedHttpTools
 
     assert issubclass(uvicorn_config(app, "127.0.0.1", 0, http="httptools", loop="uvloop").http, BoundedHttpTools)
-    config = uvicorn_config(app, "127.0.0.1", 0)
-    assert config.http.__name__ == "BoundedH11" and config.loop == "asyncio" and config.h11_max_incomplete_event_size == 64 * 1024
-    with pytest.raises(UsageError, match="`http` is one of h11, httptools"):
+    config = uvicorn_config(app, "127.0.0.1", 0)  # auto: httptools and uvloop, installed here
+    assert config.http.__name__ == "BoundedHttpTools" and config.loop == "uvloop" and config.h11_max_incomplete_event_size == 64 * 1024
+    config = uvicorn_config(app, "127.0.0.1", 0, http="h11", loop="asyncio")
+    assert config.http.__name__ == "BoundedH11" and config.loop == "asyncio"
+    with pytest.raises(UsageError, match="`http` is one of auto, httptools, h11"):
         uvicorn_config(app, "127.0.0.1", 0, http="h2")
     with pytest.raises(SystemExit) as exit_:
         main(["serve", str(checkpoint), "--http", "h2"])

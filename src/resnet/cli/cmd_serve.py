@@ -62,8 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "by default they are answered with a \"damaged\" field")
     p.add_argument("--allow-scorecam", action="store_true", help="accept cam=scorecam (slow: one forward pass per channel, blocking the batch)")
     p.add_argument("--http", default=HTTP_IMPLEMENTATIONS[0], choices=HTTP_IMPLEMENTATIONS,
-                   help="HTTP parser (default h11; httptools is C, yet served fewer images/s under load here; either bounds request heads to 64 KiB)")
-    p.add_argument("--loop", default=EVENT_LOOPS[0], choices=EVENT_LOOPS, help="event loop (default asyncio)")
+                   help="HTTP parser (default auto: httptools where installed, else h11; either bounds request heads to 64 KiB)")
+    p.add_argument("--loop", default=EVENT_LOOPS[0], choices=EVENT_LOOPS,
+                   help="event loop (default auto: uvloop where installed, else asyncio)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default info)")
     p.set_defaults(func=run)

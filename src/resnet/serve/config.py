@@ -11,9 +11,11 @@ DEFAULT_HOST = "127.0.0.1"  # loopback: put a reverse proxy in front to serve ot
 DEFAULT_PORT = 8000
 MiB = 1 << 20
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers, at most, whichever HTTP implementation parses them
-# uvicorn's `http` and `loop`, default first: h11 and asyncio served more images/s at 64 clients (docs/results/serve/)
-HTTP_IMPLEMENTATIONS = ("h11", "httptools")
-EVENT_LOOPS = ("asyncio", "uvloop")
+# uvicorn's `http` and `loop`, default first: `auto` is httptools and uvloop where installed (on quiet cores they served
+# 1.23x the requests/s of h11 and asyncio for a CIFAR ResNet-20 at 64 clients, and the same for a ResNet-18:
+# docs/results/serve/README.md), else h11 and asyncio
+HTTP_IMPLEMENTATIONS = ("auto", "httptools", "h11")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 @dataclass(frozen=True)

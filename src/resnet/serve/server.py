@@ -49,9 +49,7 @@ def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENT
     if http not in HTTP_IMPLEMENTATIONS or loop not in EVENT_LOOPS:
         raise UsageError(f"`http` is one of {', '.join(HTTP_IMPLEMENTATIONS)} and `loop` one of {', '.join(EVENT_LOOPS)}; "
                          f"got {http!r} and {loop!r}")
-    for package in (http, loop):
-        if package in ("httptools", "uvloop") and importlib.util.find_spec(package) is None:
-            raise UsageError(f"{package} is not installed (pip install -r requirements.txt); or leave `http` and `loop` as they are")
+    http, loop = implementations(http, loop)
     from .lograte import install
 
     limits = getattr(getattr(app, "state", None), "config", None) or ServeConfig()
@@ -61,6 +59,17 @@ def uvicorn_config(app: Any, host: str, port: int, *, http: str = HTTP_IMPLEMENT
     config = uvicorn.Config(app, host=host, port=port, **options)
     install()
     return config
+
+
+def implementations(http: str, loop: str) -> tuple[str, str]:
+    """uvicorn's ``http`` and ``loop`` for ours: ``auto`` is httptools / uvloop where installed, else h11 / asyncio."""
+    installed = {name: importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop")}
+    http = ("httptools" if installed["httptools"] else "h11") if http == "auto" else http
+    loop = ("uvloop" if installed["uvloop"] else "asyncio") if loop == "auto" else loop
+    for package in (http, loop):
+        if not installed.get(package, True):
+            raise UsageError(f"{package} is not installed (pip install -r requirements.txt); or leave `http` and `loop` at auto")
+    return http, loop
 
 
 def serve_forever(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **kwargs: Any) -> None:
