@@ -210,6 +210,28 @@ def test_bad_inputs_get_4xx_json_and_the_server_keeps_serving(client: httpx.Clie
     assert r.status_code == 200 and r.json()["damaged"] == "Premature end of JPEG file"
 
 
+def test_predict_lane_answers_a_crash_with_500_and_keeps_serving(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /v1/predict is answered below FastAPI (serve/app.py's predict lane): its query parsing, refusals and a
+    crash inside it still get the JSON bodies, the metrics and the 500 the rest of the app gives."""
+    from resnet.serve import app as app_module
+
+    with BackgroundServer(create_app(load_member(str(checkpoint), "none"), LIMITS)) as url, \
+            httpx.Client(base_url=url, timeout=30) as client:
+        r = client.post("/v1/predict?top=+3", content=_png(_photo()))
+        assert r.status_code == 200 and len(r.json()["top"]) == 3
+        assert "top" in _error(client.post("/v1/predict?top=1.5", content=_png(_photo())), 400, "bad_parameter")
+
+        async def crash(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+        with monkeypatch.context() as m:
+            m.setattr(app_module, "_predict", crash)
+            assert "RuntimeError" in _error(client.post("/v1/predict", content=_png(_photo())), 500, "internal")
+        assert client.post("/v1/predict", content=_png(_photo())).status_code == 200
+        text = client.get("/metrics").text
+        assert 'endpoint="/v1/predict",status="500"' in text and 'code="internal"' in text and 'code="bad_parameter"' in text
+
+
 def test_decompression_bomb_refused_before_decoding(client: httpx.Client) -> None:
     # a 1-bit 14000x14000 PNG: a few KB of file for 196 million pixels, over twice Pillow's own bomb limit
     img = Image.new("1", (14000, 14000))

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -56,9 +57,22 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
     app = FastAPI(title=f"resnet serve: {member.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=schema.DESCRIPTION)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
+    reply = _replier(metrics, config, wording or (lambda text: text))
+
+    async def predict_request(request: Request) -> JSONResponse:
+        k, method = _top(request.query_params.get("top"), config, member), _cam_method(request.query_params.get("cam"), config)
+        batcher.begin()
+        metrics.in_flight.inc()
+        try:
+            return await _predict(request, member, batcher, workers, config, k, method)
+        finally:
+            batcher.end()
+            metrics.in_flight.dec()
+
+    app.add_middleware(_PredictLane, answer=predict_request, reply=reply)
     app.add_middleware(_Admit, config=config, metrics=metrics)
     app.add_middleware(_Observe, metrics=metrics)
-    _add_error_handlers(app, metrics, config, wording or (lambda text: text))
+    _add_error_handlers(app, reply)
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     about = describe_model(member, mode, config)
 
@@ -84,15 +98,8 @@ def create_app(member: Network, config: ServeConfig | None = None, mode: str = N
         return about
 
     @app.post("/v1/predict", response_model=None, responses=schema.PREDICT, openapi_extra=schema.PREDICT_BODY)
-    async def predict(request: Request, top: int | None = None, cam: str | None = None) -> JSONResponse:
-        k, method = _top(top, config, member), _cam_method(cam, config)
-        batcher.begin()
-        metrics.in_flight.inc()
-        try:
-            return await _predict(request, member, batcher, workers, config, k, method)
-        finally:
-            batcher.end()
-            metrics.in_flight.dec()
+    async def predict(request: Request) -> JSONResponse:  # answered by _PredictLane before routing; here for the schema
+        return await predict_request(request)
 
     return app
 
@@ -118,8 +125,10 @@ def describe_model(member: Network, mode: str, config: ServeConfig) -> dict[str,
     }
 
 
-def _top(top: int | None, config: ServeConfig, member: Network) -> int:
-    k = config.top if top is None else top
+def _top(top: str | None, config: ServeConfig, member: Network) -> int:
+    if top is not None and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", top) is None:
+        raise BadRequest(400, "bad_parameter", f"invalid request parameter (query.top: {top!r} is not a whole number)")
+    k = config.top if top is None else int(top)
     if not 1 <= k <= member.num_classes:
         raise BadRequest(400, "bad_top", f"top={top} is out of range; ask for 1 to {member.num_classes} classes")
     return k
@@ -271,12 +280,22 @@ def cam_png(view: Any, heatmap: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _add_error_handlers(app: FastAPI, metrics: Metrics, config: ServeConfig, wording: Callable[[str], str]) -> None:
+def _replier(metrics: Metrics, config: ServeConfig, wording: Callable[[str], str]) -> Callable[[BadRequest], JSONResponse]:
+    """The one way a refusal is answered: counted, worded for the caller, with the headers its status needs."""
     def reply(err: BadRequest) -> JSONResponse:
         metrics.errors.labels(err.code).inc()
         headers = {**_headers_for(err.status, config), **err.headers}
         return JSONResponse(BadRequest(err.status, err.code, wording(err.message)).as_json(), status_code=err.status, headers=headers)
 
+    return reply
+
+
+def _internal(err: Exception) -> BadRequest:
+    log.exception("internal error")
+    return BadRequest(500, "internal", f"internal error ({type(err).__name__}); the server keeps running, see its log")
+
+
+def _add_error_handlers(app: FastAPI, reply: Callable[[BadRequest], JSONResponse]) -> None:
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
         return reply(err)
@@ -295,8 +314,7 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics, config: ServeConfig, wor
 
     @app.exception_handler(Exception)
     async def internal(_: Request, err: Exception) -> JSONResponse:
-        log.exception("internal error")
-        return reply(BadRequest(500, "internal", f"internal error ({type(err).__name__}); the server keeps running, see its log"))
+        return reply(_internal(err))
 
 
 def _headers_for(status: int, config: ServeConfig) -> dict[str, str]:
@@ -334,6 +352,27 @@ class _Admit:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+class _PredictLane:
+    """ASGI middleware, inside admission and metrics: ``POST /v1/predict`` answered here, outside FastAPI's routing,
+    dependency solving and exception layers, which took about a third of the event loop's time per request for
+    a small network (docs/results/serve/README.md); every other request goes on to the app."""
+
+    def __init__(self, app: Any, answer: Callable[[Request], Any], reply: Callable[[BadRequest], JSONResponse]) -> None:
+        self.app, self.answer, self.reply = app, answer, reply
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/predict":
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await self.answer(Request(scope, receive))
+        except BadRequest as err:
+            response = self.reply(err)
+        except Exception as err:  # noqa: BLE001 - the server answers 500 and keeps serving
+            response = self.reply(_internal(err))
+        await response(scope, receive, send)
 
 
 class _Observe:

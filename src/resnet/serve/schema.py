@@ -77,6 +77,13 @@ PREDICT: dict[int | str, dict[str, Any]] = {
     503: _error("`busy` (`max_in_flight`), `overloaded` (`max_queue`), `timeout` (no answer within `timeout_s`)", RETRY_AFTER),
 }
 PREDICT_BODY: dict[str, Any] = {
+    "parameters": [  # read by the app itself (serve/app.py, its predict lane), so stated here
+        {"name": "top", "in": "query", "required": False, "description": "how many classes to return (default the server's `top`)",
+         "schema": {"type": "integer", "minimum": 1}},
+        {"name": "cam", "in": "query", "required": False,
+         "description": "`true` or an explain method (gradcam, gradcam++, scorecam where allowed): a class activation map too",
+         "schema": {"type": "string"}},
+    ],
     "requestBody": {
         "description": "the image: a file (JPEG, PNG, WebP, BMP, GIF, TIFF) as the body, or the first file of a multipart form",
         "required": True,
