@@ -113,7 +113,7 @@ def test_a_new_spec_is_counted_once_then_cached(tmp_path: Path, monkeypatch: pyt
 
 def test_list_with_no_match_says_so_and_names_close_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "zzz"]) == 2
-    assert capsys.readouterr().err.strip() == "resnet list: error: no network matches 'zzz' (`resnet list` shows all)"
+    assert capsys.readouterr().err.strip() == "resnet list: error: no network matches 'zzz' (`resnet list` lists all)"
     assert main(["list", "resnt5"]) == 2
     err = capsys.readouterr().err
     assert "no network matches 'resnt5'" in err and "close names: resnet5" in err

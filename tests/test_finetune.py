@@ -186,6 +186,6 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path, init_file: Pa
     assert code != 0 and err.count("\n") == 0 and err.startswith("resnet train: error:"), err
     expected = {"empty": "has no class folders", "one-class": "only 1 class folder",
                 "unreadable-class": "owl has no readable photo", "other-architecture": "does not fit resnet14",
-                "unknown-tag": "closest: resnet20:akamaster_cifar10", "no-network": "`resnet weights import` resnet20-12fca82f.th",
+                "unknown-tag": "closest: resnet20:akamaster_cifar10", "no-network": "`resnet weights import FILE --as resnet20:default`",
                 "model-mismatch": "holds weights for resnet20, but --model is resnet32"}[case]
     assert expected in err

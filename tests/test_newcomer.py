@@ -328,7 +328,7 @@ def test_offline_publisher_weights_are_refused_before_pytorch_or_timm_is_importe
     for name, line in zip(names, lines):
         spec = name if ":" in name else f"{name}:default"
         assert "no network (127.0.0.1 did not answer" in line and f"`resnet weights download {spec}`" in line, line
-        assert f"import it as {spec}: `resnet weights import`" in line and str(home / "weights") in line, line
+        assert f"import it: `resnet weights import FILE --as {spec}`" in line and str(home / "weights") in line, line
 
 
 def test_a_cached_file_or_a_tag_without_publisher_is_left_to_the_full_lookup(

@@ -199,7 +199,7 @@ def test_offline_is_one_line_naming_url_file_and_import(monkeypatch: pytest.Monk
     with pytest.raises(OfflineError) as err:
         ensure(entry, FAST)
     text = str(err.value)
-    assert entry.url in text and entry.filename in text and f"import it as {entry.name}: `resnet weights import` {entry.filename}" in text
+    assert entry.url in text and entry.filename in text and f"import it: `resnet.weights.import_file('{entry.filename}', '{entry.name}')`" in text
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(OfflineError, match="no network"):  # nothing listens on port 9 of the loopback
         fetch(entry.url, cache_path(entry), sha256_prefix=entry.sha256_prefix, policy=FAST)
@@ -273,7 +273,7 @@ def test_hub_files_come_through_huggingface_hub(monkeypatch: pytest.MonkeyPatch)
 
     cache_path(entry).unlink()
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    with pytest.raises(OfflineError, match=r"import it as resnet18:timm:a1_in1k: `resnet weights import` model.safetensors"):
+    with pytest.raises(OfflineError, match=r"import it: `resnet\.weights\.import_file\('model\.safetensors', 'resnet18:timm:a1_in1k'\)`"):
         resnet.create_model("resnet18", pretrained="timm:a1_in1k")
 
 

@@ -81,7 +81,7 @@ def pretrained_for(folder: Path | None, backbone: str) -> str | None:
         if candidate.exists():
             return str(candidate)
     raise UsageError(f"`pretrained` {folder} has no weights for {backbone} ({backbone}/, {backbone}.safetensors or "
-                     f"{backbone}.pth); train them with `resnet train {backbone}` on ImageNet-layout data")
+                     f"{backbone}.pth); train them on ImageNet-layout data (`resnet.train.train(model='{backbone}')`)")
 
 
 def run_study(runs: Sequence[StudyRun], data_dir: str, overrides: dict[str, str], *, seed: int, device: str | None,

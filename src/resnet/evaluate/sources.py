@@ -49,7 +49,7 @@ def resolve_source(
         resolve_spec(source)
     except ValueError as err:  # a CIFAR-style name with an impossible depth: say which depths exist
         raise UsageError(f"{source!r} is no checkpoint file or run folder, and as a model name: {err}") from None
-    raise UsageError(f"{source!r} is neither a checkpoint file, a run folder nor a model name; check the path (`resnet list` shows model names)")
+    raise UsageError(f"{source!r} is neither a checkpoint file, a run folder nor a model name; check the path (`resnet.list_models()` lists the model names)")
 
 
 def weights_for_name(name: str) -> Network:
@@ -63,12 +63,12 @@ def weights_for_name(name: str) -> Network:
         others = [e.name for e in entries if e is not default][:3]
         raise CheckpointError(
             f"{name} is a model name, not weights; name the weights: {default.name} (recommended)"
-            f"{', ' + ', '.join(others) if others else ''} or {name}:default (`resnet weights list {name}` shows all), "
+            f"{', ' + ', '.join(others) if others else ''} or {name}:default (`resnet.weights.entries_for('{name}')` lists all), "
             "or pass a checkpoint file or run folder")
     raise CheckpointError(
         f"{name} is a model name, and no trained weights for it are published; an untrained network would "
         f"give confident, meaningless answers. Pass a checkpoint file or run folder instead "
-        f"(train one with `resnet train {name}`)"
+        f"(train one: `resnet.train.train(model='{name}')`)"
     )
 
 

@@ -24,7 +24,7 @@ def get_spec(name: str, **overrides: Any) -> ModelSpec:
         close = difflib.get_close_matches(name, list(MODEL_SPECS), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
-            f"unknown model {name!r}{hint} (`resnet list` shows all; CIFAR nets accept any resnet{{6n+2}} / plain{{6n+2}})"
+            f"unknown model {name!r}{hint} (`resnet.list_models()` lists all; CIFAR nets accept any resnet{{6n+2}} / plain{{6n+2}})"
         )
     return with_overrides(spec, **overrides) if overrides else spec
 
@@ -65,7 +65,7 @@ def matching_models(pattern: str | None) -> list[str]:
         return names
     close = difflib.get_close_matches(pattern.strip("*?"), list_models(None), n=5, cutoff=0.4)
     hint = f"; close names: {', '.join(close)}" if close else ""
-    raise UsageError(f"no network matches {pattern!r}{hint} (`resnet list` shows all)")
+    raise UsageError(f"no network matches {pattern!r}{hint} (`resnet.list_models()` lists all)")
 
 
 def _natural_key(name: str) -> tuple[Any, ...]:

@@ -49,9 +49,9 @@ def resolve_init(spec: str, model_name: str | None) -> InitWeights:
         source = f"{name}:{tag or 'default'}"
         if model_name is not None and model_name != name:
             raise UsageError(f"`init` {spec} holds weights for {name}, but `model` is {model_name}; drop `model` or "
-                             f"pick weights of {model_name} (`resnet weights list {model_name}`)")
+                             f"pick weights of {model_name} (`resnet.weights.entries_for('{model_name}')` lists them)")
     elif not Path(spec).exists():
-        raise UsageError(f"`init` {spec}: no such file or folder, and not a NAME[:TAG] (`resnet weights list` shows names)")
+        raise UsageError(f"`init` {spec}: no such file or folder, and not a NAME[:TAG] (`resnet.weights.all_entries()` lists them)")
     loaded = load_network(source, model_name)
     state = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
     classes = tuple(loaded.classes) if loaded.classes else None

@@ -19,7 +19,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,10 @@ class TrainOptions:
     limit: int | None = None  # dense tasks: use the first N photos only (quick runs, tests)
 
 
-def train(opts: TrainOptions) -> dict[str, Any]:
-    """Train per ``opts``; returns the run summary (also written to ``summary.json``)."""
+def train(opts: TrainOptions | None = None, /, **fields: Any) -> dict[str, Any]:
+    """Train per ``opts``, with ``fields`` of :class:`TrainOptions` set on top (``train(model="resnet20",
+    data="cifar10", data_dir=...)``); returns the run summary (also written to ``summary.json``)."""
+    opts = replace(opts or TrainOptions(), **fields) if fields or opts is None else opts
     device = resolve_device(opts.device)
     dist = from_environment(opts.device)
     if dist.enabled and device.type == "cuda":

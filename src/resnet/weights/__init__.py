@@ -17,7 +17,7 @@ from ..utils.lazy import exports, lazy_attributes
 if TYPE_CHECKING:
     from .home import check_fetchable, resnet_home, split_name
     from .hub import HUB_PREFIX, hub_model, is_hub_name
-    from .pretrained import backbone, create_model, looks_like_path, pretrained_model, resolve_pretrained
+    from .pretrained import backbone, create_model, download, looks_like_path, pretrained_model, resolve_pretrained
     from .registry import UnknownWeightsError, WeightEntry, all_entries, entries_for, find
     from .store import (Loaded, cache_path, ensure, import_file, load_entry, locate, verification, verify,
                         verify_cached)
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _EXPORTS = exports({
     "home": ["check_fetchable", "resnet_home", "split_name"],
     "hub": ["HUB_PREFIX", "hub_model", "is_hub_name"],
-    "pretrained": ["backbone", "create_model", "looks_like_path", "pretrained_model", "resolve_pretrained"],
+    "pretrained": ["backbone", "create_model", "download", "looks_like_path", "pretrained_model", "resolve_pretrained"],
     "registry": ["UnknownWeightsError", "WeightEntry", "all_entries", "entries_for", "find"],
     "store": ["Loaded", "cache_path", "ensure", "import_file", "load_entry", "locate", "verification", "verify",
               "verify_cached"],

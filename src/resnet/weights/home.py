@@ -109,8 +109,10 @@ def check_fetchable(model: str, tag: str | bool | None = None) -> None:
     if tag is not None and publisher is None:  # an unprefixed tag: the metadata says whether it exists
         return
     try:
-        get_spec(model)
+        spec = get_spec(model)
     except ValueError:
+        return
+    if publisher is None and spec.shortcut == "none":  # a plain net: the lookup's message says whether any has weights
         return
     if may_be_cached(model, tag):
         return
@@ -124,5 +126,5 @@ def check_fetchable(model: str, tag: str | bool | None = None) -> None:
     spec = f"{model}:{tag or 'default'}"
     what = spec if tag else f"the recommended weights of {model} ({spec}, where a publisher has any)"
     raise OfflineError(f"{why}: cannot fetch {what}, and no file of it is in the weights cache {weights_dir()}; on a "
-                       f"connected machine run `resnet weights download {spec}`, which prints the file, copy that file "
-                       f"here and import it as {spec}: `resnet weights import` FILE (resnet.weights.import_file in Python)")
+                       f"connected machine `resnet.weights.download('{spec}')` gives its file; copy that file here and "
+                       f"import it: `resnet.weights.import_file('FILE', '{spec}')`")

@@ -71,7 +71,7 @@ def hub_file(repo: str, filename: str) -> Path:
                               f"fetch it once with network (`hf download {repo}`), or copy the cache from a machine that has it") from None
     except EntryNotFoundError:
         raise CheckpointError(f"{where} has no {filename}; a model folder needs {CONFIG_FILE} and {WEIGHTS_FILE} "
-                              "(written by `resnet weights publish` or timm's push_to_hf_hub)") from None
+                              "(written by `resnet.deploy.publish.publish()` or timm's push_to_hf_hub)") from None
     except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError):
         raise CheckpointError(f"{where} does not exist on the Hub or is private or gated; check the name, or log in "
                               "(`hf auth login`) if it is yours") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import CheckpointError, UsageError
+from ..utils.download import DownloadPolicy
 from ..models.backbone import backbone as build_backbone
 from ..models.interop import load_pretrained
 from ..models.registry import create_model as build_model
@@ -79,6 +80,14 @@ def pretrained_model(name: str, pretrained: bool | str | os.PathLike[str], *, fe
     model = build_model(name, features_only=features_only, out_indices=out_indices, **overrides)
     load_entry(model, entry)
     return model
+
+
+def download(name: str, policy: DownloadPolicy = DownloadPolicy()) -> Path:
+    """The checked local file of the named weights ``NAME[:TAG]`` (``resnet50:tv_in1k_v2``; no tag: the recommended
+    ones), downloaded into the cache first when absent."""
+    model, tag = split_name(name)
+    check_fetchable(model, tag)  # no network and nothing cached: said at once
+    return ensure(find(model, tag), policy)
 
 
 def resolve_pretrained(pretrained: str | os.PathLike[str]) -> Path:

@@ -217,7 +217,7 @@ def find(model: str, tag: str | bool | None = None) -> WeightEntry:
     get_spec(model)  # unknown network: its own error with the closest names
     entries = entries_for(model)
     if not entries:
-        raise UnknownWeightsError(f"no pretrained weights are published for {model}; `resnet weights list` shows "
+        raise UnknownWeightsError(f"no pretrained weights are published for {model}; `resnet.weights.all_entries()` lists "
                                   "the networks that have some (or pass a weights file)")
     if tag in (None, True, "default"):
         return next(e for e in entries if e.default) if any(e.default for e in entries) else entries[0]
@@ -230,4 +230,4 @@ def find(model: str, tag: str | bool | None = None) -> WeightEntry:
     tags = [e.tag for e in entries]
     close = difflib.get_close_matches(tag, tags, n=4, cutoff=0.4)
     hint = f"; closest: {', '.join(f'{model}:{t}' for t in close)}" if close else f"; {model} has {', '.join(tags[:6])}"
-    raise UnknownWeightsError(f"unknown weights tag {tag!r} for {model}{hint} (`resnet weights list {model}` shows all)")
+    raise UnknownWeightsError(f"unknown weights tag {tag!r} for {model}{hint} (`resnet.weights.entries_for('{model}')` lists all)")

@@ -23,8 +23,8 @@ from ..utils.atomic import atomic_path
 from . import manifest
 from ..utils.download import (DownloadError, DownloadPolicy, OfflineError, fetch, offline_mode, reachable, sha256_of,
                                unreachable_reason)
-from .home import hub_endpoint, mirror, torch_hub_dir, weights_dir
-from .registry import WeightEntry
+from .home import hub_endpoint, mirror, split_name, torch_hub_dir, weights_dir
+from .registry import WeightEntry, find
 
 
 def cache_path(entry: WeightEntry) -> Path:
@@ -63,7 +63,7 @@ def check_hash(entry: WeightEntry, path: Path, fix: str | None = None, *, fresh:
     """The full sha256 of ``path``, refused unless it is the one the manifest holds for ``entry`` (unless ``fresh``: a
     new download) and starts with the published prefix."""
     full = sha256_of(path)
-    fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
+    fix = fix or f"delete it and download again (`resnet.weights.download('{entry.name}')`)"
     known = None if fresh else manifest.lookup(weights_dir(), entry.name, entry.filename)
     if known is not None and full != known["sha256"]:
         how = "the Hugging Face hub publishes" if known["basis"] == manifest.PUBLISHED else "recorded when it was first fetched"
@@ -98,7 +98,7 @@ def verify(entry: WeightEntry, path: Path, *, fresh: bool = False, fix: str | No
     ``"published"``, ``"recorded"`` (:mod:`resnet.weights.manifest`), ``"prefix"`` (a read-only cache: nothing
     recorded) or ``"none"`` (nothing to check against). ``ask_hub=False``: a hub file not yet in the manifest is
     not looked up (loading a cached file never waits on the network; downloads and ``weights verify`` look it up)."""
-    fix = fix or f"delete it and download again (`resnet weights download {entry.name}`)"
+    fix = fix or f"delete it and download again (`resnet.weights.download('{entry.name}')`)"
     full = check_hash(entry, path, fix, fresh=fresh)
     known = None if fresh else manifest.lookup(weights_dir(), entry.name, entry.filename)
     if known is not None:
@@ -137,7 +137,7 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
         url = download_url(entry)
         got = fetch(url, dest, sha256_prefix=entry.sha256_prefix, policy=policy,
                     offline=lambda why: offline_message(url, entry.filename, entry.name, why),
-                    elsewhere="check RESNET_WEIGHTS_MIRROR, or import the file with `resnet weights import`")
+                    elsewhere=f"check RESNET_WEIGHTS_MIRROR, or import the file: `resnet.weights.import_file('FILE', '{entry.name}')`")
     try:
         verify(entry, got, fresh=True, fix="so it was deleted; try again, or check the mirror")
     except CheckpointError as err:
@@ -148,7 +148,7 @@ def ensure(entry: WeightEntry, policy: DownloadPolicy = DownloadPolicy()) -> Pat
 
 def offline_message(url: str, filename: str, name: str, why: str) -> str:
     return (f"{why}: cannot fetch {url}; on a connected machine download {filename} from that URL, copy it here and "
-            f"import it as {name}: `resnet weights import` {filename} (resnet.weights.import_file in Python)")
+            f"import it: `resnet.weights.import_file('{filename}', '{name}')`")
 
 
 def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
@@ -166,14 +166,17 @@ def _fetch_hf(entry: WeightEntry, dest: Path) -> Path:
         raise OfflineError(offline_message(entry.url, entry.filename, entry.name, why)) from None
     except (EntryNotFoundError, RepositoryNotFoundError) as err:
         raise DownloadError(f"{entry.hf_hub_id}/{entry.filename} is not on the Hugging Face hub ({type(err).__name__}); "
-                            "import the file with `resnet weights import`") from None
+                            f"import the file: `resnet.weights.import_file('FILE', '{entry.name}')`") from None
     except (HfHubHTTPError, OSError) as err:
         raise DownloadError(f"cannot download {entry.hf_hub_id}/{entry.filename}: {str(err).splitlines()[0][:200]}") from None
     return got
 
 
-def import_file(src: str | os.PathLike[str], entry: WeightEntry) -> Path:
-    """Copy a file fetched elsewhere into the cache as ``entry``, after checking its hash and that it loads."""
+def import_file(src: str | os.PathLike[str], entry: WeightEntry | str) -> Path:
+    """Copy a file fetched elsewhere into the cache as ``entry`` (or the named weights ``NAME:TAG``), after checking
+    its hash and that it loads."""
+    if isinstance(entry, str):
+        entry = find(*split_name(entry))
     path = Path(src)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file; pass the downloaded weights file")
