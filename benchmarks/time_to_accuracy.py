@@ -3,6 +3,11 @@ command to its final test score, with the host's fp32 matrix-product rate measur
 slow host shows in the same output).
 
     .venv/bin/python benchmarks/time_to_accuracy.py [--recipe cifar-fast] [--set KEY=VALUE ...] [--seed N] [--out DIR]
+        [--target 93 ...]
+
+With ``--target PCT`` the run also scores the test set after every epoch (the recipe's views; ``eval_every`` set
+to an epoch unless given) and reports, per target, the first epoch at or above it and the run's seconds up to
+there with the evaluations left out (``time_to``): the time to 93 % of a recipe that evaluates only at its end.
 
 Prints wall time, accuracy (with the recipe's declared test views), images/s and the matmul rates, and writes
 them to ``<out>/time_to_accuracy.json`` beside the run's weights: ``accuracy``, ``epochs``, ``wall_s``,
@@ -29,6 +34,21 @@ from train_throughput import matmul_peak_gflops  # noqa: E402
 TRAIN_IMAGES = 50_000  # CIFAR-10's training set: what an epoch is
 
 
+def times_to(records: list[dict], targets: list[float], batch_size: int) -> list[dict]:
+    """For each target accuracy (%), the first evaluation of the test set at or above it in ``records`` (the run's
+    ``metrics.jsonl``): its epoch, the run's seconds there (``wall_s``) and without evaluating (``train_s``);
+    ``None`` figures where the run never reached it."""
+    evals = [r for r in records if r.get("kind") == "eval" and r.get("test_error") is not None]
+    out = []
+    for target in targets:
+        hit = next((r for r in evals if 100.0 - float(r["test_error"]) >= target), None)
+        out.append({"target": target, "accuracy": None if hit is None else round(100.0 - float(hit["test_error"]), 2),
+                    "epoch": None if hit is None else round(int(hit["step"]) * batch_size / TRAIN_IMAGES, 2),
+                    "wall_s": None if hit is None else hit["elapsed"],
+                    "train_s": None if hit is None else round(hit["elapsed"] - hit.get("eval_seconds", 0.0), 1)})
+    return out
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -48,6 +68,8 @@ def main() -> None:
                    "run several to see a variant's spread")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
     p.add_argument("--out", type=Path, default=ROOT / "runs/time-to-accuracy")
+    p.add_argument("--target", type=float, action="append", default=[], metavar="PCT",
+                   help="report the time to this test accuracy (scores the test set every epoch)")
     args = p.parse_args()
 
     import torch
@@ -58,6 +80,11 @@ def main() -> None:
                args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress", "--seed", str(args.seed)]
     for item in args.overrides:
         command += ["--set", item]
+    if args.target and not any(item.startswith("eval_every=") for item in args.overrides):
+        from resnet.train.recipes import resolve_recipe
+
+        batch = resolve_recipe(args.recipe, dict(item.split("=", 1) for item in args.overrides)).batch_size
+        command += ["--set", f"eval_every={-(-TRAIN_IMAGES // batch)}"]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     wall = time.perf_counter() - start
@@ -82,10 +109,18 @@ def main() -> None:
         "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
         "recipe": f"{recipe.get('name', args.recipe)} v{recipe.get('version', '?')}",
     }
+    if args.target:
+        from resnet.train.metrics import read_metrics
+
+        result["time_to"] = times_to(read_metrics(args.out / "metrics.jsonl"), args.target, int(recipe["batch_size"]))
     (args.out / "time_to_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['model']} {result['recipe']}: {result['accuracy']:.2f} % after {result['epochs']} epochs in "
           f"{wall / 60:.1f} min ({result['images_per_s']} images/s); matmul fp32 {gflops_start:.0f} -> "
           f"{gflops_end:.0f}, bf16 {bf16_start:.0f} -> {bf16_end:.0f} GFLOP/s; {result['cpu']} ({result['cpu_capability']})")
+    for t in result.get("time_to", []):
+        print(f"  to {t['target']:g} %: " + (f"{t['accuracy']:.2f} % at epoch {t['epoch']}, {t['train_s'] / 60:.1f} min "
+                                           f"without the evaluations ({t['wall_s'] / 60:.1f} min with them)"
+                                           if t["epoch"] is not None else "not reached"))
 
 
 if __name__ == "__main__":

@@ -250,7 +250,7 @@ class Dense:
 
     def eval_line(self, record: dict[str, Any], total: int) -> str:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in record.items()
-                          if k not in ("kind", "step", "elapsed") and isinstance(v, float))
+                          if k not in ("kind", "step", "elapsed", "eval_seconds") and isinstance(v, float))
         return f"iteration {record['step']}/{total}: {shown or 'no hold-out or test photos'}"
 
     def metadata(self) -> dict[str, Any]:

@@ -417,10 +417,11 @@ class Trainer:
                 return False
             record.update(scores)
         record["elapsed"] = round(self.elapsed(), 2)
+        record["eval_seconds"] = round(self.eval_seconds + time.monotonic() - eval_started, 2)  # this one included
         self.eval_sums = {}
         self._keep_best(record)
         self.final = {**self.last_window, **{k: v for k, v in record.items()
-                                             if k not in ("kind", "step", "elapsed", "train_error", "train_loss")}}
+                                             if k not in ("kind", "step", "elapsed", "eval_seconds", "train_error", "train_loss")}}
         if self.log_file is not None:
             self.log_file.write(record)
         self.say(self.task.eval_line(record, self.recipe.iterations), self.progress)
