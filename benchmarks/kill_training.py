@@ -296,10 +296,9 @@ def _weights(folder: Path) -> dict[str, Any]:
 
 
 def _records(folder: Path) -> list[dict[str, Any]]:
-    from resnet.train.metrics import read_metrics
+    from resnet.train.metrics import TIMING_FIELDS, read_metrics
 
-    volatile = {"elapsed", "images_per_s"}
-    return [{k: v for k, v in r.items() if k not in volatile} for r in read_metrics(folder / "metrics.jsonl")]
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in read_metrics(folder / "metrics.jsonl")]
 
 
 def compare_runs(run: Path, reference: Path) -> str:

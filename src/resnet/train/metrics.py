@@ -10,6 +10,8 @@ from typing import Any
 from ..utils.atomic import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+#: A record's wall-clock figures: they differ between two runs of the same training, resumed or not.
+TIMING_FIELDS = frozenset({"elapsed", "images_per_s", "eval_seconds"})
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

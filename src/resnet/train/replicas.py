@@ -68,8 +68,7 @@ class CoreReplicas:
     def _sync(self) -> None:
         with torch.no_grad():
             for params, buffers in zip(self._params[1:], self._buffers[1:]):
-                torch._foreach_copy_(params, self._params[0])
-                for mine, main in zip(buffers, self._buffers[0]):
+                for mine, main in zip([*params, *buffers], [*self._params[0], *self._buffers[0]]):
                     mine.copy_(main)
 
     def train(self, mode: bool = True) -> None:
