@@ -31,6 +31,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from resnet import create_model  # noqa: E402
+from resnet.train.ghost import ghost_batch_norm  # noqa: E402
 from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.train.precision import autocast_dtype  # noqa: E402
 from resnet.train.replicas import CoreReplicas, replica_count  # noqa: E402
@@ -51,11 +52,14 @@ def matmul_peak_gflops(seconds: float = 1.0, dtype: torch.dtype = torch.float32,
 
 def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dtype | None, compiled: bool,
               replicas: int = 1, optimizer: str = "foreach", bf16_weights: bool = False, compile_optimizer: bool = False,
-              label_smoothing: float = 0.0, size: int = 32, num_classes: int = 10) -> Callable[[], None]:
+              label_smoothing: float = 0.0, size: int = 32, num_classes: int = 10, ghost_batch: int = 0) -> Callable[[], None]:
     """One training step of ``model_name`` on a fixed random batch. ``optimizer``: "foreach" (PyTorch's
-    default), "fused" or "loop"; ``bf16_weights``: weights, gradients and momentum in bf16, no fp32 master copy."""
+    default), "fused" or "loop"; ``bf16_weights``: weights, gradients and momentum in bf16, no fp32 master copy;
+    ``ghost_batch``: batch norm over groups of that many images (recipe field ``ghost_batch``)."""
     torch.manual_seed(0)
     model = create_model(model_name, num_classes=num_classes)
+    if ghost_batch:
+        ghost_batch_norm(model, ghost_batch)
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, num_classes, (batch,))
     if bf16_weights:
@@ -144,6 +148,7 @@ def lever_variants(model: str, batch: int, amp: torch.dtype | None) -> dict[str,
         "bf16 channels_last, for-loop SGD": step(optimizer="loop"),
         "bf16 channels_last, fused SGD": step(optimizer="fused"),
         "bf16 channels_last, 2 core replicas": step(replicas=2),
+        "bf16 channels_last, 2 core replicas, ghost batch norm over 32": step(replicas=2, ghost_batch=32),
         "bf16 weights, no fp32 master (channels_last)": step(amp=None, bf16_weights=True),
         "bf16 channels_last + torch.compile (model)": step(compiled=True),
         "bf16 channels_last + compile (model), fused SGD": step(compiled=True, optimizer="fused"),

@@ -17,7 +17,8 @@ from train_throughput import make_step  # noqa: E402
 
 @pytest.mark.parametrize("kw", [dict(channels_last=False, amp=None), dict(channels_last=True, amp=torch.bfloat16),
                                 dict(channels_last=True, amp=None, bf16_weights=True, optimizer="loop"),
-                                dict(channels_last=True, amp=None, replicas=2)])
+                                dict(channels_last=True, amp=None, replicas=2),
+                                dict(channels_last=True, amp=torch.bfloat16, replicas=2, ghost_batch=1)])
 def test_every_lever_takes_real_training_steps(kw: dict) -> None:
     seen: list[torch.Tensor] = []
     original = torch.optim.SGD.step

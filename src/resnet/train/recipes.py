@@ -83,6 +83,9 @@ class Recipe:
     zero_init_residual: bool = False
     # batch-norm scales stay at 1 and only their shifts train (Page 2019's ResNet-9; the shift still decays)
     bn_scale_frozen: bool = False
+    # > 0: batch norm normalises each group of this many images of a batch on its own in training (ghost batch
+    # norm, Hoffer et al. 2017; train/ghost.py); 0: the whole batch a core replica sees
+    ghost_batch: int = 0
     grad_clip: float = 0.0
     workers: int = 4  # decoding processes for ImageNet-layout data
     # fine-tuning (train/finetune.py): parts kept as initialised ("stem,layer1"; "all" = linear probe), their
@@ -90,8 +93,8 @@ class Recipe:
     freeze: str = ""
     backbone_lr_scale: float = 1.0
     min_crop_scale: float = 0.08  # "rrc": smallest area fraction of a random crop (torchvision's default 0.08)
-    # > 0: an evaluation that falls due is skipped when, with it (taken as long as the last one), evaluating would
-    # exceed this share of the run's wall time so far (the last one always runs); 0: every evaluation runs
+    # > 0: an evaluation that falls due runs only when it and the last one (which always runs), at their expected
+    # cost, keep evaluating within this share of the run's expected wall time; 0: every evaluation runs
     eval_share: float = 0.0
     # "warmup-cosine": linear warm-up from lr * warmup_factor over this many iterations, then half a cosine down to 0
     warmup: int = 0
@@ -157,8 +160,10 @@ class Recipe:
         bad = [p for p in self.freeze.split(",") if p.strip() and not re.fullmatch(r"stem|layer\d+|all", p.strip())]
         if bad:
             problems.append(f"freeze takes a comma-separated list of stem, layer1, layer2, ... or all, got {', '.join(bad)}")
-        if self.padding < 0 or self.workers < 0 or self.patience < 1 or self.grad_clip < 0:
-            problems.append("padding, workers and grad_clip must be >= 0 and patience >= 1")
+        if self.padding < 0 or self.workers < 0 or self.patience < 1 or self.grad_clip < 0 or self.ghost_batch < 0:
+            problems.append("padding, workers, grad_clip and ghost_batch must be >= 0 and patience >= 1")
+        if self.ghost_batch and self.sync_bn:
+            problems.append("ghost_batch normalises groups of a batch, sync_bn the batch of every process: set one")
         problems += self._dense_problems()
         if problems:
             raise UsageError(f"recipe {self.name}: " + "; ".join(problems))
@@ -212,7 +217,7 @@ CLASSIFICATION_ONLY = frozenset({
     "nesterov", "decay_bn_and_bias", "milestones", "gamma", "warmup_min_depth", "warmup_until_error", "warmup_max_iterations",
     "pct_start", "patience", "label_smoothing", "lookahead_k", "lookahead_alpha", "test_flip", "test_shift", "augment",
     "alternate_flip", "padding", "whiten_stem", "precision", "channels_last", "compile", "core_replicas", "compile_mode",
-    "sync_bn", "zero_init_residual", "bn_scale_frozen", "model", "workers", "freeze", "backbone_lr_scale", "min_crop_scale"})
+    "sync_bn", "zero_init_residual", "bn_scale_frozen", "ghost_batch", "model", "workers", "freeze", "backbone_lr_scale", "min_crop_scale"})
 
 
 # What the dense recipes share (version 1 selected its best checkpoint on the test photos).

@@ -22,6 +22,7 @@ from ..inference.views import eval_views
 from . import finetune
 from .console import eval_line
 from .data import ALL_DATASETS, EvalSet, load_train_data
+from .ghost import ghost_batch_norm
 from .distributed import DistContext
 from .optim import GroupPlan, group_plan
 from .photos import photo_preprocess
@@ -198,6 +199,8 @@ class Classification:
             for m in model.modules():
                 if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
                     m.weight.requires_grad_(False)
+        if recipe.ghost_batch:
+            ghost_batch_norm(model, recipe.ghost_batch)
         model.to(device)
         if recipe.channels_last:
             model.to(memory_format=torch.channels_last)
