@@ -22,23 +22,23 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
         groups = x.shape[0] // self.ghost if self.ghost else 1
         if not self.training or groups < 2:
             return super().forward(x)
-        parts = x.tensor_split(groups)
-        out = torch.cat([F.batch_norm(p, None, None, self.weight, self.bias, True, 0.0, self.eps) for p in parts])
+        # each group's statistics land in its own buffers (momentum 1: the group's mean and unbiased variance)
+        means = self.running_mean.new_zeros(groups, self.num_features) if self.track_running_stats else [None] * groups
+        variances = self.running_var.new_ones(groups, self.num_features) if self.track_running_stats else [None] * groups
+        out = torch.cat([F.batch_norm(part, means[i], variances[i], self.weight, self.bias, True, 1.0, self.eps)
+                         for i, part in enumerate(x.tensor_split(groups))])
         if self.track_running_stats:
-            self._follow(parts)
+            self._follow(means.mean(0), variances.mean(0))
         return out
 
     @torch.no_grad()
-    def _follow(self, parts: tuple[Tensor, ...]) -> None:
+    def _follow(self, mean: Tensor, var: Tensor) -> None:
         """Running mean and (unbiased) variance move towards the groups' averages, once per batch, as
         :class:`~torch.nn.BatchNorm2d` moves them towards the batch's."""
-        stats = [torch.var_mean(p.float(), dim=(0, 2, 3), correction=1) for p in parts]
-        var = torch.stack([v for v, _ in stats]).mean(0)
-        mean = torch.stack([m for _, m in stats]).mean(0)
         self.num_batches_tracked.add_(1)
         momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
-        self.running_var.lerp_(var.to(self.running_var.dtype), momentum)
+        self.running_mean.lerp_(mean, momentum)
+        self.running_var.lerp_(var, momentum)
 
 
 def ghost_batch_norm(model: nn.Module, size: int) -> int:
