@@ -41,6 +41,37 @@ def test_resnet9_head_scales_the_logits_and_the_residual_pairs_add() -> None:
     assert not plain.residual
 
 
+def test_resnet9_lite_is_a_third_of_the_work_and_pools_before_batch_norm() -> None:
+    """airbench94's widths (64, 256, 256) in Page's network: 2,015,008 parameters, 133.0 M multiply-adds (0.35x
+    ResNet-9), each stage's max-pool between its opening convolution and that convolution's batch norm."""
+    model = resnet.models.create_model("resnet9_lite")
+    assert count_params(model) == 2_015_008
+    assert round(count_macs(model, 32).macs / 1e6, 1) == 133.0
+    opening = model.layer1[0]
+    assert [name for name, _ in opening.named_children()] == ["conv", "pool", "bn", "relu"]
+    assert isinstance(model.layer1[1], torch.nn.Identity)
+    assert opening(torch.randn(1, 32, 32, 32)).shape == (1, 64, 16, 16)
+
+
+def test_pooling_first_keeps_the_weights_and_the_evaluated_function() -> None:
+    """Max-pooling commutes with batch norm in evaluation (a rising per-channel map while its scale is positive)
+    and with ReLU, so the same state dict gives the same outputs pooled before or after them; in training the
+    batch statistics are those of the pooled values, so the two differ there."""
+    torch.manual_seed(0)
+    early = resnet.models.create_model("resnet9_lite")
+    late = resnet.models.create_model("resnet9_lite", pool_first=False)
+    for m in early.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5), m.bias.normal_(), m.running_mean.normal_(), m.running_var.uniform_(0.5, 2)
+    late.load_state_dict(early.state_dict())  # the same keys and shapes
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.allclose(early.eval()(x), late.eval()(x), atol=1e-5)
+    assert not torch.allclose(early.train()(x), late.train()(x), atol=1e-3)
+    with pytest.raises(ValueError, match="pool_first needs the 'pool' block"):
+        resnet.models.create_model("resnet20", pool_first=True)
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(stem="imagenet"), "cifar stem"), (dict(shortcut="A"), "identity shortcuts"),
     (dict(output_stride=4), "output_stride"), (dict(layers=(1, -1, 1)), "residual-pair counts"),
@@ -52,16 +83,19 @@ def test_pool_block_refuses_what_it_cannot_build(bad: dict, match: str) -> None:
         ModelSpec(**{**{f: getattr(spec, f) for f in ("block", "layers", "widths", "stem", "stem_width")}, **bad}).validate()
 
 
-def test_cifar94_trains_resnet9_with_frozen_batch_norm_scales(tmp_path: Path) -> None:
-    """The recipe names its network, so a run without one trains ResNet-9; the batch-norm scales stay at 1
-    while their shifts and the convolutions learn."""
+def test_cifar94_trains_its_network_with_frozen_batch_norm_scales(tmp_path: Path) -> None:
+    """The recipe names its network, so a run without one trains ResNet-9 lite (v1: ResNet-9); the batch-norm
+    scales stay at 1 while their shifts and the convolutions learn."""
     recipe = get_recipe("cifar94")
-    assert recipe.model == "resnet9" and recipe.bn_scale_frozen and recipe.batch_size == 512
+    assert recipe.model == "resnet9_lite" and recipe.bn_scale_frozen and recipe.batch_size == 512
+    assert recipe.bias_lr_scale == 64 and recipe.iterations == 1372
+    first = get_recipe("cifar94@1")
+    assert (first.model, first.iterations, first.bias_lr_scale) == ("resnet9", 980, 1.0)
     overrides = {"iterations": "3", "eval_every": "3", "log_every": "1", "batch_size": "16", "whiten_stem": "64"}
     out = tmp_path / "run"
     train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False, tensorboard=False))
     header = json.loads((out / "recipe.json").read_text())
-    assert header["model"] == "resnet9"
+    assert header["model"] == "resnet9_lite"
     weights = load_file(out / "last.safetensors")
     scales = [k for k in weights if k.endswith("bn.weight") or k == "bn1.weight"]
     shifts = [k.replace("weight", "bias") for k in scales]
@@ -86,8 +120,8 @@ def test_bf16_asked_for_without_native_bf16_runs_fp32_and_says_so(tmp_path: Path
 
 
 def test_cifar94_resumes_bit_for_bit(tmp_path: Path) -> None:
-    """ResNet-9 with two core replicas, frozen batch-norm scales, a whitened stem and the EMA: an interrupted run
-    resumed ends with exactly the weights of an uninterrupted one."""
+    """ResNet-9 lite with two core replicas, frozen batch-norm scales, 64x the lr for their shifts, a whitened stem
+    and the EMA: an interrupted run resumed ends with exactly the weights of an uninterrupted one."""
     overrides = {"iterations": "6", "eval_every": "6", "log_every": "2", "batch_size": "16", "whiten_stem": "64"}
 
     def run(out: Path, **kw: object) -> dict:

@@ -78,6 +78,23 @@ def test_group_plan_from_scratch_splits_by_decay_with_the_decayed_group_first() 
     assert all(g["lr_scale"] == 1.0 and g["momentum"] == recipe.momentum for g in optimizer.param_groups)
 
 
+def test_bias_lr_scale_moves_the_1d_tensors_to_their_own_group_with_the_same_decay_per_step() -> None:
+    """Page's and airbench's 64x learning rate for batch-norm shifts: lr x64 and weight decay /64, so lr * decay
+    stays; the other tensors and the groups' order before them are as without it."""
+    model = resnet.create_model("resnet8", num_classes=10)
+    recipe = resolve_recipe("cifar-paper", {"bias_lr_scale": "64"})
+    plans = group_plan(model, recipe, pretrained=False, split_head=False)
+    assert [p.name for p in plans] == ["all", "all 1-d"]
+    assert all(p.ndim > 1 for p in plans[0].params) and all(p.ndim == 1 for p in plans[1].params)
+    assert (plans[0].lr_scale, plans[0].weight_decay) == (1.0, recipe.weight_decay)
+    assert (plans[1].lr_scale, plans[1].weight_decay) == (64.0, recipe.weight_decay / 64)
+    undecayed = group_plan(model, resolve_recipe("cifar-paper", {"bias_lr_scale": "64", "decay_bn_and_bias": "false"}),
+                           pretrained=False, split_head=False)
+    assert [(p.name, p.weight_decay) for p in undecayed] == [("all", recipe.weight_decay), ("all (no decay) 1-d", 0.0)]
+    with pytest.raises(UsageError, match="bias_lr_scale must be positive"):
+        resolve_recipe("cifar-paper", {"bias_lr_scale": "0"})
+
+
 def test_eval_views_are_the_shift_protocols_views_in_the_same_order() -> None:
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
     fill = torch.tensor([-1.0, -2.0, -3.0])[:, None, None]

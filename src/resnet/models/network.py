@@ -57,7 +57,7 @@ def make_stage(
 ) -> tuple[nn.Sequential, int]:
     """Return one stage (a ``Sequential`` of blocks) and its output channel count."""
     if spec.block == "pool":
-        return pool_stage(in_ch, planes, num_blocks, residual=spec.shortcut != "none"), planes
+        return pool_stage(in_ch, planes, num_blocks, residual=spec.shortcut != "none", pool_first=spec.pool_first), planes
     block = block_class(spec.block, spec.preact)
     kwargs: dict[str, object] = dict(
         shortcut=spec.shortcut,

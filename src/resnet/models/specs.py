@@ -59,6 +59,9 @@ class ModelSpec:
     head_pool: str = "avg"  # global pooling before the classifier: "avg" (the paper) or "max" (Page's ResNet-9)
     logit_scale: float = 1.0  # the classifier's output is multiplied by this (Page's ResNet-9: 0.125)
     fc_bias: bool = True
+    # "pool" block: max-pool straight after each stage's opening convolution, before its batch norm and ReLU
+    # (Page 2019: the same network at a quarter of those layers' work; the state dict does not change)
+    pool_first: bool = False
     family: str = "resnet"  # a label only (resnet / plain / resnext / wide_resnet / preresnet / wrn): builds nothing
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -103,7 +106,9 @@ class ModelSpec:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if self.block == "pool":
             self._validate_pool_block()
-        elif not self.layers or any(n < 1 for n in self.layers):
+        else:
+            self._validate_not_pool_fields()
+        if self.block != "pool" and (not self.layers or any(n < 1 for n in self.layers)):
             raise ValueError(f"layers must be a non-empty tuple of positive block counts, got {self.layers}")
         if len(self.widths) != len(self.layers):
             raise ValueError(f"widths {self.widths} must have one entry per stage of layers {self.layers}")
@@ -140,6 +145,10 @@ class ModelSpec:
                              f"{self.preact}, shortcut {self.shortcut!r}")
         if self.output_stride is not None:
             raise ValueError("output_stride is not available for the 'pool' block (its stages always pool)")
+
+    def _validate_not_pool_fields(self) -> None:
+        if self.pool_first:
+            raise ValueError(f"pool_first needs the 'pool' block (Page's ResNet-9 family), got block {self.block!r}")
 
 
 def imagenet_spec(depth: int, **kw: Any) -> ModelSpec:
@@ -200,6 +209,11 @@ def _registry() -> dict[str, ModelSpec]:
         head_pool="max", logit_scale=0.125, fc_bias=False,
         description="ResNet-9 (Page 2018, DAWNBench CIFAR-10): prep conv, three conv + max-pool stages, "
                     "residual pairs after the first and the last; 6,573,120 parameters",
+    )
+    specs["resnet9_lite"] = dataclasses.replace(
+        specs["resnet9"], widths=(64, 256, 256), stem_width=32, pool_first=True,
+        description="ResNet-9 at a third of the work (133 M multiply-adds against 379 M): airbench94's widths "
+                    "(Jordan 2024) in Page's network, pooling before batch norm; 2,015,008 parameters",
     )
     for depth, k in ((16, 8), (28, 10)):
         n = (depth - 4) // 6

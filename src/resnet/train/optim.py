@@ -33,24 +33,33 @@ class GroupPlan:
 
 def group_plan(model: nn.Module, recipe: Recipe, pretrained: bool, *, split_head: bool = True) -> list[GroupPlan]:
     """The groups of ``model``'s trainable tensors: by decay (``decay_bn_and_bias`` off: 1-d tensors
-    undecayed) and, with ``split_head``, head vs backbone (the backbone at ``backbone_lr_scale`` when
-    ``pretrained``). Frozen tensors are left out.
+    undecayed), with ``bias_lr_scale`` != 1 the 1-d tensors (batch-norm shifts and scales, biases) apart at
+    ``lr * bias_lr_scale`` and ``weight_decay / bias_lr_scale``, and, with ``split_head``, head vs backbone (the
+    backbone at ``backbone_lr_scale`` when ``pretrained``). Frozen tensors are left out.
 
     The order of the groups is part of the checkpoint format (optimizer state is matched by position):
-    without ``split_head`` decayed tensors come first; with it the groups sort by (part, decays).
+    without ``split_head`` decayed tensors come first; with it the groups sort by (part, decays); the
+    rescaled 1-d tensors follow the others of their part and decay.
     """
     backbone_scale = recipe.backbone_lr_scale if pretrained else 1.0
-    buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    buckets: dict[tuple[str, bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         part = ("head" if name.startswith(HEAD_PREFIX) else "backbone") if split_head else "all"
         decays = recipe.decay_bn_and_bias or param.ndim > 1
-        buckets.setdefault((part, decays), []).append(param)
-    order = sorted(buckets) if split_head else sorted(buckets, key=lambda key: not key[1])
-    return [GroupPlan(f"{part}{'' if decays else ' (no decay)'}", tuple(buckets[(part, decays)]),
-                      backbone_scale if part == "backbone" else 1.0, recipe.weight_decay if decays else 0.0)
-            for part, decays in order]
+        rescaled = recipe.bias_lr_scale != 1.0 and param.ndim <= 1
+        buckets.setdefault((part, decays, rescaled), []).append(param)
+    order = sorted(buckets) if split_head else sorted(buckets, key=lambda key: (not key[1], key[2]))
+    return [_plan(key, tuple(buckets[key]), recipe, backbone_scale) for key in order]
+
+
+def _plan(key: tuple[str, bool, bool], params: tuple[nn.Parameter, ...], recipe: Recipe, backbone_scale: float) -> GroupPlan:
+    part, decays, rescaled = key
+    scale = recipe.bias_lr_scale if rescaled else 1.0
+    name = f"{part}{'' if decays else ' (no decay)'}{' 1-d' if rescaled else ''}"
+    return GroupPlan(name, params, (backbone_scale if part == "backbone" else 1.0) * scale,
+                     (recipe.weight_decay if decays else 0.0) / scale)
 
 
 def param_groups(plans: list[GroupPlan]) -> list[dict[str, Any]]:
