@@ -89,9 +89,13 @@ def test_cifar94_trains_its_network_with_frozen_batch_norm_scales(tmp_path: Path
     recipe = get_recipe("cifar94")
     assert recipe.model == "resnet9_lite" and recipe.bn_scale_frozen and recipe.batch_size == 512
     assert recipe.bias_lr_scale == 64 and recipe.iterations == 1372
+    assert recipe.dirac_init and recipe.ema_copy_back and (recipe.ema_every, recipe.ema_ramp) == (5, 3.0)
+    second = get_recipe("cifar94@2")
+    assert (second.model, second.ema_decay, second.ema_every, second.ema_copy_back, second.dirac_init) == (
+        "resnet9_lite", 0.99, 1, False, False)
     first = get_recipe("cifar94@1")
-    assert (first.model, first.iterations, first.bias_lr_scale) == ("resnet9", 980, 1.0)
-    overrides = {"iterations": "3", "eval_every": "3", "log_every": "1", "batch_size": "16", "whiten_stem": "64"}
+    assert (first.model, first.iterations, first.bias_lr_scale, first.dirac_init) == ("resnet9", 980, 1.0, False)
+    overrides = {"iterations": "5", "eval_every": "5", "log_every": "1", "batch_size": "16", "whiten_stem": "64"}
     out = tmp_path / "run"
     train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False, tensorboard=False))
     header = json.loads((out / "recipe.json").read_text())
@@ -120,16 +124,17 @@ def test_bf16_asked_for_without_native_bf16_runs_fp32_and_says_so(tmp_path: Path
 
 
 def test_cifar94_resumes_bit_for_bit(tmp_path: Path) -> None:
-    """ResNet-9 lite with two core replicas, frozen batch-norm scales, 64x the lr for their shifts, a whitened stem
-    and the EMA: an interrupted run resumed ends with exactly the weights of an uninterrupted one."""
-    overrides = {"iterations": "6", "eval_every": "6", "log_every": "2", "batch_size": "16", "whiten_stem": "64"}
+    """ResNet-9 lite with two core replicas, frozen batch-norm scales, 64x the lr for their shifts, a whitened stem,
+    identity-initialised convolutions and the weights pulled back to their ramped average every 5 steps: an
+    interrupted run resumed ends with exactly the weights of an uninterrupted one."""
+    overrides = {"iterations": "12", "eval_every": "12", "log_every": "2", "batch_size": "16", "whiten_stem": "64"}
 
     def run(out: Path, **kw: object) -> dict:
         return train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False,
                                   tensorboard=False, **kw))  # type: ignore[arg-type]
 
     run(tmp_path / "whole")
-    assert not run(tmp_path / "parts", stop_after=3)["finished"]
+    assert not run(tmp_path / "parts", stop_after=7)["finished"]
     assert run(tmp_path / "parts", resume=True)["finished"]
     a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "parts" / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

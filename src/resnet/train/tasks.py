@@ -29,6 +29,7 @@ from .photos import photo_preprocess
 from .recipes import TASKS, Recipe
 from .replicas import CoreReplicas, replica_count
 from .strategy import StepStrategy, WholeBatch
+from .dirac import dirac_convs
 from .whiten import whiten_stem
 
 Batch = tuple[Any, ...]
@@ -193,12 +194,19 @@ class Classification:
         if recipe.whiten_stem and self.init is not None:
             raise UsageError("whiten_stem starts the first layer afresh, which would undo the pretrained weights "
                              "of init; set whiten_stem=0")
+        if recipe.dirac_init:
+            if self.init is not None:
+                raise UsageError("dirac_init starts every convolution afresh, which would undo the pretrained weights "
+                                 "of init; set dirac_init=false")
+            dirac_convs(model)
         self.whiten_note = whiten_stem(model, data.stream(0, 0), recipe.whiten_stem) if recipe.whiten_stem else None
         self.frozen = finetune.freeze(model, recipe.freeze)
-        if recipe.bn_scale_frozen:
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                if recipe.bn_scale_frozen and m.weight is not None:
                     m.weight.requires_grad_(False)
+                if recipe.bn_momentum:
+                    m.momentum = recipe.bn_momentum
         if recipe.ghost_batch:
             ghost_batch_norm(model, recipe.ghost_batch)
         model.to(device)

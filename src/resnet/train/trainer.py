@@ -31,6 +31,7 @@ from ..utils.atomic import atomic_write_text
 from ..utils.device import resolve_device
 from ..utils.runlock import run_lock, weights_digests
 from . import checkpoint as ckpt
+from .averaging import update_average, weight_average
 from .console import Progress, Say
 from .distributed import DistContext, from_environment
 from .metrics import MetricsLog, read_metrics
@@ -180,11 +181,7 @@ class Trainer:
         model = self.task.build_model(recipe, self.device)
         self.optimizer = build_optimizer(self.task.group_plan(model, recipe), recipe)
         self.schedule = LRSchedule(recipe, self.task.depth)
-        self.ema = None
-        if recipe.ema_decay:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        self.ema = weight_average(model, recipe)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.model: nn.Module = model
 
@@ -349,9 +346,9 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), recipe.grad_clip)
         scaler.step(optimizer)  # optimizer.step(), skipped on float16 overflow
         scaler.update()
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
         self.iteration += 1
+        if self.ema is not None:
+            update_average(self.ema, self.model, recipe, self.iteration)
         self._count(loss, out, batch)
         self.progress.advance()
 
