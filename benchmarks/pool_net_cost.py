@@ -2,11 +2,13 @@
 before batch norm, CELU and airbench94's widths each do to a core replica's images/s.
 
     chrt -f 1 .venv/bin/python benchmarks/pool_net_cost.py [--batch 256] [--variants r9,r9pf,r9pfcelu,lite,litepf,litepfcelu]
+    chrt -f 1 .venv/bin/python benchmarks/pool_net_cost.py --variants litepf --batch 64,128,256,512
 
 One thread (a core replica of the trainer's two), bf16 autocast, channels_last, label smoothing 0.2, Nesterov SGD
 with weight decay, as `cifar94` trains; rounds alternate between the variants. Variants: ``r9`` is ``resnet9``,
 ``lite`` its widths set to 64/256/256 with a 32-wide prep conv; ``pf`` pools straight after each stage's opening
 convolution (``pool_first``, as ``resnet9_lite``); ``celu`` replaces every ReLU by CELU(0.3) (Page 2019).
+Several batch sizes (a core replica's share of the recipe's batch) make a row for each variant and size.
 Results: docs/results/train/cpu-zen4-cifar94/README.md.
 """
 
@@ -57,32 +59,34 @@ def make_step(model: nn.Module, batch: int):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=256, help="images per step (a core replica's half of 512)")
+    p.add_argument("--batch", default="256", help="images per step (a core replica's half of 512); several: 128,256")
     p.add_argument("--variants", default="r9,r9pf,r9pfcelu,lite,litepf,litepfcelu")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=3, help="steps per round")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    variants = args.variants.split(",")
-    steps = {v: make_step(build(v), args.batch) for v in variants}
+    batches = [int(b) for b in args.batch.split(",")]
+    rows = [(v, b) for v in args.variants.split(",") for b in batches]
+    steps = {row: make_step(build(row[0]), row[1]) for row in rows}
     for step in steps.values():
         for _ in range(2):
             step()
-    times: dict[str, list[float]] = {v: [] for v in variants}
+    times: dict[tuple[str, int], list[float]] = {row: [] for row in rows}
+    repeats = {row: args.steps * max(1, 256 // row[1]) for row in rows}  # small batches: as many images as 256
     for _ in range(args.rounds):
-        for v, step in steps.items():
+        for row, step in steps.items():
             start = time.perf_counter()
-            for _ in range(args.steps):
+            for _ in range(repeats[row]):
                 step()
-            times[v].append((time.perf_counter() - start) / args.steps)
-    print("| variant | multiply-adds | images/s per core | ratio |\n|---|---:|---:|---:|")
+            times[row].append((time.perf_counter() - start) / repeats[row])
+    print("| variant | batch | multiply-adds | images/s per core | ratio |\n|---|---:|---:|---:|---:|")
     base = None
-    for v in variants:
-        rate = args.batch / statistics.median(times[v])
+    for variant, batch in rows:
+        rate = batch / statistics.median(times[(variant, batch)])
         base = base or rate
-        macs = count_macs(build(v).eval(), 32).macs / 1e6
-        print(f"| {v} | {macs:.0f} M | {rate:.1f} | {rate / base:.2f}x |")
+        macs = count_macs(build(variant).eval(), 32).macs / 1e6
+        print(f"| {variant} | {batch} | {macs:.0f} M | {rate:.1f} | {rate / base:.2f}x |")
 
 
 if __name__ == "__main__":
