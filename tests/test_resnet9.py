@@ -72,10 +72,61 @@ def test_pooling_first_keeps_the_weights_and_the_evaluated_function() -> None:
         resnet.models.create_model("resnet20", pool_first=True)
 
 
+def test_activation_swaps_every_relu_of_a_pool_network_and_keeps_its_weights() -> None:
+    """``activation`` (airbench94's GELU, Page's CELU) replaces the stem's and every stage's ReLU; it has no
+    parameters, so a ReLU network's state dict loads as is, and the function changes. Other blocks refuse it."""
+    torch.manual_seed(0)
+    relu = resnet.models.create_model("resnet9_lite").eval()
+    gelu = resnet.models.create_model("resnet9_lite", activation="gelu").eval()
+    gelu.load_state_dict(relu.state_dict())
+    kinds = {type(m) for m in gelu.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.GELU, torch.nn.CELU))}
+    assert kinds == {torch.nn.GELU} and count_params(gelu) == count_params(relu)
+    assert sum(isinstance(m, torch.nn.GELU) for m in gelu.modules()) == 8  # stem, 3 opening convs, 2 pairs of 2
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(gelu(x), relu(x), atol=1e-4)
+    assert isinstance(resnet.models.create_model("resnet9", activation="celu").layer2[0].relu, torch.nn.CELU)
+    with pytest.raises(ValueError, match="activation 'gelu' needs the 'pool' block"):
+        resnet.models.create_model("resnet20", activation="gelu")
+
+
+def test_a_recipe_trains_and_saves_its_activation(tmp_path: Path) -> None:
+    """The recipe field reaches the network, the checkpoint's spec carries it, so the weights load back into a GELU
+    network; a name that is not an activation is refused in one line naming the choices."""
+    from resnet.errors import UsageError
+    from resnet.inference.load import load_network
+
+    overrides = {"iterations": "2", "eval_every": "2", "batch_size": "16", "whiten_stem": "64", "ema_every": "2",
+                 "activation": "gelu"}
+    out = tmp_path / "run"
+    train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False, tensorboard=False))
+    net = load_network(str(out))
+    assert net.model.spec.activation == "gelu" and isinstance(net.model.layer3[2].first.relu, torch.nn.GELU)
+    with pytest.raises(UsageError, match="activation must be one of relu, gelu, celu"):
+        train(TrainOptions(data="digits", recipe="cifar94", overrides={**overrides, "activation": "swish"},
+                           out=tmp_path / "bad", progress=False, tensorboard=False))
+
+
+def test_pool_network_metadata_reads_back_and_altered_metadata_is_refused() -> None:
+    """A "pool" network's spec holds a stage without residual pairs (layers (1, 0, 1)); its saved metadata reads
+    back as the same spec, while negative counts or widths are refused as an altered file."""
+    from dataclasses import asdict
+
+    from resnet.errors import CheckpointError
+    from resnet.models.interop import spec_from_metadata
+
+    spec = resnet.models.get_spec("resnet9_lite", activation="gelu")
+    fields = {k: v for k, v in asdict(spec).items() if k != "extra"}
+    assert spec_from_metadata({"spec": fields}, "run") == spec
+    for bad in ({"layers": [1, -1, 1]}, {"widths": [64, 0, 256]}):
+        with pytest.raises(CheckpointError, match="architecture metadata is invalid"):
+            spec_from_metadata({"spec": {**fields, **bad}}, "run")
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(stem="imagenet"), "cifar stem"), (dict(shortcut="A"), "identity shortcuts"),
     (dict(output_stride=4), "output_stride"), (dict(layers=(1, -1, 1)), "residual-pair counts"),
     (dict(head_pool="median"), "head_pool"), (dict(logit_scale=0.0), "logit_scale"),
+    (dict(activation="swish"), "activation must be one of"),
 ])
 def test_pool_block_refuses_what_it_cannot_build(bad: dict, match: str) -> None:
     spec = resnet.models.get_spec("resnet9")
@@ -87,15 +138,20 @@ def test_cifar94_trains_its_network_with_frozen_batch_norm_scales(tmp_path: Path
     """The recipe names its network, so a run without one trains ResNet-9 lite (v1: ResNet-9); the batch-norm
     scales stay at 1 while their shifts and the convolutions learn."""
     recipe = get_recipe("cifar94")
-    assert recipe.model == "resnet9_lite" and recipe.bn_scale_frozen and recipe.batch_size == 512
-    assert recipe.bias_lr_scale == 64 and recipe.iterations == 1372
-    assert recipe.dirac_init and recipe.ema_copy_back and (recipe.ema_every, recipe.ema_ramp) == (5, 3.0)
+    assert recipe.model == "resnet9_lite" and recipe.bn_scale_frozen and (recipe.batch_size, recipe.lr) == (256, 0.2)
+    assert recipe.bias_lr_scale == 64 and recipe.iterations == 2744
+    assert recipe.dirac_init and recipe.ema_copy_back and (recipe.ema_every, recipe.ema_ramp) == (10, 3.0)
+    third = get_recipe("cifar94@3")  # the same 14 epochs at batch 512, pulled back over the same 2,560 images
+    assert (third.batch_size, third.lr, third.iterations, third.ema_every, third.dirac_init) == (512, 0.4, 1372, 5, True)
     second = get_recipe("cifar94@2")
     assert (second.model, second.ema_decay, second.ema_every, second.ema_copy_back, second.dirac_init) == (
         "resnet9_lite", 0.99, 1, False, False)
+    assert (second.batch_size, second.iterations) == (512, 1372)
     first = get_recipe("cifar94@1")
     assert (first.model, first.iterations, first.bias_lr_scale, first.dirac_init) == ("resnet9", 980, 1.0, False)
-    overrides = {"iterations": "5", "eval_every": "5", "log_every": "1", "batch_size": "16", "whiten_stem": "64"}
+    assert (first.batch_size, first.lr) == (512, 0.4)
+    overrides = {"iterations": "5", "eval_every": "5", "log_every": "1", "batch_size": "16", "whiten_stem": "64",
+                 "ema_every": "5"}
     out = tmp_path / "run"
     train(TrainOptions(data="digits", recipe="cifar94", overrides=overrides, out=out, progress=False, tensorboard=False))
     header = json.loads((out / "recipe.json").read_text())
@@ -125,7 +181,7 @@ def test_bf16_asked_for_without_native_bf16_runs_fp32_and_says_so(tmp_path: Path
 
 def test_cifar94_resumes_bit_for_bit(tmp_path: Path) -> None:
     """ResNet-9 lite with two core replicas, frozen batch-norm scales, 64x the lr for their shifts, a whitened stem,
-    identity-initialised convolutions and the weights pulled back to their ramped average every 5 steps: an
+    identity-initialised convolutions and the weights pulled back to their ramped average every 10 steps: an
     interrupted run resumed ends with exactly the weights of an uninterrupted one."""
     overrides = {"iterations": "12", "eval_every": "12", "log_every": "2", "batch_size": "16", "whiten_stem": "64"}
 

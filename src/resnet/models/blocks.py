@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .specs import SHORTCUT_OPTIONS
+from .specs import ACTIVATIONS, SHORTCUT_OPTIONS
 
 
 
@@ -250,29 +250,37 @@ class PreActBottleneck(nn.Module):
         return out + shortcut if self.residual else out
 
 
-class ConvBNReLU(nn.Sequential):
-    """3x3 convolution, batch norm, ReLU: the opening layer of a "pool" stage, and half of a :class:`ResidualPair`.
-    ``pool=True`` max-pools by 2 straight after the convolution, so batch norm and ReLU see a quarter of the values
-    (Page 2019; no parameter moves, so the state dict is the same)."""
+def activation_layer(name: str) -> nn.Module:
+    """The nonlinearity ``name`` (one of :data:`~resnet.models.specs.ACTIVATIONS`): ReLU, GELU as airbench94 has it
+    (the exact one, erf), or CELU(0.3) as Page's ResNet-9 tried it."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {name!r}")
+    return {"relu": lambda: nn.ReLU(inplace=True), "gelu": nn.GELU, "celu": lambda: nn.CELU(0.3)}[name]()
 
-    def __init__(self, in_ch: int, out_ch: int, *, pool: bool = False) -> None:
+
+class ConvBNReLU(nn.Sequential):
+    """3x3 convolution, batch norm, ReLU (or ``activation``): the opening layer of a "pool" stage, and half of a
+    :class:`ResidualPair`. ``pool=True`` max-pools by 2 straight after the convolution, so batch norm and ReLU see a
+    quarter of the values (Page 2019; no parameter moves, so the state dict is the same)."""
+
+    def __init__(self, in_ch: int, out_ch: int, *, pool: bool = False, activation: str = "relu") -> None:
         super().__init__()
         self.conv = conv3x3(in_ch, out_ch)
         if pool:
             self.pool = nn.MaxPool2d(2)
         self.bn = nn.BatchNorm2d(out_ch)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = activation_layer(activation)  # named relu whichever it is: module paths stay as they were
 
 
 class ResidualPair(nn.Module):
     """``x + relu(bn(conv(relu(bn(conv(x))))))``: Page's residual block (no ReLU after the sum).
     ``residual=False`` gives the plain twin."""
 
-    def __init__(self, channels: int, *, residual: bool = True) -> None:
+    def __init__(self, channels: int, *, residual: bool = True, activation: str = "relu") -> None:
         super().__init__()
         self.residual = residual
-        self.first = ConvBNReLU(channels, channels)
-        self.second = ConvBNReLU(channels, channels)
+        self.first = ConvBNReLU(channels, channels, activation=activation)
+        self.second = ConvBNReLU(channels, channels, activation=activation)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -283,11 +291,13 @@ class ResidualPair(nn.Module):
         return x + out if self.residual else out
 
 
-def pool_stage(in_ch: int, width: int, pairs: int, *, residual: bool = True, pool_first: bool = False) -> nn.Sequential:
+def pool_stage(in_ch: int, width: int, pairs: int, *, residual: bool = True, pool_first: bool = False,
+               activation: str = "relu") -> nn.Sequential:
     """One stage of a "pool" network: conv-BN-ReLU to ``width``, a 2x2 max-pool, ``pairs`` residual pairs.
     ``pool_first`` pools between the convolution and its batch norm instead (an identity keeps the indices)."""
-    return nn.Sequential(ConvBNReLU(in_ch, width, pool=pool_first), nn.Identity() if pool_first else nn.MaxPool2d(2),
-                         *(ResidualPair(width, residual=residual) for _ in range(pairs)))
+    return nn.Sequential(ConvBNReLU(in_ch, width, pool=pool_first, activation=activation),
+                         nn.Identity() if pool_first else nn.MaxPool2d(2),
+                         *(ResidualPair(width, residual=residual, activation=activation) for _ in range(pairs)))
 
 
 BLOCKS: dict[tuple[str, bool], type[nn.Module]] = {

@@ -383,8 +383,10 @@ def spec_from_metadata(meta: Mapping[str, Any], origin: str) -> ModelSpec:
             spec_fields["drop_in_blocks"] = spec_fields.get("family") == "wrn"
         spec = ModelSpec(**spec_fields)
         spec.validate()
-        if not all(isinstance(v, int) and v > 0 for v in (*spec.layers, *spec.widths)):
-            raise ValueError(f"layers {spec.layers} and widths {spec.widths} must be positive integers")
+        # validate() holds each block to its own rule on layers ("pool" stages may hold no residual pair)
+        if not all(isinstance(v, int) and v >= 0 for v in spec.layers) or \
+                not all(isinstance(v, int) and v > 0 for v in spec.widths):
+            raise ValueError(f"layers {spec.layers} must be counts and widths {spec.widths} positive integers")
     except (TypeError, ValueError, KeyError, OverflowError) as err:
         raise CheckpointError(f"{origin}: its architecture metadata is invalid ({_short(err)}); the file was altered, use another copy") from None
     return spec

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint_sequential
 
-from .blocks import block_class, pool_stage, zero_init_last_bn
+from .blocks import activation_layer, block_class, pool_stage, zero_init_last_bn
 from .specs import ModelSpec
 
 
@@ -57,7 +57,8 @@ def make_stage(
 ) -> tuple[nn.Sequential, int]:
     """Return one stage (a ``Sequential`` of blocks) and its output channel count."""
     if spec.block == "pool":
-        return pool_stage(in_ch, planes, num_blocks, residual=spec.shortcut != "none", pool_first=spec.pool_first), planes
+        return pool_stage(in_ch, planes, num_blocks, residual=spec.shortcut != "none", pool_first=spec.pool_first,
+                          activation=spec.activation), planes
     block = block_class(spec.block, spec.preact)
     kwargs: dict[str, object] = dict(
         shortcut=spec.shortcut,
@@ -116,7 +117,7 @@ class ResNet(nn.Module):
             self.conv1 = nn.Conv2d(spec.in_chans, spec.stem_width, kernel_size=3, stride=1, padding=1, bias=False)
         # Pre-activation nets normalise inside each block, so the stem is a bare convolution.
         self.bn1: nn.Module = nn.Identity() if spec.preact else nn.BatchNorm2d(spec.stem_width)
-        self.relu = nn.Identity() if spec.preact else nn.ReLU(inplace=True)
+        self.relu = nn.Identity() if spec.preact else activation_layer(spec.activation)
         self.maxpool: nn.Module = nn.MaxPool2d(3, 2, 1) if spec.stem == "imagenet" else nn.Identity()
 
         in_ch = spec.stem_width

@@ -19,6 +19,9 @@ SHORTCUT_OPTIONS: tuple[str, ...] = ("A", "B", "C", "none")
 # 3x3 conv-BN-ReLU to its width and a 2x2 max-pool, then ``layers[i]`` residual pairs of conv-BN-ReLU (Page's ResNet-9)
 BLOCK_KINDS: tuple[str, ...] = ("basic", "bottleneck", "pool")
 HEAD_POOLS: tuple[str, ...] = ("avg", "max")
+# the nonlinearity after each batch norm: ReLU (the paper), GELU (airbench94, Jordan 2024) or CELU (Page 2019);
+# the last two for "pool" networks only
+ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "celu")
 
 IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
     # depth -> (block, blocks per stage): paper Table 1, plus ResNet-200 (Identity Mappings paper).
@@ -62,6 +65,7 @@ class ModelSpec:
     # "pool" block: max-pool straight after each stage's opening convolution, before its batch norm and ReLU
     # (Page 2019: the same network at a quarter of those layers' work; the state dict does not change)
     pool_first: bool = False
+    activation: str = "relu"  # one of ACTIVATIONS ("gelu" / "celu": "pool" block only); no parameters, same state dict
     family: str = "resnet"  # a label only (resnet / plain / resnext / wide_resnet / preresnet / wrn): builds nothing
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -95,6 +99,8 @@ class ModelSpec:
             raise ValueError(f"head_pool must be one of {', '.join(map(repr, HEAD_POOLS))}, got {self.head_pool!r}")
         if not self.logit_scale > 0:
             raise ValueError(f"logit_scale must be positive, got {self.logit_scale}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}")
         if self.shortcut not in SHORTCUT_OPTIONS:
             raise ValueError(
                 f"unknown shortcut option {self.shortcut!r}; allowed: 'A' (zero-pad), 'B' (project when the "
@@ -149,6 +155,9 @@ class ModelSpec:
     def _validate_not_pool_fields(self) -> None:
         if self.pool_first:
             raise ValueError(f"pool_first needs the 'pool' block (Page's ResNet-9 family), got block {self.block!r}")
+        if self.activation != "relu":
+            raise ValueError(f"activation {self.activation!r} needs the 'pool' block (Page's ResNet-9 family); the "
+                             f"{self.block!r} block uses 'relu'")
 
 
 def imagenet_spec(depth: int, **kw: Any) -> ModelSpec:

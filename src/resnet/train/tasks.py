@@ -185,6 +185,7 @@ class Classification:
         try:
             model = create_model(self.model_name, num_classes=data.num_classes, in_chans=data.in_chans,
                                  **({"zero_init_residual": True} if recipe.zero_init_residual else {}),
+                                 **({"activation": recipe.activation} if recipe.activation else {}),
                                  **self.opts.model_overrides)
         except ValueError as err:
             raise UsageError(str(err)) from None
