@@ -138,9 +138,10 @@ def test_cifar94_trains_its_network_with_frozen_batch_norm_scales(tmp_path: Path
     """The recipe names its network, so a run without one trains ResNet-9 lite (v1: ResNet-9); the batch-norm
     scales stay at 1 while their shifts and the convolutions learn."""
     recipe = get_recipe("cifar94")
-    assert recipe.model == "resnet9_lite" and recipe.bn_scale_frozen and (recipe.batch_size, recipe.lr) == (256, 0.2)
+    assert recipe.model == "resnet9_lite" and recipe.bn_scale_frozen and (recipe.batch_size, recipe.lr) == (256, 0.3)
     assert recipe.bias_lr_scale == 64 and recipe.iterations == 2744
     assert recipe.dirac_init and recipe.ema_copy_back and (recipe.ema_every, recipe.ema_ramp) == (10, 3.0)
+    assert (get_recipe("cifar94@4").lr, get_recipe("cifar94@4").iterations) == (0.2, 2744)
     third = get_recipe("cifar94@3")  # the same 14 epochs at batch 512, pulled back over the same 2,560 images
     assert (third.batch_size, third.lr, third.iterations, third.ema_every, third.dirac_init) == (512, 0.4, 1372, 5, True)
     second = get_recipe("cifar94@2")
