@@ -4,6 +4,7 @@ against a plain eager float32 NCHW loop of the same network, the levers one by o
     .venv/bin/python benchmarks/train_throughput.py [--model resnet20] [--batch 128] [--steps 10] [--rounds 3]
     .venv/bin/python benchmarks/train_throughput.py --levers [--batch 32] [--batches 32,128,512]
     .venv/bin/python benchmarks/train_throughput.py --profile [--recipe cifar-fast] [--data-dir DIR]
+    .venv/bin/python benchmarks/train_throughput.py --sides 32,28,24,20,16 --batch 32 [--recipe cifar-fast --set resize_from=16]
 
 Each variant runs the same full training step (forward, cross-entropy, backward, SGD with momentum and weight
 decay) on the same random batch after warm-up steps; rounds alternate between variants so that a busy machine
@@ -14,6 +15,10 @@ product peak in the variant's arithmetic (fp32 or bf16).
 torch.profiler, for fp32 and (where the CPU has it natively) bf16, and adds the parts around the step: the
 recipe's data and augmentation (real CIFAR-10 when ``--data-dir`` holds it), the weight EMA update and the
 recipe's evaluation, spread over the steps between two evaluations.
+
+``--sides`` times the step of the trainer's path (bf16 where native, channels_last, one replica) at each image
+side, side by side, and what progressive resizing (the recipe's ``resize_from`` / ``resize_until``, changed with
+``--set``) makes of them over a whole run: its images/s against the same run at the full side.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from resnet.train.ghost import ghost_batch_norm  # noqa: E402
 from resnet.models.complexity import count_macs  # noqa: E402
 from resnet.train.precision import autocast_dtype  # noqa: E402
 from resnet.train.replicas import CoreReplicas, replica_count  # noqa: E402
+from resnet.train.recipes import parse_overrides, resolve_recipe  # noqa: E402
+from resnet.train.schedule import train_side  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,6 +163,31 @@ def lever_variants(model: str, batch: int, amp: torch.dtype | None) -> dict[str,
     }
 
 
+def side_rates(args: argparse.Namespace, amp: torch.dtype | None) -> None:
+    """Images/s at each side, side by side, and the run-average speed-up of the recipe's resizing schedule."""
+    sides = sorted({int(v) for v in args.sides.split(",") if v.strip()}, reverse=True)
+    variants = {f"{side} px": make_step(args.model, args.batch, channels_last=True, amp=amp, compiled=False, size=side)
+                for side in sides}
+    per_step = interleaved(variants, args.steps, args.rounds)
+    full = sides[0]
+    print(f"\n{args.model}, batch {args.batch}, {'bf16' if amp else 'fp32'} channels_last, one replica "
+          f"(median of {args.rounds} interleaved rounds of {args.steps} steps)")
+    print("| side | images/s | ratio | pixels |\n|---:|---:|---:|---:|")
+    for side in sides:
+        print(f"| {side} | {args.batch / per_step[f'{side} px']:.1f} | {per_step[f'{full} px'] / per_step[f'{side} px']:.2f}x "
+              f"| {side * side / full / full:.2f}x |")
+    recipe = resolve_recipe(args.recipe, parse_overrides(args.set))
+    if recipe.resize_from:
+        steps = [train_side(recipe, step, full) for step in range(recipe.iterations)]
+        missing = sorted(set(steps) - set(sides))
+        if missing:
+            raise SystemExit(f"the schedule visits sides {missing} that --sides does not time; add them")
+        seconds = sum(per_step[f"{side} px"] for side in steps)
+        print(f"\n{args.recipe} with resize_from={recipe.resize_from}, resize_until={recipe.resize_until}: "
+              f"{per_step[f'{full} px'] * len(steps) / seconds:.2f}x the images/s of the same run at {full} px "
+              f"({seconds / 60:.1f} against {per_step[f'{full} px'] * len(steps) / 60:.1f} min of steps)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20")
@@ -168,6 +200,9 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="where a step of --recipe goes, per precision")
     p.add_argument("--recipe", default="cifar-fast")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
+    p.add_argument("--sides", default="", help="time the step at these image sides (e.g. 32,28,24,20,16)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --sides: a field of --recipe (resize_from, resize_until, iterations)")
     args = p.parse_args()
     amp = autocast_dtype("auto", torch.device("cpu"))
     peaks = {"fp32": matmul_peak_gflops(), "bf16": matmul_peak_gflops(dtype=torch.bfloat16)}
@@ -176,6 +211,9 @@ def main() -> None:
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {amp is not None}")
     print(f"measured matmul peak (1024x1024): fp32 {peaks['fp32']:.1f}, bf16 {peaks['bf16']:.1f} GFLOP/s; a training "
           f"step costs ~3x the forward's {macs / 1e6:.1f} M multiply-adds per image")
+    if args.sides:
+        side_rates(args, amp)
+        return
     if args.profile:
         from train_profile import profile_recipe
 

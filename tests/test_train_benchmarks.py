@@ -42,3 +42,18 @@ def test_profile_rows_cover_the_step() -> None:
     assert abs(sum(shares.values()) - 1.0) < 1e-6
     assert shares["convolution forward"] > 0 and shares["convolution backward"] > 0
     assert set(shares) <= {name for name, _ in CATEGORIES} | {"other (copies, casts, allocation)"}
+
+
+def test_sides_times_each_side_and_the_recipes_resizing_schedule(capsys: pytest.CaptureFixture[str]) -> None:
+    from argparse import Namespace
+
+    from train_throughput import side_rates
+
+    args = Namespace(model="resnet8", batch=2, steps=1, rounds=1, sides="32,28,24,20,16", recipe="cifar-fast",
+                     set=["resize_from=16", "iterations=40"])
+    side_rates(args, None)
+    out = capsys.readouterr().out
+    assert "| 16 |" in out and "| 32 |" in out and "0.25x |" in out  # a 16-px image has a quarter of the pixels
+    assert "resize_from=16, resize_until=0.75:" in out and "x the images/s of the same run at 32 px" in out
+    with pytest.raises(SystemExit, match=r"visits sides \[16, 20\] that --sides does not time"):
+        side_rates(Namespace(**{**vars(args), "sides": "32,28,24"}), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .arrays import ArrayDataset
-from .augment import CropFlip, apply_crop_flip, cifar_augment, draw_crop_flip, fused_normalize
+from .augment import CropFlip, apply_crop_flip, cifar_augment, downscale, draw_crop_flip, fused_normalize
 from .cache import default_cache_dir
 from .cifar import CIFAR_SPECS
 from .load import DATASETS, load_arrays, open_arrays
@@ -52,5 +52,5 @@ __all__ = [
     "ImageFolderDataset", "imagenet_train_transform", "imagenet_eval_transform", "Lighting", "make_folder_loader",
     "DATASETS", "CIFAR_SPECS", "CropFlip", "DataWarning", "FolderLoader", "IMAGE_EXTENSIONS", "IMAGENET_EIGVAL",
     "IMAGENET_EIGVEC", "IMAGENET_MEAN", "IMAGENET_STD", "SkippedSample", "apply_crop_flip", "channel_stats",
-    "collate_skipping", "default_cache_dir", "draw_crop_flip", "ALL_DATASETS", "REGISTRY", "data_set", "open_arrays",
+    "collate_skipping", "default_cache_dir", "downscale", "draw_crop_flip", "ALL_DATASETS", "REGISTRY", "data_set", "open_arrays",
 ]

@@ -75,3 +75,18 @@ def fused_normalize(
     shift = -mean_t / std_t
     out = torch.addcmul(shift.view(shape), x_uint8.to(torch.float32), scale.view(shape))
     return out if dtype == torch.float32 else out.to(dtype)
+
+
+def downscale(x: Tensor, side: int) -> Tensor:
+    """A normalised batch ``[B, C, H, W]`` shrunk to ``side x side`` pixels (bilinear with antialiasing, computed
+    in float32), in its dtype and memory format; the batch itself where it already has that size."""
+    if x.ndim != 4:
+        raise ValueError(f"downscale expects a [B, C, H, W] batch, got shape {tuple(x.shape)}")
+    if x.shape[-2:] == (side, side):
+        return x
+    if not 0 < side <= min(x.shape[-2:]):
+        raise ValueError(f"downscale shrinks images: side must be in [1, {min(x.shape[-2:])}], got {side}")
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1 \
+        else torch.contiguous_format
+    out = F.interpolate(x.float(), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return out.to(x.dtype).contiguous(memory_format=fmt)

@@ -79,6 +79,11 @@ class Recipe:
     # > 0: start the first convolution as a whitening of this many training images' patches (train/whiten.py;
     # measured: docs/results/train/recipe-fields.md)
     whiten_stem: int = 0
+    # > 0: progressive resizing (FFCV's lever for ResNet-50): the training images start shrunk to this side in
+    # pixels and grow linearly, 4 px at a time, to their full size at resize_until of the run; evaluation always
+    # sees the full size (train/schedule.py; measured: docs/results/train/recipe-fields.md)
+    resize_from: int = 0
+    resize_until: float = 0.75
     image_size: int = IMAGENET_DATA_CONFIG.input_size  # crop for ImageNet-layout data
     precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32
     channels_last: bool = True
@@ -177,6 +182,11 @@ class Recipe:
                             f"{self.lookahead_k} and {self.lookahead_alpha}")
         if self.whiten_stem < 0:
             problems.append(f"whiten_stem must be 0 (off) or a number of training images, got {self.whiten_stem}")
+        if self.resize_from < 0 or not 0 < self.resize_until <= 1:
+            problems.append(f"resize_from must be 0 (off) or a side in pixels, and resize_until in (0, 1], got "
+                            f"{self.resize_from} and {self.resize_until}")
+        if self.resize_from and self.augment == "rrc":
+            problems.append("resize_from shrinks the CIFAR-style crops; augment rrc already picks its own size: set one")
         if self.test_shift < 0:
             problems.append(f"test_shift must be >= 0 pixels, got {self.test_shift}")
         if not 0 < self.backbone_lr_scale <= 10:
@@ -244,7 +254,7 @@ DENSE_ONLY = frozenset({"head", "test_images", "output_stride", "trainable_layer
 CLASSIFICATION_ONLY = frozenset({
     "nesterov", "decay_bn_and_bias", "milestones", "gamma", "warmup_min_depth", "warmup_until_error", "warmup_max_iterations",
     "pct_start", "patience", "label_smoothing", "lookahead_k", "lookahead_alpha", "test_flip", "test_shift", "augment",
-    "alternate_flip", "padding", "whiten_stem", "precision", "channels_last", "compile", "core_replicas", "compile_mode",
+    "alternate_flip", "padding", "whiten_stem", "resize_from", "resize_until", "precision", "channels_last", "compile", "core_replicas", "compile_mode",
     "sync_bn", "zero_init_residual", "activation", "dirac_init", "bn_momentum", "bn_scale_frozen", "ghost_batch", "model",
     "workers", "freeze", "backbone_lr_scale", "min_crop_scale"})
 

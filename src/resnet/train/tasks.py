@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.augment import downscale
 from ..errors import UsageError
 from ..inference.protocols import view_probabilities
 from ..inference.views import eval_views
@@ -28,6 +29,7 @@ from .optim import GroupPlan, group_plan
 from .photos import photo_preprocess
 from .recipes import TASKS, Recipe
 from .replicas import CoreReplicas, replica_count
+from .schedule import train_side
 from .strategy import StepStrategy, WholeBatch
 from .dirac import dirac_convs
 from .whiten import whiten_stem
@@ -159,6 +161,7 @@ class Classification:
         self.opts = opts
         self.cores: CoreReplicas | None = None
         self.replicas = 1
+        self.side = 0  # with progressive resizing: the side of the last training batch
 
     def resolve(self, opts: Any, recipe: Recipe, dist: DistContext) -> str:
         self.init = finetune.resolve_init_ranked(opts.init, opts.model, dist) if opts.init else None
@@ -227,9 +230,19 @@ class Classification:
         return self.cores if self.cores is not None else WholeBatch(net, scaler)
 
     def batches(self, iteration: int) -> Iterator[Batch]:
+        """The training batches from ``iteration`` on, shrunk to :func:`train_side` where the recipe resizes."""
         epoch, batch = divmod(iteration, self.data.batches_per_epoch)
+        full, step = self.data.image_size, iteration
+        if self.recipe.resize_from >= full:
+            raise UsageError(f"resize_from {self.recipe.resize_from} is not smaller than the {full}-pixel training "
+                             f"images; set it below {full} (or 0 for no resizing)")
         while True:
-            yield from self.data.stream(epoch, batch)
+            for x, y in self.data.stream(epoch, batch):
+                if self.recipe.resize_from:
+                    self.side = train_side(self.recipe, step, full)
+                    x = downscale(x, self.side)
+                yield x, y
+                step += 1
             epoch, batch = epoch + 1, 0
 
     def batches_per_epoch(self) -> int:
@@ -244,7 +257,8 @@ class Classification:
         return {"loss": loss.detach().double() * n, "wrong": (out.detach().argmax(1) != y).sum().double(), "n": n}
 
     def window_record(self, sums: dict[str, float]) -> dict[str, Any]:
-        return {"loss": sums["loss"] / sums["n"], "error": 100.0 * sums["wrong"] / sums["n"]}
+        record = {"loss": sums["loss"] / sums["n"], "error": 100.0 * sums["wrong"] / sums["n"]}
+        return {**record, "side": self.side} if self.recipe.resize_from else record
 
     def eval_interval(self, recipe: Recipe) -> int:
         return recipe.evaluation_interval_for(sum(s.size for s in (self.data.holdout, self.data.test) if s is not None))
