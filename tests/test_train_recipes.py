@@ -145,6 +145,11 @@ def test_earlier_recipe_versions_stay_reproducible() -> None:
     assert (v3.version, v3.batch_size, v3.lr, v3.iterations, v3.padding, v3.test_shift, v3.core_replicas) == (3, 128, 0.2, 10_500, 4, 2, 0)
     assert (v3.label_smoothing, v3.ema_decay, v3.weight_decay, v3.schedule) == (0.1, 0.999, 5e-4, "onecycle")
     assert resolve_recipe("cifar-fast@3", {"iterations": "6250"}).iterations == 6250
+    # version 4 as it was: v5 without progressive resizing, 32-px images throughout
+    v4 = get_recipe("cifar-fast@4")
+    assert (current.version, current.resize_from, current.resize_until) == (5, 16, 0.75)
+    assert (v4.version, v4.resize_from, v3.resize_from, v4.batch_size, v4.iterations) == (4, 0, 0, 32, 34_375)
+    assert "progressive resizing" in current.description and "resiz" not in v4.description
     for bad in ("cifar-fast@2", "cifar-fast@x", "cifar-paper@3"):
         with pytest.raises(UsageError, match="has no version"):
             get_recipe(bad)
