@@ -5,6 +5,7 @@ against a plain eager float32 NCHW loop of the same network, the levers one by o
     .venv/bin/python benchmarks/train_throughput.py --levers [--batch 32] [--batches 32,128,512]
     .venv/bin/python benchmarks/train_throughput.py --profile [--recipe cifar-fast] [--data-dir DIR]
     .venv/bin/python benchmarks/train_throughput.py --sides 32,28,24,20,16 --batch 32 [--recipe cifar-fast --set resize_from=16]
+    .venv/bin/python benchmarks/train_throughput.py --convs --batch 32
 
 Each variant runs the same full training step (forward, cross-entropy, backward, SGD with momentum and weight
 decay) on the same random batch after warm-up steps; rounds alternate between variants so that a busy machine
@@ -19,6 +20,9 @@ recipe's evaluation, spread over the steps between two evaluations.
 ``--sides`` times the step of the trainer's path (bf16 where native, channels_last, one replica) at each image
 side, side by side, and what progressive resizing (the recipe's ``resize_from`` / ``resize_until``, changed with
 ``--set``) makes of them over a whole run: its images/s against the same run at the full side.
+
+``--convs`` times each convolution of the network on its own, channels_last, in bf16 (where native) and fp32:
+forward, input gradient and weight gradient per layer shape (``conv_split.py``).
 """
 
 from __future__ import annotations
@@ -200,6 +204,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="where a step of --recipe goes, per precision")
     p.add_argument("--recipe", default="cifar-fast")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
+    p.add_argument("--convs", action="store_true", help="each convolution's forward and two gradients, per layer")
     p.add_argument("--sides", default="", help="time the step at these image sides (e.g. 32,28,24,20,16)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --sides: a field of --recipe (resize_from, resize_until, iterations)")
@@ -213,6 +218,13 @@ def main() -> None:
           f"step costs ~3x the forward's {macs / 1e6:.1f} M multiply-adds per image")
     if args.sides:
         side_rates(args, amp)
+        return
+    if args.convs:
+        from conv_split import conv_table
+
+        for dtype in ([torch.bfloat16] if amp else []) + [torch.float32]:
+            print("\n" + conv_table(args.model, args.batch, dtype=dtype, channels_last=True, rounds=args.rounds,
+                                    peak_gflops=peaks["bf16" if dtype == torch.bfloat16 else "fp32"]))
         return
     if args.profile:
         from train_profile import profile_recipe

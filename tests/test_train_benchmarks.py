@@ -57,3 +57,41 @@ def test_sides_times_each_side_and_the_recipes_resizing_schedule(capsys: pytest.
     assert "resize_from=16, resize_until=0.75:" in out and "x the images/s of the same run at 32 px" in out
     with pytest.raises(SystemExit, match=r"visits sides \[16, 20\] that --sides does not time"):
         side_rates(Namespace(**{**vars(args), "sides": "32,28,24"}), None)
+
+
+def test_conv_split_finds_every_convolution_and_times_its_three_products() -> None:
+    from conv_split import ConvShape, conv_shapes, conv_table, part_calls
+
+    from resnet import create_model
+
+    model = create_model("resnet8", num_classes=10)
+    shapes = conv_shapes(model, 32)
+    assert sum(count for _, count, _ in shapes) == sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert [stem for _, _, stem in shapes].count(True) == 1 and shapes[0][2]  # the stem, seen first
+    assert ConvShape(16, 32, 3, 2, 1, 32) in [s for s, _, _ in shapes]  # the second stage's strided entry
+    shape = ConvShape(4, 6, 3, 2, 1, 9)
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+    w = torch.randn(6, 4, 3, 3, requires_grad=True)
+    torch.manual_seed(0)
+    calls = part_calls(shape, 2, torch.float32, channels_last=True)
+    assert calls["forward"]().shape == (2, 6, 5, 5) and shape.macs(2) == 2 * 5 * 5 * 6 * 4 * 9
+    assert calls["input gradient"]().shape == x.shape and calls["weight gradient"]().shape == w.shape
+    table = conv_table("resnet8", 2, dtype=torch.float32, channels_last=True, peak_gflops=100.0, repeats=1, rounds=1)
+    assert "| 3x3 3->16 @ 32 (stem) | 1 |" in table and "| **all layers** |" in table
+    assert "backward / forward:" in table and "against a 100 GFLOP/s matrix product" in table
+
+
+def test_conv_split_gradients_are_the_convolutions_own() -> None:
+    from conv_split import ConvShape, products
+
+    torch.manual_seed(0)
+    shape = ConvShape(3, 5, 3, 2, 1, 7)
+    x = torch.randn(2, 3, 7, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    out = torch.nn.functional.conv2d(x, w, stride=2, padding=1)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    calls = products(shape, x.detach(), w.detach(), grad)
+    torch.testing.assert_close(calls["forward"](), out.detach())
+    torch.testing.assert_close(calls["input gradient"](), x.grad)
+    torch.testing.assert_close(calls["weight gradient"](), w.grad)
