@@ -4,7 +4,7 @@ against a plain eager float32 NCHW loop of the same network, the levers one by o
     .venv/bin/python benchmarks/train_throughput.py [--model resnet20] [--batch 128] [--steps 10] [--rounds 3]
     .venv/bin/python benchmarks/train_throughput.py --levers [--batch 32] [--batches 32,128,512]
     .venv/bin/python benchmarks/train_throughput.py --profile [--recipe cifar-fast] [--data-dir DIR]
-    .venv/bin/python benchmarks/train_throughput.py --sides 32,28,24,20,16 --batch 32 [--recipe cifar-fast --set resize_from=16]
+    .venv/bin/python benchmarks/train_throughput.py --sides 32,28,24,20,16 --batch 32 [--recipe cifar-fast --set resize_from=16] [--compile]
     .venv/bin/python benchmarks/train_throughput.py --convs --batch 32
 
 Each variant runs the same full training step (forward, cross-entropy, backward, SGD with momentum and weight
@@ -19,7 +19,9 @@ recipe's evaluation, spread over the steps between two evaluations.
 
 ``--sides`` times the step of the trainer's path (bf16 where native, channels_last, one replica) at each image
 side, side by side, and what progressive resizing (the recipe's ``resize_from`` / ``resize_until``, changed with
-``--set``) makes of them over a whole run: its images/s against the same run at the full side.
+``--set``) makes of them over a whole run: its images/s against the same run at the full side. With ``--compile``
+also one compiled model stepped through the sides as a run visits them: its images/s at each side against eager,
+and the seconds of its first step at each (the recompilation a run pays whenever the side changes).
 
 ``--convs`` times each convolution of the network on its own, channels_last, in bf16 (where native) and fp32:
 forward, input gradient and weight gradient per layer shape (``conv_split.py``).
@@ -28,6 +30,7 @@ forward, input gradient and weight gradient per layer shape (``conv_split.py``).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -93,14 +96,38 @@ def make_step(model_name: str, batch: int, *, channels_last: bool, amp: torch.dt
 
         return replicated_step
 
-    def step() -> None:
-        with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
-            loss = F.cross_entropy(net(x).float(), y, label_smoothing=label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_step()
+    return functools.partial(train_step, net, opt_step, opt, x, y, amp=amp, label_smoothing=label_smoothing)
 
-    return step
+
+def train_step(net: torch.nn.Module, opt_step: Callable[[], object], opt: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, *, amp: torch.dtype | None, label_smoothing: float = 0.0) -> None:
+    """Forward (under bf16 autocast when ``amp``), cross-entropy, backward and ``opt_step``."""
+    with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+        loss = F.cross_entropy(net(x).float(), y, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_step()
+
+
+def compiled_side_steps(model_name: str, batch: int, sides: list[int],
+                        amp: torch.dtype | None) -> tuple[dict[str, Callable[[], None]], dict[int, float]]:
+    """One model compiled as the trainer compiles it (``compile=true``: ``torch.compile``, default mode), stepped
+    through ``sides`` from the smallest up, as a progressive-resizing run visits them. Returns a step at each side
+    (on a fixed random batch, channels_last) and the seconds its first step took there: the compilation a run pays
+    at each change of side."""
+    torch.manual_seed(0)
+    model = create_model(model_name, num_classes=10).to(memory_format=torch.channels_last).train()
+    net = torch.compile(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, foreach=True)
+    steps, first_step_s = {}, {}
+    for side in sorted(sides):
+        x = torch.randn(batch, 3, side, side).contiguous(memory_format=torch.channels_last)
+        step = functools.partial(train_step, net, opt.step, opt, x, torch.randint(0, 10, (batch,)), amp=amp)
+        start = time.perf_counter()
+        step()
+        first_step_s[side] = time.perf_counter() - start
+        steps[f"{side} px compiled"] = step
+    return steps, first_step_s
 
 
 def interleaved(variants: dict[str, Callable[[], None]], steps: int, rounds: int, warmup: int = 3) -> dict[str, float]:
@@ -172,14 +199,20 @@ def side_rates(args: argparse.Namespace, amp: torch.dtype | None) -> None:
     sides = sorted({int(v) for v in args.sides.split(",") if v.strip()}, reverse=True)
     variants = {f"{side} px": make_step(args.model, args.batch, channels_last=True, amp=amp, compiled=False, size=side)
                 for side in sides}
-    per_step = interleaved(variants, args.steps, args.rounds)
+    compiled, first_step_s = compiled_side_steps(args.model, args.batch, sides, amp) if args.compile else ({}, {})
+    per_step = interleaved({**variants, **compiled}, args.steps, args.rounds)
     full = sides[0]
     print(f"\n{args.model}, batch {args.batch}, {'bf16' if amp else 'fp32'} channels_last, one replica "
           f"(median of {args.rounds} interleaved rounds of {args.steps} steps)")
-    print("| side | images/s | ratio | pixels |\n|---:|---:|---:|---:|")
+    extra = " compiled images/s | compiled / eager | first compiled step, s |" if compiled else ""
+    print(f"| side | images/s | ratio | pixels |{extra}\n|---:|---:|---:|---:|{'---:|' * 3 if compiled else ''}")
     for side in sides:
-        print(f"| {side} | {args.batch / per_step[f'{side} px']:.1f} | {per_step[f'{full} px'] / per_step[f'{side} px']:.2f}x "
-              f"| {side * side / full / full:.2f}x |")
+        row = (f"| {side} | {args.batch / per_step[f'{side} px']:.1f} | "
+               f"{per_step[f'{full} px'] / per_step[f'{side} px']:.2f}x | {side * side / full / full:.2f}x |")
+        if compiled:
+            eager_s, compiled_s = per_step[f"{side} px"], per_step[f"{side} px compiled"]
+            row += f" {args.batch / compiled_s:.1f} | {eager_s / compiled_s:.2f}x | {first_step_s[side]:.1f} |"
+        print(row)
     recipe = resolve_recipe(args.recipe, parse_overrides(args.set))
     if recipe.resize_from:
         steps = [train_side(recipe, step, full) for step in range(recipe.iterations)]
@@ -190,6 +223,11 @@ def side_rates(args: argparse.Namespace, amp: torch.dtype | None) -> None:
         print(f"\n{args.recipe} with resize_from={recipe.resize_from}, resize_until={recipe.resize_until}: "
               f"{per_step[f'{full} px'] * len(steps) / seconds:.2f}x the images/s of the same run at {full} px "
               f"({seconds / 60:.1f} against {per_step[f'{full} px'] * len(steps) / 60:.1f} min of steps)")
+        if compiled:
+            compiling = sum(first_step_s[side] for side in set(steps))
+            with_compile = sum(per_step[f"{side} px compiled"] for side in steps) + compiling
+            print(f"compiled: {seconds / with_compile:.2f}x the eager resized run, its {compiling / 60:.1f} min of "
+                  f"compilation included ({with_compile / 60:.1f} min)")
 
 
 def main() -> None:

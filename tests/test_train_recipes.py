@@ -145,10 +145,13 @@ def test_earlier_recipe_versions_stay_reproducible() -> None:
     assert (v3.version, v3.batch_size, v3.lr, v3.iterations, v3.padding, v3.test_shift, v3.core_replicas) == (3, 128, 0.2, 10_500, 4, 2, 0)
     assert (v3.label_smoothing, v3.ema_decay, v3.weight_decay, v3.schedule) == (0.1, 0.999, 5e-4, "onecycle")
     assert resolve_recipe("cifar-fast@3", {"iterations": "6250"}).iterations == 6250
-    # version 4 as it was: v5 without progressive resizing, 32-px images throughout
-    v4 = get_recipe("cifar-fast@4")
-    assert (current.version, current.resize_from, current.resize_until) == (5, 16, 0.75)
+    # version 4 as it was: 22 epochs of 32-px images throughout; version 5: the same 22 epochs, resized
+    v4, v5 = get_recipe("cifar-fast@4"), get_recipe("cifar-fast@5")
+    assert (current.version, current.resize_from, current.resize_until, current.iterations) == (6, 16, 0.75, 31_250)
+    assert current.eval_every == current.iterations and "20 epochs" in current.description
+    assert (v5.version, v5.resize_from, v5.resize_until, v5.iterations, v5.eval_every) == (5, 16, 0.75, 34_375, 34_375)
     assert (v4.version, v4.resize_from, v3.resize_from, v4.batch_size, v4.iterations) == (4, 0, 0, 32, 34_375)
+    assert v4.eval_every == 34_375 and "22 epochs" in v5.description and "22 epochs" in v4.description
     assert "progressive resizing" in current.description and "resiz" not in v4.description
     for bad in ("cifar-fast@2", "cifar-fast@x", "cifar-paper@3"):
         with pytest.raises(UsageError, match="has no version"):
