@@ -10,8 +10,6 @@ gradient). Layers of one shape are timed once and counted as often as the networ
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +19,7 @@ from torch import nn
 from torch.nn.grad import conv2d_input, conv2d_weight
 
 from resnet import create_model
+from train_throughput import interleaved
 
 PARTS = ("forward", "input gradient", "weight gradient")
 
@@ -93,28 +92,14 @@ def part_calls(shape: ConvShape, batch: int, dtype: torch.dtype,
     return products(shape, x, w, torch.randn_like(out).contiguous(memory_format=fmt))
 
 
-def median_seconds(calls: dict[str, Callable[[], torch.Tensor]], repeats: int, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each entry, rounds alternating between them."""
-    for fn in calls.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(rounds):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            for _ in range(repeats):
-                fn()
-            times[name].append((time.perf_counter() - start) / repeats)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def conv_table(model_name: str, batch: int, *, dtype: torch.dtype, channels_last: bool, peak_gflops: float,
                side: int = 32, repeats: int = 10, rounds: int = 3) -> str:
     """A markdown table of ``model_name``'s convolutions: milliseconds of each part per layer shape, the
     network's totals, backward over forward, and the GFLOP/s of each part against ``peak_gflops``."""
     rows, totals, macs = [], dict.fromkeys(PARTS, 0.0), dict.fromkeys(PARTS, 0)
     for shape, count, stem in conv_shapes(create_model(model_name, num_classes=10), side):
-        ms = {k: 1e3 * v for k, v in median_seconds(part_calls(shape, batch, dtype, channels_last),
-                                                      repeats, rounds).items()}
+        ms = {k: 1e3 * v for k, v in interleaved(part_calls(shape, batch, dtype, channels_last),  # type: ignore[arg-type]
+                                                   repeats, rounds, warmup=1).items()}
         rate = 2 * shape.macs(batch) / 1e6 / max(min(ms.values()), 1e-9)
         rows.append(f"| {shape.label()}{' (stem)' if stem else ''} | {count} | " +
                     " | ".join(f"{ms[p]:.3f}" for p in PARTS) + f" | {rate:.0f} |")
