@@ -3,7 +3,11 @@ command to its final test score, with the host's fp32 matrix-product rate measur
 slow host shows in the same output).
 
     .venv/bin/python benchmarks/time_to_accuracy.py [--recipe cifar-fast] [--set KEY=VALUE ...] [--seed N] [--out DIR]
-        [--target 93 ...]
+        [--target 93 ...] [--processes 2]
+
+With ``--processes N`` the run is ``torchrun --standalone --nproc_per_node N`` of the same command: N processes
+on one machine, each with its share of the cores as intra-op threads and its share of every batch (DDP over gloo;
+batch norm over each process's share, as ``core_replicas`` does with threads).
 
 With ``--target PCT`` the run also scores the test set after every epoch (the recipe's views; ``eval_every`` set
 to an epoch unless given) and reports, per target, the first epoch at or above it and the run's seconds up to
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -49,6 +54,20 @@ def times_to(records: list[dict], targets: list[float], batch_size: int) -> list
     return out
 
 
+def launch(processes: int) -> tuple[list[str], dict[str, str]]:
+    """The interpreter command that starts ``processes`` trainers (torchrun's module beyond one) and their
+    environment: each process gets an equal share of this process's cores as its intra-op threads."""
+    if processes < 1:
+        raise SystemExit(f"--processes must be at least 1, got {processes}")
+    if processes == 1:
+        return [sys.executable], dict(os.environ)
+    cores = len(os.sched_getaffinity(0))
+    if processes > cores:
+        raise SystemExit(f"--processes {processes} exceeds this machine's {cores} cores; use at most {cores}")
+    env = {**os.environ, "OMP_NUM_THREADS": str(cores // processes)}
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)], env
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -70,23 +89,27 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "runs/time-to-accuracy")
     p.add_argument("--target", type=float, action="append", default=[], metavar="PCT",
                    help="report the time to this test accuracy (scores the test set every epoch)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="train as this many processes under torchrun (DDP), the cores shared out between them")
     args = p.parse_args()
 
     import torch
 
     gflops_start = matmul_peak_gflops(2.0)
     bf16_start = matmul_peak_gflops(2.0, torch.bfloat16)
-    command = [sys.executable, "-m", "resnet", "train", *(["--model", args.model] if args.model else []), "--data", "cifar10", "--data-dir",
-               args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress", "--seed", str(args.seed)]
+    launcher, env = launch(args.processes)
+    train = ["-m", "resnet", "train", *(["--model", args.model] if args.model else []), "--data", "cifar10", "--data-dir",
+             args.data_dir, "--recipe", args.recipe, "--out", str(args.out), "--overwrite", "--no-progress", "--seed", str(args.seed)]
     for item in args.overrides:
-        command += ["--set", item]
+        train += ["--set", item]
     if args.target and not any(item.startswith("eval_every=") for item in args.overrides):
         from resnet.train.recipes import resolve_recipe
 
         batch = resolve_recipe(args.recipe, dict(item.split("=", 1) for item in args.overrides)).batch_size
-        command += ["--set", f"eval_every={-(-TRAIN_IMAGES // batch)}"]
+        train += ["--set", f"eval_every={-(-TRAIN_IMAGES // batch)}"]
+    command = [*launcher, *train]
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env=env)
     wall = time.perf_counter() - start
     gflops_end = matmul_peak_gflops(2.0)
     bf16_end = matmul_peak_gflops(2.0, torch.bfloat16)
@@ -105,7 +128,9 @@ def main() -> None:
         "model": header["model"], "precision": header["precision"],
         "seed": args.seed,
         "test_views": {"flip": recipe.get("test_flip"), "shift": recipe.get("test_shift")},
-        "command": "resnet " + shlex.join(command[3:]),
+        "command": ("resnet " if args.processes == 1 else f"torchrun --standalone --nproc_per_node {args.processes} -m resnet ")
+                   + shlex.join(train[2:]),
+        "processes": args.processes,
         "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
         "recipe": f"{recipe.get('name', args.recipe)} v{recipe.get('version', '?')}",
     }

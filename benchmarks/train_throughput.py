@@ -4,7 +4,7 @@ against a plain eager float32 NCHW loop of the same network, the levers one by o
     .venv/bin/python benchmarks/train_throughput.py [--model resnet20] [--batch 128] [--steps 10] [--rounds 3]
     .venv/bin/python benchmarks/train_throughput.py --levers [--batch 32] [--batches 32,128,512]
     .venv/bin/python benchmarks/train_throughput.py --profile [--recipe cifar-fast] [--data-dir DIR]
-    .venv/bin/python benchmarks/train_throughput.py --sides 32,28,24,20,16 --batch 32 [--recipe cifar-fast --set resize_from=16] [--compile]
+    .venv/bin/python benchmarks/train_throughput.py --sides 32,28,24,20,16 --batch 32 [--recipe cifar-fast --set resize_from=16] [--compile [--dynamic]]
     .venv/bin/python benchmarks/train_throughput.py --convs --batch 32
 
 Each variant runs the same full training step (forward, cross-entropy, backward, SGD with momentum and weight
@@ -21,7 +21,8 @@ recipe's evaluation, spread over the steps between two evaluations.
 side, side by side, and what progressive resizing (the recipe's ``resize_from`` / ``resize_until``, changed with
 ``--set``) makes of them over a whole run: its images/s against the same run at the full side. With ``--compile``
 also one compiled model stepped through the sides as a run visits them: its images/s at each side against eager,
-and the seconds of its first step at each (the recompilation a run pays whenever the side changes).
+and the seconds of its first step at each (the recompilation a run pays whenever the side changes); ``--dynamic``
+compiles it for symbolic shapes instead (``torch.compile(dynamic=True)``).
 
 ``--convs`` times each convolution of the network on its own, channels_last, in bf16 (where native) and fp32:
 forward, input gradient and weight gradient per layer shape (``conv_split.py``).
@@ -109,15 +110,15 @@ def train_step(net: torch.nn.Module, opt_step: Callable[[], object], opt: torch.
     opt_step()
 
 
-def compiled_side_steps(model_name: str, batch: int, sides: list[int],
-                        amp: torch.dtype | None) -> tuple[dict[str, Callable[[], None]], dict[int, float]]:
+def compiled_side_steps(model_name: str, batch: int, sides: list[int], amp: torch.dtype | None,
+                        dynamic: bool = False) -> tuple[dict[str, Callable[[], None]], dict[int, float]]:
     """One model compiled as the trainer compiles it (``compile=true``: ``torch.compile``, default mode), stepped
     through ``sides`` from the smallest up, as a progressive-resizing run visits them. Returns a step at each side
     (on a fixed random batch, channels_last) and the seconds its first step took there: the compilation a run pays
-    at each change of side."""
+    at each change of side. ``dynamic``: compiled for symbolic shapes from the first step (``dynamic=True``)."""
     torch.manual_seed(0)
     model = create_model(model_name, num_classes=10).to(memory_format=torch.channels_last).train()
-    net = torch.compile(model)
+    net = torch.compile(model, dynamic=True) if dynamic else torch.compile(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, foreach=True)
     steps, first_step_s = {}, {}
     for side in sorted(sides):
@@ -199,7 +200,7 @@ def side_rates(args: argparse.Namespace, amp: torch.dtype | None) -> None:
     sides = sorted({int(v) for v in args.sides.split(",") if v.strip()}, reverse=True)
     variants = {f"{side} px": make_step(args.model, args.batch, channels_last=True, amp=amp, compiled=False, size=side)
                 for side in sides}
-    compiled, first_step_s = compiled_side_steps(args.model, args.batch, sides, amp) if args.compile else ({}, {})
+    compiled, first_step_s = compiled_side_steps(args.model, args.batch, sides, amp, args.dynamic) if args.compile else ({}, {})
     per_step = interleaved({**variants, **compiled}, args.steps, args.rounds)
     full = sides[0]
     print(f"\n{args.model}, batch {args.batch}, {'bf16' if amp else 'fp32'} channels_last, one replica "
@@ -237,6 +238,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="steps per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to start)")
+    p.add_argument("--dynamic", action="store_true", help="with --sides --compile: compile for symbolic shapes")
     p.add_argument("--levers", action="store_true", help="measure each lever of the training step side by side")
     p.add_argument("--batches", default="", help="with --levers: also the trainer's path at these batch sizes")
     p.add_argument("--profile", action="store_true", help="where a step of --recipe goes, per precision")

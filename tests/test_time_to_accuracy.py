@@ -30,3 +30,21 @@ def test_time_to_a_target_is_the_first_evaluation_there_without_the_evaluations(
     assert never["epoch"] is None and never["train_s"] is None
     top = tta.times_to(records, [best], batch_size=32)[0]  # the first evaluation that scored the best accuracy
     assert top["accuracy"] == round(best, 2) and top["wall_s"] == next(r["elapsed"] for r in evals if 100 - r["test_error"] >= best)
+
+
+def test_processes_run_the_same_command_under_torchrun_with_the_cores_shared_out(monkeypatch) -> None:
+    import os
+
+    import pytest
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    alone, env = tta.launch(1)
+    assert alone == [sys.executable] and env["OMP_NUM_THREADS"] == "4"
+    two, env = tta.launch(2)
+    assert two == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert env["OMP_NUM_THREADS"] == "2" and os.environ["OMP_NUM_THREADS"] == "4"  # the caller's own is left alone
+    with pytest.raises(SystemExit, match="--processes 8 exceeds this machine's 4 cores; use at most 4"):
+        tta.launch(8)
+    with pytest.raises(SystemExit, match="--processes must be at least 1, got 0"):
+        tta.launch(0)

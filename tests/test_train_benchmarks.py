@@ -104,16 +104,22 @@ def test_sides_with_compile_times_one_model_through_the_sides(capsys: pytest.Cap
     import train_throughput
 
     compiled: list[torch.nn.Module] = []
-    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or m)  # the plumbing, not Inductor's speed
+    options: list[dict] = []
+    monkeypatch.setattr(torch, "compile",  # the plumbing, not Inductor's speed
+                        lambda m, **kw: compiled.append(m) or options.append(kw) or m)
     steps, first_step_s = train_throughput.compiled_side_steps("resnet8", 2, [32, 16, 24], None)
     assert list(steps) == ["16 px compiled", "24 px compiled", "32 px compiled"] and len(compiled) == 1
+    assert options == [{}]  # as the trainer compiles
+    train_throughput.compiled_side_steps("resnet8", 2, [16], None, dynamic=True)
+    assert options[-1] == {"dynamic": True}
     assert set(first_step_s) == {16, 24, 32} and all(s > 0 for s in first_step_s.values())
     before = [p.detach().clone() for p in compiled[0].parameters()]
     steps["24 px compiled"]()
     assert any(not torch.equal(a, b) for a, b in zip(before, compiled[0].parameters()))  # a real training step
     train_throughput.side_rates(Namespace(model="resnet8", batch=2, steps=1, rounds=1, sides="32,28,24,20,16",
                                           recipe="cifar-fast", set=["resize_from=16", "resize_until=0.5",
-                                                                    "iterations=8"], compile=True), None)
+                                                                    "iterations=8"], compile=True,
+                                          dynamic=False), None)
     out = capsys.readouterr().out
     assert "| compiled images/s | compiled / eager | first compiled step, s |" in out
     assert "compiled: " in out and "x the eager resized run, its " in out and "min of compilation included" in out
